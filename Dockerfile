@@ -1,0 +1,13 @@
+# The exchange's application image: worker, migrations (and later the API) share it.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY points ./points
+COPY streams ./streams
+COPY adapters ./adapters
+COPY migrations ./migrations
+COPY devstack ./devstack
+COPY demo ./demo
+RUN pip install --no-cache-dir .
+ENV POINTS_DATA_DIR=/var/lib/points
+CMD ["python", "-m", "streams.worker"]

@@ -1,0 +1,56 @@
+# Every user-facing target starts what it needs by itself (venv, Kafka, PostgreSQL).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STACK_ENV = eval "$$($(PY) -m devstack env)"
+
+.PHONY: help venv stack-up stack-down stack-status migrate demo test test-unit lint bench-ledger clean
+
+help:
+	@echo "make demo          run the exchange end to end (starts Kafka, the ledger, a worker)"
+	@echo "make test          run every test against a real Kafka broker and real PostgreSQL"
+	@echo "make bench-ledger  ledger benchmark (PostgreSQL and SQLite), last line is JSON"
+	@echo "make stack-up|stack-down|stack-status   the local Kafka + PostgreSQL stack"
+	@echo "make lint          ruff + mypy"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "missing: $(PYTHON) (Python 3.11+)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+stack-up: venv
+	$(PY) -m devstack up
+
+stack-down: venv
+	$(PY) -m devstack down
+
+stack-status: venv
+	$(PY) -m devstack status
+
+migrate: venv
+	$(PY) -m alembic upgrade head
+
+demo: stack-up
+	$(STACK_ENV) && $(PY) -m demo
+
+test: stack-up
+	$(STACK_ENV) && $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit -q
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy points
+
+bench-ledger: stack-up
+	$(STACK_ENV) && POINTS_BENCH_PG_URL="$$POINTS_STACK_PG_URL" $(PY) -m benchmarks.bench_ledger
+
+clean: stack-down
+	rm -rf .stack data

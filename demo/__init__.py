@@ -1,0 +1,1 @@
+"""`make demo`: the exchange end to end on the local stack."""

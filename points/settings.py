@@ -1,0 +1,102 @@
+"""One settings object for the whole exchange, read from the environment at the edge.
+
+Every variable is prefixed ``POINTS_``; nested groups use ``__`` (for example
+``POINTS_KAFKA__BOOTSTRAP_SERVERS``). Nothing in the project reads the environment anywhere
+else, and nothing builds a Settings at import time: entry points call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "DatabaseSettings",
+    "KafkaSettings",
+    "Settings",
+    "TopicNames",
+    "WorkerSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "POINTS_"
+
+
+class TopicNames(BaseModel):
+    """Topic names, declared once. Partner topics are derived per partner id."""
+
+    bank_transactions: str = "bank.transactions"
+    bank_customers: str = "bank.customers"
+    customer_activity: str = "customer.activity"
+    points_ledger: str = "points.ledger"
+    points_dlq: str = "points.dlq"
+
+    def partner_events(self, partner_id: str) -> str:
+        return f"partner.{partner_id}.events"
+
+    def partner_requests(self, partner_id: str) -> str:
+        return f"partner.{partner_id}.requests"
+
+    def source_topics(self) -> list[str]:
+        """Topics we consume and therefore create explicitly with our partition count."""
+        return [self.bank_transactions, self.bank_customers, self.customer_activity]
+
+    def output_topics(self) -> list[str]:
+        return [self.points_ledger, self.points_dlq]
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Partition count for every topic we create. faust's internal topics use the same number:
+    # a mismatch between the two raises PartitionsMismatch at worker start.
+    topic_partitions: int = Field(default=4, ge=1, le=1024)
+    topics: TopicNames = TopicNames()
+
+
+class DatabaseSettings(BaseModel):
+    # None means the embedded default: an SQLite file under ``data_dir``.
+    url: str | None = None
+    echo: bool = False
+
+
+class WorkerSettings(BaseModel):
+    app_id: str = "points-exchange"
+    web_enabled: bool = False
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    # How many messages one database transaction takes, and how long a partial batch may wait.
+    batch_size_max: int = Field(default=1000, ge=1, le=100_000)
+    batch_wait_ms: int = Field(default=100, ge=1, le=60_000)
+    # How often faust commits the offsets it has acked (after our database commit).
+    commit_interval_ms: int = Field(default=500, ge=10, le=60_000)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("data")
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def database_url(self) -> str:
+        """The URL the ledger connects to: the configured one, or the embedded SQLite file."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment; keyword overrides win (used by tests and CLIs)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,31 @@
+"""Build the faust application from Settings. Nothing is created at import time."""
+
+from __future__ import annotations
+
+import faust
+
+from points.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> faust.App:
+    worker = settings.worker
+    return faust.App(
+        worker.app_id,
+        broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        # No faust tables: all state lives in the ledger database, written in the same
+        # transaction as the points it explains. So no changelogs and no recovery to stall.
+        store="memory://",
+        topic_partitions=settings.kafka.topic_partitions,
+        web_enabled=worker.web_enabled,
+        web_port=worker.web_port,
+        web_host="127.0.0.1",
+        # At-least-once from Kafka, made exactly-once in effect by the database (see docs).
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=worker.commit_interval_ms / 1000,
+        broker_commit_every=worker.batch_size_max,
+        producer_acks=-1,
+        stream_buffer_maxsize=max(4096, worker.batch_size_max * 2),
+    )
