@@ -70,6 +70,9 @@ class WorkerSettings(BaseModel):
     batch_wait_ms: int = Field(default=100, ge=1, le=60_000)
     # How often faust commits the offsets it has acked (after our database commit).
     commit_interval_ms: int = Field(default=500, ge=10, le=60_000)
+    # How long the group waits for a silent (crashed) worker before handing its partitions
+    # to the others. The broker refuses values below its group.min.session.timeout.ms (6 s).
+    session_timeout_ms: int = Field(default=30_000, ge=6_000, le=300_000)
 
 
 class Settings(BaseSettings):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import faust
-
 from points.settings import Settings
+from streams.fastpath import BatchingApp
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings) -> BatchingApp:
     worker = settings.worker
-    return faust.App(
+    return BatchingApp(
         worker.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         # No faust tables: all state lives in the ledger database, written in the same
@@ -26,6 +25,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=worker.commit_interval_ms / 1000,
         broker_commit_every=worker.batch_size_max,
+        broker_session_timeout=worker.session_timeout_ms / 1000,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_ms / 3000),
         producer_acks=-1,
         stream_buffer_maxsize=max(4096, worker.batch_size_max * 2),
     )

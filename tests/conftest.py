@@ -87,7 +87,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         info = kafka_wire.api_versions(host, int(port))
     except (OSError, ValueError) as exc:
         return [f"kafka: {bootstrap} did not answer ApiVersions: {exc}"]
-    line = f"kafka: {bootstrap} answered ApiVersions, metadata.version level {info.metadata_version_level}"
+    level = info.metadata_version_level
+    line = f"kafka: {bootstrap} answered ApiVersions, metadata.version level {level}"
     try:
         release = logged_version(load_config().kafka_log.read_text(errors="replace"))
     except OSError:

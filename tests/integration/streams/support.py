@@ -49,6 +49,7 @@ class StreamEnv:
                 "POINTS_WORKER__APP_ID": f"points-test-{self.suffix}",
                 "POINTS_WORKER__BATCH_WAIT_MS": "50",
                 "POINTS_WORKER__COMMIT_INTERVAL_MS": "200",
+                "POINTS_WORKER__SESSION_TIMEOUT_MS": "6000",
             }
         )
         for name in (

@@ -86,17 +86,18 @@ def test_valid_distinct_events_are_stored_once_and_each_malformed_one_is_dead_le
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(
     stream_env: StreamEnv, tmp_path: Path
 ) -> None:
-    """SIGKILL twice while batches are in flight: after restarts every distinct event is stored
-    exactly once and every malformed one is dead-lettered exactly once."""
-    total = 6000
-    events = [purchase(f"k-{i}", f"c-{i % 97}") for i in range(total)]
-    duplicates = random.Random(3).sample(events, 600)
-    records = [(e["customer_id"].encode(), encode(e)) for e in events + duplicates]
+    """SIGKILL twice while batches are in flight, then more traffic after the last restart:
+    every distinct event is stored exactly once and every malformed one dead-lettered once."""
+    first_wave = [purchase(f"k-{i}", f"c-{i % 97}") for i in range(40_000)]
+    second_wave = [purchase(f"k-{i}", f"c-{i % 97}") for i in range(40_000, 50_000)]
+    rng = random.Random(3)
+    duplicates = rng.sample(first_wave, 2_000)
+    records = [(e["customer_id"].encode(), encode(e)) for e in first_wave + duplicates]
     records += [(key, value) for key, value, _ in MALFORMED]
     produce_sync(stream_env.bootstrap, stream_env.topic("bank_transactions"), records)
 
     log = tmp_path / "worker.log"
-    for kill_after in (1500, 3500):
+    for kill_after in (5_000, 20_000):
         worker = Worker(stream_env, log).start()
         wait_until(
             lambda n=kill_after: counts(stream_env.database_url)[0] >= n,
@@ -105,9 +106,18 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(
             worker.log_tail,
         )
         worker.kill()
+    stored_at_last_kill = counts(stream_env.database_url)[0]
 
     worker = Worker(stream_env, log).start()
     try:
+        # Traffic that only the restarted worker can see proves it is consuming again.
+        resent = rng.sample(first_wave, 500)
+        produce_sync(
+            stream_env.bootstrap,
+            stream_env.topic("bank_transactions"),
+            [(e["customer_id"].encode(), encode(e)) for e in second_wave + resent],
+        )
+        total = len(first_wave) + len(second_wave)
         wait_until(
             lambda: counts(stream_env.database_url) == (total, len(MALFORMED)),
             120,
@@ -116,10 +126,11 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(
         )
     finally:
         assert worker.stop() == 0, worker.log_tail()
+    assert stored_at_last_kill < len(first_wave), "the kills came after all work was done"
     engine = make_engine(stream_env.database_url)
     try:
         with engine.connect() as conn:
             ids = set(conn.execute(select(inbound_events.c.event_id)).scalars())
     finally:
         engine.dispose()
-    assert ids == {e["event_id"] for e in events}
+    assert ids == {e["event_id"] for e in first_wave + second_wave}
