@@ -1,0 +1,64 @@
+"""The earning rules engine: pure functions over a declarative rule file.
+
+Public surface::
+
+    load_ruleset(path) -> RuleSet                     (raises RuleFileError)
+    parse_ruleset(text, *, source) -> RuleSet
+    evaluate(ruleset, event, profile, state, *, now) -> Evaluation
+    preview(ruleset, spend, profile, state, *, now) -> Evaluation
+    clawback(ruleset, record, refund, state) -> Clawback
+    RuleState.to_json() / RuleState.from_json(data)
+    EarningRecord.to_json() / EarningRecord.from_json(data)
+
+The backtest lives in :mod:`points.rules.backtest` (``python -m points.rules.backtest``) and
+rule-file checking in :mod:`points.rules.check` (``python -m points.rules.check FILE``).
+Errors form one tree rooted at :class:`RulesError` (see :mod:`points.rules.errors`).
+"""
+
+from points.rules.clawback import Clawback, clawback, proportional_clawback
+from points.rules.engine import (
+    ClawbackPolicy,
+    EarningEvent,
+    EarningRecord,
+    Evaluation,
+    Line,
+    Profile,
+    Spend,
+    evaluate,
+    preview,
+)
+from points.rules.errors import (
+    NotAnEarningEvent,
+    RefundMismatch,
+    RuleFileError,
+    RuleProblem,
+    RulesError,
+)
+from points.rules.ruleset import RuleSet, load_ruleset, parse_ruleset
+from points.rules.state import ChallengeState, RuleState, StreakState
+
+__all__ = [
+    "ChallengeState",
+    "Clawback",
+    "ClawbackPolicy",
+    "EarningEvent",
+    "EarningRecord",
+    "Evaluation",
+    "Line",
+    "NotAnEarningEvent",
+    "Profile",
+    "RefundMismatch",
+    "RuleFileError",
+    "RuleProblem",
+    "RuleSet",
+    "RuleState",
+    "RulesError",
+    "Spend",
+    "StreakState",
+    "clawback",
+    "evaluate",
+    "load_ruleset",
+    "parse_ruleset",
+    "preview",
+    "proportional_clawback",
+]

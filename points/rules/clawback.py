@@ -1,0 +1,174 @@
+"""Clawback: what a refund or reversal takes back from the points its original purchase earned.
+
+The rule, line by line of the original award (:class:`~points.rules.engine.EarningRecord`):
+
+- ``proportional`` lines (base rate, co-brand multiplier, percentage campaigns) are taken back
+  in proportion to the amount refunded so far. After refunds totalling R of an original amount
+  A, the line has lost ``ceil(points * R / A)`` in all; each refund takes the difference from
+  what earlier refunds took. Rounding up is in the bank's favour, the total can never exceed
+  the line's points (R is capped at A), and a full refund takes back exactly everything.
+- ``full_refund`` lines (first purchase at a partner, reactivation, fixed campaign bonuses,
+  streak and challenge bonuses a purchase completed) are kept through partial refunds and taken
+  back whole by the refund that makes the total refunded equal the original amount. A refunded
+  first partner purchase also forgets the partner, so a later purchase there can earn it again.
+  Streak and challenge progress is not rewound (the bonus is not earned twice in one period).
+- ``milestone`` lines are judged on the customer's state, not on this record: the refund lowers
+  cumulative spend by the refunded amount and, when it completes a full refund, the purchase
+  count by one; every milestone whose threshold is then no longer met is taken back (the points
+  it actually awarded), its badge revoked, and it can be reached again later.
+- ``kept`` lines (app activity) are never clawed back.
+
+A reversal always counts as a refund of everything not yet refunded. Points clawed back do not
+give cap room back. What the wallet cannot cover is the ledger's business (receivable debt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from points.events import Refund, Reversal
+from points.rules.engine import EarningRecord, Line
+from points.rules.errors import RefundMismatch
+from points.rules.ruleset import MilestoneRule, RuleSet
+from points.rules.state import RuleState
+
+__all__ = ["Clawback", "clawback", "proportional_clawback"]
+
+
+@dataclass(frozen=True)
+class Clawback:
+    """Points to take back for one refund, why, and what to store afterwards."""
+
+    event_id: str
+    original_event_id: str
+    ruleset_version: str
+    points: int
+    lines: tuple[Line, ...]
+    badges_revoked: tuple[str, ...]
+    notes: tuple[str, ...]
+    record: EarningRecord
+    state: RuleState
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(line.rule_id for line in self.lines)
+
+
+def proportional_clawback(points: int, original_minor: int, refunded_total_minor: int) -> int:
+    """Points lost in all after refunds totalling ``refunded_total_minor``: ceil, never > points."""
+    if points < 0 or original_minor <= 0 or refunded_total_minor < 0:
+        raise ValueError("points and amounts must be non-negative, the original positive")
+    refunded = min(refunded_total_minor, original_minor)
+    return -(-points * refunded // original_minor)
+
+
+def clawback(
+    ruleset: RuleSet, record: EarningRecord, refund: Refund | Reversal, state: RuleState
+) -> Clawback:
+    """Compute the clawback of ``record`` for ``refund``; pure, returns the new record and state.
+
+    ``ruleset`` is the current one (milestone thresholds and badges are looked up in it; a
+    milestone rule no longer in the rule set is left alone).
+    """
+    if refund.original_event_id != record.event_id:
+        raise RefundMismatch(
+            f"refund {refund.event_id} is for {refund.original_event_id}, not {record.event_id}"
+        )
+    if refund.customer_id != record.customer_id:
+        raise RefundMismatch(
+            f"refund {refund.event_id} is for customer {refund.customer_id}, "
+            f"the original for {record.customer_id}"
+        )
+    if record.currency and refund.currency != record.currency:
+        raise RefundMismatch(
+            f"refund {refund.event_id} is in {refund.currency}, the original in {record.currency}"
+        )
+
+    notes: list[str] = []
+    remaining = record.amount_minor - record.refunded_minor
+    if isinstance(refund, Reversal):
+        this_minor = remaining
+    else:
+        this_minor = min(refund.amount_minor, remaining)
+        if refund.amount_minor > remaining:
+            notes.append(
+                f"refund of {refund.amount_minor} exceeds the {remaining} not yet refunded; "
+                f"counted as {remaining}"
+            )
+    refunded_total = record.refunded_minor + this_minor
+    completes = this_minor > 0 and refunded_total == record.amount_minor
+    if this_minor == 0:
+        notes.append("the original is already fully refunded; nothing to take back")
+
+    lines: list[Line] = []
+    clawed = dict(record.clawed)
+    for line in record.lines:
+        if line.clawback == "proportional":
+            target = proportional_clawback(line.points, record.amount_minor, refunded_total)
+            why = f"refund of {refunded_total} of {record.amount_minor} minor units, rounded up"
+        elif line.clawback == "full_refund":
+            target = line.points if refunded_total == record.amount_minor else 0
+            why = "bonus void: the purchase was refunded in full"
+        else:
+            continue
+        delta = target - clawed.get(line.rule_id, 0)
+        if delta > 0:
+            clawed[line.rule_id] = target
+            lines.append(Line(line.rule_id, line.kind, delta, why, line.clawback))
+
+    partners_seen = state.partners_seen
+    first_partner_void = any(
+        line.kind == "first_partner_purchase" and line.clawback == "full_refund" for line in lines
+    )
+    if first_partner_void and record.partner_id is not None:
+        partners_seen = partners_seen - {record.partner_id}
+
+    next_state = replace(
+        state,
+        cumulative_spend_minor=max(0, state.cumulative_spend_minor - this_minor),
+        purchase_count=max(0, state.purchase_count - 1) if completes else state.purchase_count,
+        partners_seen=partners_seen,
+    )
+
+    milestones = dict(next_state.milestones)
+    badges = set(next_state.badges)
+    revoked: list[str] = []
+    for rule_id, awarded in sorted(next_state.milestones.items()):
+        rule = ruleset.rule(rule_id)
+        if not isinstance(rule, MilestoneRule):
+            continue
+        value = (
+            next_state.purchase_count
+            if rule.metric == "purchase_count"
+            else next_state.cumulative_spend_minor
+        )
+        if value >= rule.threshold:
+            continue
+        del milestones[rule_id]
+        if awarded > 0:
+            lines.append(
+                Line(
+                    rule_id,
+                    rule.kind,
+                    awarded,
+                    f"milestone no longer met: {rule.metric} is {value} < {rule.threshold}",
+                    "milestone",
+                )
+            )
+        if rule.badge is not None and rule.badge in badges:
+            badges.discard(rule.badge)
+            revoked.append(rule.badge)
+    next_state = replace(next_state, milestones=milestones, badges=frozenset(badges))
+
+    new_record = replace(record, refunded_minor=refunded_total, clawed=clawed)
+    return Clawback(
+        event_id=refund.event_id,
+        original_event_id=record.event_id,
+        ruleset_version=ruleset.version,
+        points=sum(line.points for line in lines),
+        lines=tuple(lines),
+        badges_revoked=tuple(revoked),
+        notes=tuple(notes),
+        record=new_record,
+        state=next_state,
+    )
