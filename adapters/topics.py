@@ -1,0 +1,55 @@
+"""Partner topic names (with an optional prefix, for isolated tests) and their creation."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from points.settings import TopicNames
+
+__all__ = ["PartnerTopics", "ensure_topics"]
+
+
+@dataclass(frozen=True)
+class PartnerTopics:
+    """``<prefix>partner.<id>.events`` and ``<prefix>partner.<id>.requests``."""
+
+    prefix: str = ""
+    names: TopicNames = field(default_factory=TopicNames)
+
+    def events(self, partner_id: str) -> str:
+        return self.prefix + self.names.partner_events(partner_id)
+
+    def requests(self, partner_id: str) -> str:
+        return self.prefix + self.names.partner_requests(partner_id)
+
+    def partner_of_events(self, topic: str) -> str | None:
+        """The partner whose events topic this is, or None."""
+        head, tail = self.prefix + "partner.", ".events"
+        if topic.startswith(head) and topic.endswith(tail):
+            middle = topic[len(head) : -len(tail)]
+            return middle if middle and "." not in middle else None
+        return None
+
+
+async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> list[str]:
+    """Create the missing topics with ``partitions`` partitions; return the ones created."""
+    wanted = list(dict.fromkeys(names))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            replication = 1 if len(bootstrap.split(",")) == 1 else 3
+            new = [NewTopic(name, partitions, replication) for name in missing]
+            # Another process may create the same topic between our list and our create.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+        return missing
+    finally:
+        await admin.close()
