@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STACK_ENV = eval "$$($(PY) -m devstack env)"
 
-.PHONY: help venv stack-up stack-down stack-status migrate demo test test-unit lint bench-ledger clean
+.PHONY: help venv stack-up stack-down stack-status migrate demo test test-unit lint bench-ledger bench-pipeline clean
 
 help:
 	@echo "make demo          run the exchange end to end (starts Kafka, the ledger, a worker)"
 	@echo "make test          run every test against a real Kafka broker and real PostgreSQL"
 	@echo "make bench-ledger  ledger benchmark (PostgreSQL and SQLite), last line is JSON"
+	@echo "make bench-pipeline  Kafka -> earning worker -> PostgreSQL benchmark, last line is JSON"
 	@echo "make stack-up|stack-down|stack-status   the local Kafka + PostgreSQL stack"
 	@echo "make lint          ruff + mypy"
 
@@ -50,7 +51,10 @@ lint: venv
 	$(PY) -m mypy points
 
 bench-ledger: stack-up
-	$(STACK_ENV) && POINTS_BENCH_PG_URL="$$POINTS_STACK_PG_URL" $(PY) -m benchmarks.bench_ledger
+	$(STACK_ENV) && $(PY) -m benchmarks.bench_ledger --pg-url "$$POINTS_BENCH_PG_URL"
+
+bench-pipeline: stack-up
+	$(STACK_ENV) && $(PY) -m benchmarks.bench_pipeline
 
 clean: stack-down
 	rm -rf .stack data

@@ -71,6 +71,8 @@ def render_env(config: StackConfig) -> str:
         "POINTS_KAFKA__BOOTSTRAP_SERVERS": config.kafka_bootstrap,
         "POINTS_TEST_DATABASE_URL": pg_url(config.pg_port, postgres.DATABASES[1]),
         "POINTS_STACK_PG_URL": pg_url(config.pg_port, postgres.DATABASES[0]),
+        # Benchmarks reset their own database, never the demo's or the tests'.
+        "POINTS_BENCH_PG_URL": pg_url(config.pg_port, postgres.DATABASES[2]),
     }
     return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in values.items()) + "\n"
 

@@ -1,22 +1,21 @@
-"""Turn a batch of raw Kafka messages into accepted events and dead letters, and record it.
+"""Decode a batch of raw Kafka messages into validated events and dead letters. Pure.
 
-Decoding is pure (:func:`classify`); recording (:class:`IngestService`) writes the inbox rows,
-the dead letters and their outbox copies in one database transaction. The stream worker calls
-:meth:`IngestService.process` once per batch and acks the batch's offsets only after it returns.
+Each topic has one decoder (a pydantic TypeAdapter for its contract). A message is rejected
+when its value is empty, not JSON, fails the contract, or its key is not the customer id it
+carries: keys decide the partition, and so the per-customer order every rule relies on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from pydantic import ValidationError
-from sqlalchemy import Engine
+from pydantic import BaseModel, ValidationError
 
-from points.events import bank_transaction_adapter
-from points.intake import AcceptedEvent, RejectedMessage, record_batch
+from points.intake import AcceptedEvent, RejectedMessage
 
-__all__ = ["BatchOutcome", "IngestService", "RawMessage", "classify"]
+__all__ = ["Decoded", "Decoder", "RawMessage", "classify", "rejection"]
 
 REASON_MAX_CHARS = 2000
 
@@ -32,15 +31,19 @@ class RawMessage:
     value: bytes | None
 
 
-@dataclass(slots=True)
-class BatchOutcome:
-    stored: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    rejected_reasons: dict[str, int] = field(default_factory=dict)
+class Decoder(Protocol):
+    def validate_json(self, data: bytes, /) -> Any: ...
 
 
-def _describe(error: ValidationError) -> str:
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A valid message: its inbox row and the typed event."""
+
+    accepted: AcceptedEvent
+    event: BaseModel
+
+
+def describe(error: ValidationError) -> str:
     """A one-line, field-named reason: 'amount_minor: Input should be greater than 0; ...'."""
     parts = []
     for item in error.errors(include_url=False):
@@ -49,84 +52,54 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)[:REASON_MAX_CHARS]
 
 
+def rejection(msg: RawMessage, code: str, reason: str) -> RejectedMessage:
+    return RejectedMessage(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        reason_code=code,
+        reason=reason[:REASON_MAX_CHARS],
+        key=msg.key,
+        value=msg.value,
+    )
+
+
 def classify(
-    messages: Sequence[RawMessage],
-) -> tuple[list[AcceptedEvent], list[RejectedMessage]]:
-    """Validate each message against the bank.transactions contract.
-
-    A message is rejected when its value is empty, not JSON, fails the contract, or its key
-    is not the customer id it carries (keys decide the partition, and so the per-customer
-    order every rule relies on).
-    """
-    accepted: list[AcceptedEvent] = []
+    messages: Sequence[RawMessage], decoders: Mapping[str, Decoder]
+) -> tuple[list[Decoded], list[RejectedMessage]]:
+    """Validate each message against its topic's contract; keep the input order."""
+    decoded: list[Decoded] = []
     rejected: list[RejectedMessage] = []
-
-    def reject(msg: RawMessage, code: str, reason: str) -> None:
-        rejected.append(
-            RejectedMessage(
-                topic=msg.topic,
-                partition=msg.partition,
-                offset=msg.offset,
-                reason_code=code,
-                reason=reason,
-                key=msg.key,
-                value=msg.value,
-            )
-        )
-
     for msg in messages:
+        decoder = decoders.get(msg.topic)
+        if decoder is None:
+            rejected.append(rejection(msg, "unknown_topic", f"no contract for topic {msg.topic}"))
+            continue
         if not msg.value:
-            reject(msg, "empty_value", "message has no value")
+            rejected.append(rejection(msg, "empty_value", "message has no value"))
             continue
         try:
-            event = bank_transaction_adapter.validate_json(msg.value)
+            event = decoder.validate_json(msg.value)
         except ValidationError as exc:
             code = "invalid_json" if _is_json_error(exc) else "contract_violation"
-            reject(msg, code, _describe(exc))
+            rejected.append(rejection(msg, code, describe(exc)))
             continue
         if msg.key is None or msg.key.decode("utf-8", "replace") != event.customer_id:
-            reject(
-                msg,
-                "key_mismatch",
-                f"message key {msg.key!r} must equal customer_id {event.customer_id!r}",
-            )
+            reason = f"message key {msg.key!r} must equal customer_id {event.customer_id!r}"
+            rejected.append(rejection(msg, "key_mismatch", reason))
             continue
-        accepted.append(
-            AcceptedEvent(
-                event_id=event.event_id,
-                topic=msg.topic,
-                event_type=event.event_type,
-                customer_id=event.customer_id,
-                partition=msg.partition,
-                offset=msg.offset,
-                payload=event.model_dump(mode="json"),
-            )
+        accepted = AcceptedEvent(
+            event_id=event.event_id,
+            topic=msg.topic,
+            event_type=event.event_type,
+            customer_id=event.customer_id,
+            partition=msg.partition,
+            offset=msg.offset,
+            payload=event.model_dump(mode="json"),
         )
-    return accepted, rejected
+        decoded.append(Decoded(accepted, event))
+    return decoded, rejected
 
 
 def _is_json_error(error: ValidationError) -> bool:
     return any(item["type"] == "json_invalid" for item in error.errors(include_url=False))
-
-
-class IngestService:
-    """Records consumed batches; one database transaction per batch."""
-
-    def __init__(self, engine: Engine, *, dlq_topic: str) -> None:
-        self._engine = engine
-        self._dlq_topic = dlq_topic
-
-    def process(self, messages: Sequence[RawMessage]) -> BatchOutcome:
-        accepted, rejected = classify(messages)
-        with self._engine.begin() as conn:
-            new_ids = record_batch(conn, accepted, rejected, dlq_topic=self._dlq_topic)
-        outcome = BatchOutcome(
-            stored=len(new_ids),
-            duplicates=len(accepted) - len(new_ids),
-            rejected=len(rejected),
-        )
-        for r in rejected:
-            outcome.rejected_reasons[r.reason_code] = (
-                outcome.rejected_reasons.get(r.reason_code, 0) + 1
-            )
-        return outcome

@@ -41,6 +41,7 @@ __all__ = [
     "dead_letters",
     "inbound_events",
     "outbox",
+    "outbox_table",
     "record_batch",
 ]
 
@@ -75,7 +76,7 @@ dead_letters = Table(
     UniqueConstraint("topic", "kafka_partition", "kafka_offset"),
 )
 
-outbox = Table(
+outbox_table = Table(
     "outbox",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -162,11 +163,13 @@ def record_batch(
     rejected: Sequence[RejectedMessage],
     *,
     dlq_topic: str,
+    outbox: Sequence[dict[str, Any]] = (),
 ) -> set[str]:
     """Record a consumed batch inside the caller's transaction; return the ids that were new.
 
     Ids already in the inbox (a replay, or a duplicate sent by the producer) are left out of
-    the result, so the caller applies effects only for the new ones.
+    the result, so the caller applies effects only for the new ones. ``outbox`` rows (topic,
+    message_key, message_value, headers, dedupe_key) are queued, each at most once.
     """
     new_ids: set[str] = set()
     if accepted:
@@ -225,8 +228,13 @@ def record_batch(
             }
             for r in rejected
         ]
-        conn.execute(_insert_ignoring_duplicates(conn, outbox), outbox_rows)
+        conn.execute(_insert_ignoring_duplicates(conn, outbox_table), outbox_rows)
+    if outbox:
+        conn.execute(_insert_ignoring_duplicates(conn, outbox_table), list(outbox))
     return new_ids
+
+
+outbox = outbox_table  # the table's public name; ``record_batch`` takes rows by that name
 
 
 def count_inbound(conn: Connection) -> int:

@@ -7,13 +7,9 @@ import importlib
 __all__ = ["TABLE_MODULES", "import_all_tables"]
 
 # Each module defines tables on points.db.metadata. Add new table modules here.
-TABLE_MODULES = ("points.intake", "points.ledger.tables")
+TABLE_MODULES = ("points.intake", "points.ledger.tables", "points.earning.tables")
 
 
 def import_all_tables() -> None:
     for name in TABLE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a module listed before it is written
-            if exc.name != name:
-                raise
+        importlib.import_module(name)

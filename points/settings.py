@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "DatabaseSettings",
     "KafkaSettings",
+    "RulesSettings",
     "Settings",
     "TopicNames",
     "WorkerSettings",
@@ -75,6 +76,13 @@ class WorkerSettings(BaseModel):
     session_timeout_ms: int = Field(default=30_000, ge=6_000, le=300_000)
 
 
+class RulesSettings(BaseModel):
+    # The earning rule file (see docs/rules.md); relative paths are from the working directory.
+    path: Path = Path("rules/default.yaml")
+    # How long earned points live before the expiry run takes what is left of them.
+    lot_lifetime_days: int = Field(default=365, ge=1, le=3650)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -86,6 +94,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     worker: WorkerSettings = WorkerSettings()
+    rules: RulesSettings = RulesSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -12,6 +12,7 @@ def create_app(settings: Settings) -> BatchingApp:
     worker = settings.worker
     return BatchingApp(
         worker.app_id,
+        batch_size_max=worker.batch_size_max,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         # No faust tables: all state lives in the ledger database, written in the same
         # transaction as the points it explains. So no changelogs and no recovery to stall.
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> BatchingApp:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=worker.commit_interval_ms / 1000,
         broker_commit_every=worker.batch_size_max,
+        broker_max_poll_records=worker.batch_size_max * 4,
         broker_session_timeout=worker.session_timeout_ms / 1000,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_ms / 3000),
         producer_acks=-1,

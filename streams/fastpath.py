@@ -53,7 +53,9 @@ class BatchConsumer(aiokafka_driver.Consumer):
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag("CONSUMER_FETCHING")
                 await self.sleep(0)
-                batches: dict[str, list[Message]] = {}
+                # Keyed by handler: one handler registered for several topics (say transactions
+                # and profiles) gets one batch per fetch, so one database transaction.
+                batches: dict[BatchHandler, list[Message]] = {}
                 if not self.should_stop:
                     async for tp, message in self.getmany(timeout=1.0):
                         offset = message.offset
@@ -67,10 +69,10 @@ class BatchConsumer(aiokafka_driver.Consumer):
                         if handler is None:
                             await self.wait_first(callback(message), self.suspend_flow.wait())
                         else:
-                            batches.setdefault(tp.topic, []).append(message)
+                            batches.setdefault(handler, []).append(message)
                         set_read_offset(tp, offset)
-                for topic, messages in batches.items():
-                    await _deliver(self, handlers[topic], messages)
+                for batch_handler, messages in batches.items():
+                    await _deliver(self, batch_handler, messages)
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -88,12 +90,15 @@ class BatchConsumer(aiokafka_driver.Consumer):
 
 
 async def _deliver(consumer: BatchConsumer, handler: BatchHandler, messages: list[Message]) -> None:
-    for message in messages:
-        # In flight until acked: a rebalance waits for these (Consumer.wait_empty).
-        consumer.track_message(message)
-    await handler(messages)
-    for message in messages:
-        consumer.ack(message)
+    size = cast(BatchingApp, consumer.app).batch_size_max
+    for start in range(0, len(messages), size):
+        chunk = messages[start : start + size]
+        for message in chunk:
+            # In flight until acked: a rebalance waits for these (Consumer.wait_empty).
+            consumer.track_message(message)
+        await handler(chunk)
+        for message in chunk:
+            consumer.ack(message)
 
 
 class BatchTransport(aiokafka_driver.Transport):
@@ -103,26 +108,30 @@ class BatchTransport(aiokafka_driver.Transport):
 class BatchingApp(faust.App):
     """A faust App whose hot topics are consumed in whole fetched batches."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, batch_size_max: int = 1000, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_handlers: dict[str, BatchHandler] = {}
+        # A fetch can return tens of thousands of messages; handlers get at most this many.
+        self.batch_size_max = batch_size_max
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
 
-    def batch_agent(self, topic: faust.TopicT) -> Callable[[BatchHandler], BatchHandler]:
-        """Register ``handler(messages)`` for every batch fetched from ``topic``.
+    def batch_agent(self, *topics: faust.TopicT) -> Callable[[BatchHandler], BatchHandler]:
+        """Register ``handler(messages)`` for every batch fetched from ``topics``.
 
-        Messages of one partition arrive in offset order; a batch may mix partitions.
+        Messages of one partition arrive in offset order; a batch may mix partitions and,
+        when the handler has several topics, topics.
         """
 
         def register(handler: BatchHandler) -> BatchHandler:
-            for name in topic.get_topic_name().split(","):
+            for topic in topics:
+                name = topic.get_topic_name()
                 if name in self.batch_handlers:
                     raise ValueError(f"topic {name!r} already has a batch agent")
                 self.batch_handlers[name] = handler
-            # Subscribing the topic through the conductor is what makes faust fetch it.
-            self.topics.add(topic)
+                # Subscribing through the conductor is what makes faust fetch the topic.
+                self.topics.add(topic)
             return handler
 
         return register

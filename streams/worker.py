@@ -12,22 +12,29 @@ import sys
 import faust
 
 from points.db import make_engine
-from points.ingest import IngestService
+from points.earning import EarningService
 from points.outbox_store import OutboxStore
+from points.rules import load_ruleset
 from points.settings import Settings, load_settings
-from streams.agents.transactions import register_transactions_agent
+from streams.agents.earning import register_earning_agent
 from streams.app import create_app
+from streams.fastpath import BatchingApp
 from streams.relay import register_relay
 from streams.topics import ensure_topics_sync
 
 __all__ = ["build_worker_app", "main"]
 
 
-def build_worker_app(settings: Settings) -> faust.App:
+def build_worker_app(settings: Settings) -> BatchingApp:
     app = create_app(settings)
     engine = make_engine(settings.database_url, echo=settings.database.echo)
-    service = IngestService(engine, dlq_topic=settings.kafka.topics.points_dlq)
-    register_transactions_agent(app, settings, service)
+    service = EarningService(
+        engine,
+        load_ruleset(settings.rules.path),
+        settings.kafka.topics,
+        lot_lifetime_days=settings.rules.lot_lifetime_days,
+    )
+    register_earning_agent(app, settings, service)
     register_relay(app, OutboxStore(engine))
     return app
 

@@ -200,8 +200,8 @@ def test_state_json_updates_one_service_and_removes_it(tmp_path: Path) -> None:
 # --- env output and config -------------------------------------------------------------------
 
 
-def test_env_prints_export_lines_for_kafka_and_both_databases(tmp_path: Path) -> None:
-    """`env` prints exactly three `export NAME=value` lines a shell can eval."""
+def test_env_prints_export_lines_for_kafka_and_each_database(tmp_path: Path) -> None:
+    """`env` prints one `export NAME=value` line per variable, for a shell to eval."""
     text = render_env(_config(tmp_path, kafka_port=19092, pg_port=15432))
     lines = text.splitlines()
     assert text.endswith("\n")
@@ -211,6 +211,7 @@ def test_env_prints_export_lines_for_kafka_and_both_databases(tmp_path: Path) ->
         "POINTS_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:19092",
         "POINTS_TEST_DATABASE_URL": "postgresql+psycopg://points:points@127.0.0.1:15432/points_test",
         "POINTS_STACK_PG_URL": "postgresql+psycopg://points:points@127.0.0.1:15432/points",
+        "POINTS_BENCH_PG_URL": "postgresql+psycopg://points:points@127.0.0.1:15432/points_bench",
     }
 
 

@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from points.ingest import RawMessage, classify
+from points.events import bank_transaction_adapter
+from points.ingest import RawMessage
+from points.ingest import classify as classify_with
+
+DECODERS = {"bank.transactions": bank_transaction_adapter}
+
+
+def classify(messages):  # type: ignore[no-untyped-def]
+    decoded, rejected = classify_with(messages, DECODERS)
+    return [d.accepted for d in decoded], rejected
+
 
 VALID = {
     "event_type": "purchase",
@@ -91,6 +101,14 @@ def test_bad_messages_are_rejected_with_a_stable_code_and_a_reason_naming_the_fi
     assert reason_fragment in rejected[0].reason
     assert rejected[0].value == value
     assert rejected[0].key == key
+
+
+def test_a_message_on_a_topic_without_a_contract_is_rejected() -> None:
+    """Only topics with a declared contract are decoded; anything else is dead-lettered."""
+    message = RawMessage(topic="surprise.topic", partition=0, offset=0, key=b"k", value=b"{}")
+    decoded, rejected = classify_with([message], DECODERS)
+    assert decoded == []
+    assert rejected[0].reason_code == "unknown_topic"
 
 
 def test_a_bad_message_does_not_affect_the_good_ones_around_it() -> None:

@@ -1,0 +1,365 @@
+"""One consumed batch → points, in one database transaction.
+
+1. decode and validate every message (bad ones become dead letters);
+2. record the valid ones in the inbox; only ids that were not there before go on;
+3. load the rule state, profiles and earning records of the batch's customers;
+4. evaluate the rules event by event, in partition order (pure functions, in memory);
+5. write the ledger operations (``points.ledger.apply_batch``), the new rule state, the
+   earning records, profile changes, parked refunds and ``points.ledger`` outbox rows;
+6. commit. The caller acks the batch's offsets only after this returns.
+
+A replayed batch finds its ids in the inbox and changes nothing, so a crash anywhere is safe.
+A refund whose purchase has not been seen yet is parked and applied right after the purchase.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from points.earning import store
+from points.events import (
+    ChallengeOptIn,
+    CheckIn,
+    CustomerOnboarded,
+    CustomerProfile,
+    Purchase,
+    Refund,
+    Reversal,
+    Share,
+    bank_customer_adapter,
+    bank_transaction_adapter,
+    customer_activity_adapter,
+)
+from points.ingest import Decoded, Decoder, RawMessage, classify
+from points.intake import AcceptedEvent, RejectedMessage, record_batch
+from points.ledger import apply_batch
+from points.ledger.model import Applied, Clawback, Earn, Reason, Rejected
+from points.rules import (
+    EarningRecord,
+    Profile,
+    RulesError,
+    RuleSet,
+    RuleState,
+    clawback,
+    evaluate,
+)
+from points.settings import TopicNames
+
+__all__ = ["BatchOutcome", "EarningService", "earn_key"]
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_JOINED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+EarningInput = Purchase | CheckIn | Share | ChallengeOptIn
+
+
+def earn_key(event_id: str) -> str:
+    """The ledger idempotency key of the points an event earned."""
+    return f"earn:{event_id}"
+
+
+def clawback_key(event_id: str) -> str:
+    return f"clawback:{event_id}"
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    messages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    points_earned: int = 0
+    points_clawed_back: int = 0
+    parked: int = 0
+    ledger_rejections: int = 0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Everything one batch will write, built in memory before any write."""
+
+    operations: list[Earn | Clawback] = field(default_factory=list)
+    # the customer each operation belongs to, for the points.ledger notification
+    op_customers: list[str] = field(default_factory=list)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    profiles: dict[str, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
+    parked: list[dict[str, Any]] = field(default_factory=list)
+    unparked: list[str] = field(default_factory=list)
+    late_rejects: list[RejectedMessage] = field(default_factory=list)
+
+
+def _profile_to_json(profile: Profile) -> dict[str, Any]:
+    return {
+        "segment": profile.segment,
+        "joined_at": profile.joined_at.isoformat(),
+        "status": profile.status,
+        "birth_year": profile.birth_year,
+    }
+
+
+def _profile_from_json(customer_id: str, data: dict[str, Any]) -> Profile:
+    return Profile(
+        customer_id=customer_id,
+        segment=str(data["segment"]),
+        joined_at=datetime.fromisoformat(str(data["joined_at"])),
+        status=str(data.get("status") or "active"),
+        birth_year=data.get("birth_year"),
+    )
+
+
+class EarningService:
+    """Applies consumed batches from bank.transactions, customer.activity and bank.customers."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ruleset: RuleSet,
+        topics: TopicNames,
+        *,
+        lot_lifetime_days: int = 365,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._ruleset = ruleset
+        self._topics = topics
+        self._lot_lifetime = timedelta(days=lot_lifetime_days)
+        self._clock = clock
+        self._decoders: dict[str, Decoder] = {
+            topics.bank_transactions: bank_transaction_adapter,
+            topics.customer_activity: customer_activity_adapter,
+            topics.bank_customers: bank_customer_adapter,
+        }
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._decoders)
+
+    def process(self, messages: Sequence[RawMessage]) -> BatchOutcome:
+        decoded, rejected = classify(messages, self._decoders)
+        outcome = BatchOutcome(messages=len(messages))
+        now = self._clock()
+        with self._engine.begin() as conn:
+            accepted = [d.accepted for d in decoded]
+            new_ids = record_batch(conn, accepted, rejected, dlq_topic=self._topics.points_dlq)
+            fresh = _first_occurrences(decoded, new_ids)
+            plan = self._plan(conn, fresh, now)
+            results = apply_batch(conn, plan.operations, now=now) if plan.operations else []
+            outbox = self._ledger_notifications(plan, results, outcome)
+            store.save_states(conn, plan.states)
+            store.save_records(conn, plan.records)
+            store.save_profiles(conn, plan.profiles)
+            store.park(conn, plan.parked)
+            store.delete_parked(conn, plan.unparked)
+            if plan.late_rejects or outbox:
+                record_batch(
+                    conn, [], plan.late_rejects, dlq_topic=self._topics.points_dlq, outbox=outbox
+                )
+        outcome.stored = len(fresh)
+        outcome.duplicates = len(accepted) - len(fresh)
+        outcome.rejected = len(rejected) + len(plan.late_rejects)
+        outcome.parked = len(plan.parked)
+        for r in [*rejected, *plan.late_rejects]:
+            outcome.rejected_reasons[r.reason_code] = (
+                outcome.rejected_reasons.get(r.reason_code, 0) + 1
+            )
+        return outcome
+
+    # -- planning: pure given what was loaded ------------------------------------------------
+
+    def _plan(self, conn: Any, fresh: list[Decoded], now: datetime) -> _Plan:
+        plan = _Plan()
+        if not fresh:
+            return plan
+        customers = {d.accepted.customer_id for d in fresh}
+        raw_states = store.load_states(conn, customers)
+        raw_profiles = store.load_profiles(conn, customers)
+        states = {c: RuleState.from_json(s) for c, s in raw_states.items()}
+        profiles = {c: _profile_from_json(c, p) for c, p in raw_profiles.items()}
+        originals = {
+            d.event.original_event_id for d in fresh if isinstance(d.event, Refund | Reversal)
+        }
+        records = {
+            k: EarningRecord.from_json(v) for k, v in store.load_records(conn, originals).items()
+        }
+        purchase_ids = [d.accepted.event_id for d in fresh if isinstance(d.event, Purchase)]
+        waiting: dict[str, list[Refund | Reversal]] = {}
+        for row in store.load_parked(conn, purchase_ids):
+            waiting.setdefault(row["waiting_for"], []).append(
+                bank_transaction_adapter.validate_python(row["payload"])  # type: ignore[arg-type]
+            )
+
+        def state_of(customer_id: str) -> RuleState:
+            return states.get(customer_id) or RuleState()
+
+        def profile_of(customer_id: str) -> Profile:
+            return profiles.get(customer_id) or Profile(customer_id, "unknown", UNKNOWN_JOINED_AT)
+
+        def apply_refund(event: Refund | Reversal, decoded: Decoded | None) -> None:
+            record = records.get(event.original_event_id)
+            if record is None:
+                # Its purchase may still come later in this very batch: wait in memory too.
+                waiting.setdefault(event.original_event_id, []).append(event)
+                plan.parked.append(
+                    {
+                        "event_id": event.event_id,
+                        "waiting_for": event.original_event_id,
+                        "customer_id": event.customer_id,
+                        "payload": event.model_dump(mode="json"),
+                    }
+                )
+                return
+            try:
+                result = clawback(self._ruleset, record, event, state_of(event.customer_id))
+            except RulesError as exc:
+                if decoded is not None:
+                    plan.late_rejects.append(_late_reject(decoded.accepted, exc))
+                else:
+                    log.error("parked refund %s refused: %s", event.event_id, exc)
+                return
+            states[event.customer_id] = result.state
+            records[event.original_event_id] = result.record
+            plan.records[event.original_event_id] = (record.customer_id, result.record.to_json())
+            if result.points > 0:
+                plan.operations.append(
+                    Clawback(
+                        idempotency_key=clawback_key(event.event_id),
+                        earning_key=earn_key(event.original_event_id),
+                        amount=result.points,
+                        reason=Reason(
+                            rule_ids=result.rule_ids,
+                            ruleset_version=result.ruleset_version,
+                            source_event=event.event_id,
+                        ),
+                    )
+                )
+                plan.op_customers.append(event.customer_id)
+
+        for item in fresh:
+            event = item.event
+            customer_id = item.accepted.customer_id
+            if isinstance(event, CustomerProfile | CustomerOnboarded):
+                profile = Profile.from_event(event)
+                profiles[customer_id] = profile
+                code = event.referral_code if isinstance(event, CustomerOnboarded) else None
+                plan.profiles[customer_id] = (_profile_to_json(profile), None)
+                if code:
+                    log.info("customer %s onboarded with referral code %s", customer_id, code)
+                continue
+            if isinstance(event, Refund | Reversal):
+                apply_refund(event, item)
+                continue
+            if not isinstance(event, EarningInput):
+                plan.late_rejects.append(
+                    _late_reject(
+                        item.accepted, TypeError(f"{item.accepted.event_type} does not earn")
+                    )
+                )
+                continue
+            try:
+                evaluation = evaluate(
+                    self._ruleset, event, profile_of(customer_id), state_of(customer_id), now=now
+                )
+            except RulesError as exc:
+                plan.late_rejects.append(_late_reject(item.accepted, exc))
+                continue
+            states[customer_id] = evaluation.state
+            if isinstance(event, Purchase):
+                record = evaluation.record()
+                records[event.event_id] = record
+                plan.records[event.event_id] = (customer_id, record.to_json())
+            if evaluation.points > 0:
+                plan.operations.append(
+                    Earn(
+                        idempotency_key=earn_key(event.event_id),
+                        customer_id=customer_id,
+                        amount=evaluation.points,
+                        expires_at=event.occurred_at.astimezone(UTC) + self._lot_lifetime,
+                        reason=Reason(
+                            rule_ids=evaluation.rule_ids,
+                            ruleset_version=evaluation.ruleset_version,
+                            source_event=event.event_id,
+                        ),
+                    )
+                )
+                plan.op_customers.append(customer_id)
+            for refund in waiting.pop(event.event_id, []):
+                plan.unparked.append(refund.event_id)
+                apply_refund(refund, None)
+
+        plan.states = {c: states[c].to_json() for c in customers if c in states}
+        return plan
+
+    def _ledger_notifications(
+        self, plan: _Plan, results: Sequence[Any], outcome: BatchOutcome
+    ) -> list[dict[str, Any]]:
+        """points.ledger messages for every entry this batch committed (via the outbox)."""
+        rows: list[dict[str, Any]] = []
+        for op, customer_id, result in zip(
+            plan.operations, plan.op_customers, results, strict=True
+        ):
+            if isinstance(result, Rejected):
+                outcome.ledger_rejections += 1
+                log.warning("ledger refused %s: %s", op.idempotency_key, result)
+                continue
+            if not isinstance(result, Applied):
+                continue  # already applied by an earlier run: its notification exists already
+            signed = op.amount if isinstance(op, Earn) else -(op.amount or 0)
+            if isinstance(op, Earn):
+                outcome.points_earned += op.amount
+            else:
+                outcome.points_clawed_back += op.amount or 0
+            body = {
+                "entry_key": op.idempotency_key,
+                "kind": "earn" if isinstance(op, Earn) else "clawback",
+                "customer_id": customer_id,
+                "points": signed,
+                "rule_ids": list(op.reason.rule_ids),
+                "ruleset_version": op.reason.ruleset_version,
+                "source_event": op.reason.source_event,
+            }
+            rows.append(
+                {
+                    "topic": self._topics.points_ledger,
+                    "message_key": customer_id.encode(),
+                    "message_value": json.dumps(body, separators=(",", ":")).encode(),
+                    "headers": {"content-type": "application/json"},
+                    "dedupe_key": f"ledger:{op.idempotency_key}",
+                }
+            )
+        return rows
+
+
+def _first_occurrences(decoded: list[Decoded], new_ids: set[str]) -> list[Decoded]:
+    seen: set[str] = set()
+    fresh: list[Decoded] = []
+    for item in decoded:
+        event_id = item.accepted.event_id
+        if event_id in new_ids and event_id not in seen:
+            seen.add(event_id)
+            fresh.append(item)
+    return fresh
+
+
+def _late_reject(accepted: AcceptedEvent, error: Exception) -> RejectedMessage:
+    """An event that passed its contract but that the rules refuse (e.g. a refund for another
+    customer's purchase): dead-lettered with the reason, in the same transaction."""
+    code = getattr(error, "code", None) or "rule_refused"
+    return RejectedMessage(
+        topic=accepted.topic,
+        partition=accepted.partition,
+        offset=accepted.offset,
+        reason_code=str(code),
+        reason=str(error),
+        key=accepted.customer_id.encode(),
+        value=json.dumps(accepted.payload).encode(),
+    )

@@ -1,0 +1,161 @@
+"""Load and save the earning pipeline's per-customer rows, set-based, inside the caller's txn.
+
+PostgreSQL gets one statement per table per batch (the rows travel as one JSON parameter,
+unpacked by ``json_to_recordset``); SQLite gets executemany, which is fast in-process.
+Rule state is read ``FOR UPDATE`` on PostgreSQL: during a rebalance two workers may briefly
+hold batches of the same customer, and the lock makes the second read the first's result
+instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from points.earning.tables import (
+    customer_profiles,
+    customer_rule_state,
+    earning_records,
+    parked_events,
+)
+
+__all__ = [
+    "delete_parked",
+    "load_parked",
+    "load_profiles",
+    "load_records",
+    "load_states",
+    "park",
+    "save_profiles",
+    "save_records",
+    "save_states",
+]
+
+
+def _chunks(values: list[str], size: int = 5000) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _load_json_by_key(
+    conn: Connection, table: Table, key: str, column: str, keys: Iterable[str], *, lock: bool
+) -> dict[str, Any]:
+    wanted = sorted(set(keys))
+    out: dict[str, Any] = {}
+    key_col, value_col = table.c[key], table.c[column]
+    for chunk in _chunks(wanted):
+        query = select(key_col, value_col).where(key_col.in_(chunk)).order_by(key_col)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        for k, v in conn.execute(query):
+            out[k] = v
+    return out
+
+
+def load_states(conn: Connection, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return _load_json_by_key(
+        conn, customer_rule_state, "customer_id", "state", customer_ids, lock=True
+    )
+
+
+def load_profiles(conn: Connection, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return _load_json_by_key(
+        conn, customer_profiles, "customer_id", "profile", customer_ids, lock=False
+    )
+
+
+def load_records(conn: Connection, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return _load_json_by_key(conn, earning_records, "event_id", "record", event_ids, lock=True)
+
+
+def load_parked(conn: Connection, waiting_for: Iterable[str]) -> list[dict[str, Any]]:
+    wanted = sorted(set(waiting_for))
+    rows: list[dict[str, Any]] = []
+    for chunk in _chunks(wanted):
+        query = (
+            select(parked_events.c.event_id, parked_events.c.waiting_for, parked_events.c.payload)
+            .where(parked_events.c.waiting_for.in_(chunk))
+            .order_by(parked_events.c.event_id)
+        )
+        rows.extend(dict(r._mapping) for r in conn.execute(query))
+    return rows
+
+
+def _upsert(
+    conn: Connection,
+    table: Table,
+    key: str,
+    rows: list[dict[str, Any]],
+    json_columns: tuple[str, ...],
+    plain_columns: tuple[str, ...] = (),
+) -> None:
+    """Insert or replace rows by ``key``; ``updated_at`` is set to now when present."""
+    if not rows:
+        return
+    columns = (key, *plain_columns, *json_columns)
+    has_updated = "updated_at" in table.c
+    if conn.dialect.name == "postgresql":
+        types = {c: "json" if c in json_columns else _pg_type(table, c) for c in columns}
+        column_list = ", ".join(columns)
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+        if has_updated:
+            sets += ", updated_at = now()"
+        record_def = ", ".join(f"{c} {types[c]}" for c in columns)
+        statement = text(
+            f"INSERT INTO {table.name} ({column_list}) "
+            f"SELECT {column_list} FROM json_to_recordset(CAST(:rows AS json)) AS r({record_def}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {sets}"
+        )
+        conn.execute(statement, {"rows": json.dumps(rows, separators=(",", ":"))})
+        return
+    stmt = sqlite.insert(table)
+    update = {c: stmt.excluded[c] for c in columns if c != key}
+    conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=update), rows)
+
+
+def _pg_type(table: Table, column: str) -> str:
+    dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return str(table.c[column].type.compile(dialect=dialect))
+
+
+def save_states(conn: Connection, states: Mapping[str, dict[str, Any]]) -> None:
+    rows = [{"customer_id": k, "state": v} for k, v in sorted(states.items())]
+    _upsert(conn, customer_rule_state, "customer_id", rows, ("state",))
+
+
+def save_profiles(
+    conn: Connection, profiles: Mapping[str, tuple[dict[str, Any], str | None]]
+) -> None:
+    rows = [
+        {"customer_id": k, "profile": p, "referral_code": code}
+        for k, (p, code) in sorted(profiles.items())
+    ]
+    _upsert(conn, customer_profiles, "customer_id", rows, ("profile",), ("referral_code",))
+
+
+def save_records(conn: Connection, records: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
+    rows = [
+        {"event_id": k, "customer_id": customer, "record": record}
+        for k, (customer, record) in sorted(records.items())
+    ]
+    _upsert(conn, earning_records, "event_id", rows, ("record",), ("customer_id",))
+
+
+def park(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(parked_events).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(parked_events).on_conflict_do_nothing()
+    conn.execute(stmt, rows)
+
+
+def delete_parked(conn: Connection, event_ids: Iterable[str]) -> None:
+    ids = sorted(set(event_ids))
+    for chunk in _chunks(ids):
+        conn.execute(delete(parked_events).where(parked_events.c.event_id.in_(chunk)))

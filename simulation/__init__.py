@@ -1,0 +1,1 @@
+"""Realistic synthetic bank traffic for the demo and the benchmarks (never for production)."""

@@ -1,0 +1,97 @@
+"""The points-earning agent: bank.transactions, customer.activity and bank.customers.
+
+Each fetched batch (across the three topics) goes to ``EarningService.process``: one database
+transaction holding the inbox rows, the ledger entries, the per-customer rule state and the
+outbox. Offsets are acked only after it commits (streams/fastpath.py). If the database stays
+unavailable through the retries, the process exits hard: nothing of the batch was acked, a
+restarted worker replays it, and the inbox makes the replay harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import faust
+from faust.types import Message
+
+from points.earning import BatchOutcome, EarningService
+from points.ingest import RawMessage
+from points.settings import Settings
+from streams.fastpath import BatchingApp
+
+__all__ = ["process_with_retry", "register_earning_agent"]
+
+log = logging.getLogger(__name__)
+
+DB_RETRY_ATTEMPTS = 5
+EXIT_DATABASE_UNAVAILABLE = 75  # EX_TEMPFAIL: a supervisor should restart us
+
+
+def to_raw(message: Message) -> RawMessage:
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+    )
+
+
+async def process_with_retry(
+    process: Callable[[Sequence[RawMessage]], BatchOutcome],
+    batch: Sequence[RawMessage],
+    *,
+    attempts: int = DB_RETRY_ATTEMPTS,
+    exit_process: Callable[[int], None] = os._exit,
+) -> BatchOutcome:
+    """Run the batch in a worker thread, retrying transient database errors with backoff."""
+    delay_s = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            return await asyncio.to_thread(process, batch)
+        except Exception:
+            log.exception("batch of %d failed (attempt %d/%d)", len(batch), attempt, attempts)
+            if attempt == attempts:
+                break
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 5.0)
+    log.critical("database unavailable; exiting without acking so the batch is replayed")
+    exit_process(EXIT_DATABASE_UNAVAILABLE)
+    raise SystemExit(EXIT_DATABASE_UNAVAILABLE)  # only reached when exit_process is a fake
+
+
+def register_earning_agent(
+    app: BatchingApp, settings: Settings, service: EarningService
+) -> list[faust.TopicT]:
+    topics = [
+        app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.kafka.topic_partitions,
+        )
+        for name in service.topics
+    ]
+
+    @app.batch_agent(*topics)
+    async def earn_points(messages: Sequence[Message]) -> None:
+        started = time.perf_counter()
+        outcome = await process_with_retry(service.process, [to_raw(m) for m in messages])
+        log.info(
+            "batch=%d stored=%d duplicates=%d rejected=%d earned=%d clawed_back=%d in %.1f ms",
+            outcome.messages,
+            outcome.stored,
+            outcome.duplicates,
+            outcome.rejected,
+            outcome.points_earned,
+            outcome.points_clawed_back,
+            (time.perf_counter() - started) * 1000,
+        )
+
+    return topics
