@@ -10,6 +10,7 @@ by its Kafka position so a replay does not record it twice. ``outbox`` holds mes
 from __future__ import annotations
 
 import json
+from base64 import b64encode
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -230,8 +231,41 @@ def record_batch(
         ]
         conn.execute(_insert_ignoring_duplicates(conn, outbox_table), outbox_rows)
     if outbox:
-        conn.execute(_insert_ignoring_duplicates(conn, outbox_table), list(outbox))
+        _insert_outbox(conn, outbox)
     return new_ids
+
+
+_OUTBOX_INSERT_PG = text(
+    """
+    INSERT INTO outbox (topic, message_key, message_value, headers, dedupe_key)
+    SELECT r.topic, decode(r.message_key, 'base64'), decode(r.message_value, 'base64'),
+           r.headers, r.dedupe_key
+    FROM json_to_recordset(CAST(:rows AS json)) AS r(
+        topic varchar, message_key text, message_value text, headers json, dedupe_key varchar)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    """
+)
+
+
+def _insert_outbox(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue messages, each at most once (by dedupe_key), in the caller's transaction."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(_insert_ignoring_duplicates(conn, outbox_table), list(rows))
+        return
+    # Bytes travel base64-encoded inside the one JSON parameter (see _INBOX_INSERT_PG).
+    payload = [
+        {
+            "topic": r["topic"],
+            "message_key": None
+            if r["message_key"] is None
+            else b64encode(r["message_key"]).decode(),
+            "message_value": b64encode(r["message_value"]).decode(),
+            "headers": r["headers"],
+            "dedupe_key": r["dedupe_key"],
+        }
+        for r in rows
+    ]
+    conn.execute(_OUTBOX_INSERT_PG, {"rows": json.dumps(payload, separators=(",", ":"))})
 
 
 outbox = outbox_table  # the table's public name; ``record_batch`` takes rows by that name

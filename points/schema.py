@@ -7,7 +7,12 @@ import importlib
 __all__ = ["TABLE_MODULES", "import_all_tables"]
 
 # Each module defines tables on points.db.metadata. Add new table modules here.
-TABLE_MODULES = ("points.intake", "points.ledger.tables", "points.earning.tables")
+TABLE_MODULES = (
+    "points.intake",
+    "points.ledger.tables",
+    "points.earning.tables",
+    "points.operations_tables",
+)
 
 
 def import_all_tables() -> None:

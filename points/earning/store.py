@@ -45,14 +45,22 @@ def _load_json_by_key(
     conn: Connection, table: Table, key: str, column: str, keys: Iterable[str], *, lock: bool
 ) -> dict[str, Any]:
     wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    if conn.dialect.name == "postgresql":
+        # One array parameter instead of an IN list of thousands of bind parameters, which
+        # costs more to build than the lookup itself. Sorted + FOR UPDATE: locks in key order.
+        lock_sql = " FOR UPDATE" if lock else ""
+        statement = text(
+            f"SELECT {key}, {column} FROM {table.name} "
+            f"WHERE {key} = ANY(CAST(:keys AS varchar[])) ORDER BY {key}{lock_sql}"
+        )
+        return dict(conn.execute(statement, {"keys": wanted}).tuples().all())
     out: dict[str, Any] = {}
     key_col, value_col = table.c[key], table.c[column]
     for chunk in _chunks(wanted):
-        query = select(key_col, value_col).where(key_col.in_(chunk)).order_by(key_col)
-        if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        for k, v in conn.execute(query):
-            out[k] = v
+        query = select(key_col, value_col).where(key_col.in_(chunk))
+        out.update(conn.execute(query).tuples().all())
     return out
 
 
@@ -74,15 +82,20 @@ def load_records(conn: Connection, event_ids: Iterable[str]) -> dict[str, dict[s
 
 def load_parked(conn: Connection, waiting_for: Iterable[str]) -> list[dict[str, Any]]:
     wanted = sorted(set(waiting_for))
+    if not wanted:
+        return []
+    columns = (parked_events.c.event_id, parked_events.c.waiting_for, parked_events.c.payload)
+    if conn.dialect.name == "postgresql":
+        statement = text(
+            "SELECT event_id, waiting_for, payload FROM parked_events "
+            "WHERE waiting_for = ANY(CAST(:keys AS varchar[])) ORDER BY event_id"
+        )
+        return [dict(r._mapping) for r in conn.execute(statement, {"keys": wanted})]
     rows: list[dict[str, Any]] = []
     for chunk in _chunks(wanted):
-        query = (
-            select(parked_events.c.event_id, parked_events.c.waiting_for, parked_events.c.payload)
-            .where(parked_events.c.waiting_for.in_(chunk))
-            .order_by(parked_events.c.event_id)
-        )
+        query = select(*columns).where(parked_events.c.waiting_for.in_(chunk))
         rows.extend(dict(r._mapping) for r in conn.execute(query))
-    return rows
+    return sorted(rows, key=lambda r: str(r["event_id"]))
 
 
 def _upsert(
