@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STACK_ENV = eval "$$($(PY) -m devstack env)"
 
-.PHONY: help venv stack-up stack-down stack-status migrate demo test test-unit lint bench-ledger bench-pipeline clean
+.PHONY: help venv stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline clean
 
 help:
-	@echo "make demo          run the exchange end to end (starts Kafka, the ledger, a worker)"
+	@echo "make demo          a day at the bank end to end (starts Kafka, the ledger, a worker)"
+	@echo "make demo-stop     stop everything the demo and the stack started"
 	@echo "make test          run every test against a real Kafka broker and real PostgreSQL"
 	@echo "make bench-ledger  ledger benchmark (PostgreSQL and SQLite), last line is JSON"
 	@echo "make bench-pipeline  Kafka -> earning worker -> PostgreSQL benchmark, last line is JSON"
@@ -39,6 +40,10 @@ migrate: venv
 
 demo: stack-up
 	$(STACK_ENV) && $(PY) -m demo
+
+demo-stop: venv
+	$(PY) -m demo stop
+	$(PY) -m devstack down
 
 test: stack-up
 	$(STACK_ENV) && $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)

@@ -1,186 +1,170 @@
-"""A short day at the bank: publish card transactions, watch the worker record them.
+"""`make demo`: a day at the bank through the whole exchange; `make demo-stop` ends it.
 
-Uses the embedded SQLite ledger unless POINTS_DATABASE__URL names a PostgreSQL database.
+Starts the earning worker in the background (it stays up), publishes a simulated day of
+customers, card traffic, refunds and app activity to the local broker, waits until the ledger
+has applied all of it, and prints what the day produced. The ledger is the embedded SQLite
+file unless POINTS_DATABASE__URL names a PostgreSQL database.
+
+    python -m demo [--customers N] [--transactions N]
+    python -m demo stop
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import json
 import os
-import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy import func, select
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine, func, select
 
+from demo import services
+from demo.summary import collect, render
 from points.db import make_engine
+from points.earning.tables import customer_profiles
 from points.intake import dead_letters, inbound_events
 from points.migrate import upgrade
 from points.settings import Settings, load_settings
+from simulation.traffic import DayTraffic, generate_day
 from streams.topics import ensure_topics_sync
 
-ROOT = Path(__file__).resolve().parent.parent
 console = Console()
 
-MCC_MIX = [("5411", 40), ("5812", 20), ("5541", 10), ("4121", 10), ("5311", 15), ("4511", 5)]
+WORKER = services.Service("worker", ("-m", "streams.worker"), "earning worker (faust)")
 
 
-def sample_transactions(run_id: str, customers: int, count: int) -> list[dict[str, object]]:
-    rng = random.Random(run_id)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=8)
-    mccs = [mcc for mcc, weight in MCC_MIX for _ in range(weight)]
-    return [
-        {
-            "event_type": "purchase",
-            "event_id": f"demo-{run_id}-{i}",
-            "customer_id": f"cust-{rng.randrange(customers):05d}",
-            "amount_minor": rng.choice([8_00, 25_50, 68_00, 129_90, 450_00, 1_280_00]),
-            "currency": "CNY",
-            "mcc": rng.choice(mccs),
-            "merchant_id": f"m-{rng.randrange(200):04d}",
-            "channel": rng.choice(["card_present", "online", "mobile"]),
-            "occurred_at": (start + timedelta(seconds=i * 7)).isoformat(),
-        }
-        for i in range(count)
-    ]
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
-def malformed(run_id: str) -> list[tuple[bytes, bytes]]:
-    good = sample_transactions(run_id + "-bad", 1, 3)
-    return [
-        (b"cust-00000", b"{not json"),
-        (b"cust-00000", json.dumps({**good[0], "amount_minor": 12.5}).encode()),
-        (b"someone-else", json.dumps(good[1]).encode()),
-    ]
-
-
-async def publish(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+async def publish(
+    settings: Settings, topic: str, records: list[tuple[bytes, bytes]], bar: Progress, task: int
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5
+    )
     await producer.start()
     try:
-        topic = settings.kafka.topics.bank_transactions
-        futures = [await producer.send(topic, key=k, value=v) for k, v in records]
-        await asyncio.gather(*futures)
+        for start in range(0, len(records), 5000):
+            chunk = records[start : start + 5000]
+            futures = [await producer.send(topic, key=k, value=v) for k, v in chunk]
+            await asyncio.gather(*futures)
+            bar.advance(task, len(chunk))
     finally:
         await producer.stop()
 
 
-def landed(settings: Settings, run_id: str) -> tuple[int, int]:
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            stored = conn.execute(
-                select(func.count())
-                .select_from(inbound_events)
-                .where(inbound_events.c.event_id.like(f"demo-{run_id}-%"))
-            ).scalar_one()
-            dead = conn.execute(select(func.count()).select_from(dead_letters)).scalar_one()
-        return int(stored), int(dead)
-    finally:
-        engine.dispose()
+def count(engine: Engine, query: object) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())  # type: ignore[call-overload]
 
 
-def summary(settings: Settings, run_id: str) -> None:
+def wait_until_applied(
+    engine: Engine, prefix: str, expected: int, since: datetime, malformed: int
+) -> bool:
+    stored_q = (
+        select(func.count())
+        .select_from(inbound_events)
+        .where(inbound_events.c.customer_id.like(f"{prefix}%"))
+    )
+    dead_q = (
+        select(func.count()).select_from(dead_letters).where(dead_letters.c.created_at >= since)
+    )
+    with progress() as bar:
+        task = bar.add_task("worker applying events", total=expected)
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            stored = count(engine, stored_q)
+            bar.update(task, completed=stored)
+            if stored >= expected and count(engine, dead_q) >= malformed:
+                return True
+            if services.running(load_settings().data_dir, WORKER.name) is None:
+                console.print("[red]the worker stopped; see data/demo/worker.log")
+                return False
+            time.sleep(0.5)
+    return False
+
+
+def run(customers: int, transactions: int) -> int:
+    settings = load_settings()
+    prefix = f"d{uuid.uuid4().hex[:6]}"
+    since = datetime.now(UTC)
+    console.rule("[bold]Points exchange — a day at the bank")
+    console.print(f"ledger  {settings.database_url}\nkafka   {settings.kafka.bootstrap_servers}")
+    upgrade(settings.database_url)
+    ensure_topics_sync(settings)
+    env = {**os.environ, "POINTS_DATABASE__URL": settings.database_url}
+    pid, started = services.start(settings.data_dir, WORKER, env)
+    console.print(f"worker  pid {pid} ({'started' if started else 'already running'})")
+
+    with console.status("simulating the day"):
+        day: DayTraffic = generate_day(
+            seed=int(time.time()), customers=customers, transactions=transactions, prefix=prefix
+        )
+    topics = settings.kafka.topics
     engine = make_engine(settings.database_url)
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(inbound_events.c.customer_id, func.count(), inbound_events.c.event_type)
-                .where(inbound_events.c.event_id.like(f"demo-{run_id}-%"))
-                .group_by(inbound_events.c.customer_id, inbound_events.c.event_type)
-                .order_by(func.count().desc())
-                .limit(10)
-            ).all()
-            reasons = conn.execute(
-                select(dead_letters.c.reason_code, func.count()).group_by(
-                    dead_letters.c.reason_code
-                )
-            ).all()
+        with progress() as bar:
+            task = bar.add_task("customer profiles", total=len(day.customers))
+            asyncio.run(publish(settings, topics.bank_customers, day.customers, bar, task))
+        # Profiles first: segment campaigns need them before the day's purchases arrive.
+        profiles_q = (
+            select(func.count())
+            .select_from(customer_profiles)
+            .where(customer_profiles.c.customer_id.like(f"{prefix}%"))
+        )
+        deadline = time.monotonic() + 300
+        while count(engine, profiles_q) < len(day.customers) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        with progress() as bar:
+            t1 = bar.add_task("card transactions", total=len(day.transactions))
+            t2 = bar.add_task("app check-ins and shares", total=len(day.activity))
+            asyncio.run(publish(settings, topics.bank_transactions, day.transactions, bar, t1))
+            asyncio.run(publish(settings, topics.customer_activity, day.activity, bar, t2))
+        expected = len(day.customers) + day.distinct_valid_transactions + len(day.activity)
+        started_at = time.monotonic()
+        if not wait_until_applied(engine, prefix, expected, since, day.malformed):
+            return 1
+        elapsed = time.monotonic() - started_at
+        console.print(
+            f"[green]applied {expected:,} events in {elapsed:.1f} s; {day.duplicates:,} producer "
+            f"duplicates ignored, {day.malformed} malformed dead-lettered"
+        )
+        render(console, collect(engine, prefix, since))
     finally:
         engine.dispose()
-    table = Table(title="Busiest customers in this run")
-    table.add_column("customer")
-    table.add_column("type")
-    table.add_column("events", justify="right")
-    for customer, count, event_type in rows:
-        table.add_row(customer, event_type, str(count))
-    console.print(table)
-    dlq = Table(title="Dead letters (all runs), by reason")
-    dlq.add_column("reason")
-    dlq.add_column("count", justify="right")
-    for code, count in reasons:
-        dlq.add_row(code, str(count))
-    console.print(dlq)
+    console.print(
+        "The worker keeps running: publish more, or stop everything with [bold]make demo-stop[/]."
+    )
+    return 0
 
 
 def main() -> int:
-    settings = load_settings()
-    run_id = uuid.uuid4().hex[:8]
-    console.rule("[bold]Points exchange demo")
-    console.print(f"ledger: {settings.database_url}")
-    console.print(f"kafka:  {settings.kafka.bootstrap_servers}")
-    upgrade(settings.database_url)
-    ensure_topics_sync(settings)
-
-    log_path = settings.data_dir / "demo-worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "POINTS_DATABASE__URL": settings.database_url}
-    with log_path.open("ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        transactions = sample_transactions(run_id, customers=50, count=500)
-        resent = transactions[:25]  # producers retry: these arrive twice
-        records = [
-            (t["customer_id"].encode(), json.dumps(t).encode()) for t in transactions + resent
-        ]  # type: ignore[union-attr]
-        records += malformed(run_id)
-        _, dead_before = landed(settings, run_id)
-        with console.status(f"publishing {len(records)} messages (25 duplicates, 3 malformed)"):
-            asyncio.run(publish(settings, records))
-        deadline = time.monotonic() + 120
-        with console.status("waiting for the worker to record them") as status:
-            while time.monotonic() < deadline:
-                stored, dead = landed(settings, run_id)
-                status.update(
-                    f"stored {stored}/{len(transactions)}, dead letters +{dead - dead_before}"
-                )
-                if stored == len(transactions) and dead - dead_before == 3:
-                    break
-                if worker.poll() is not None:
-                    console.print(f"[red]worker exited ({worker.returncode}); see {log_path}")
-                    return 1
-                time.sleep(0.5)
-            else:
-                console.print(f"[red]timed out; see {log_path}")
-                return 1
-        console.print(
-            f"[green]stored {stored} distinct transactions exactly once; "
-            f"{dead - dead_before} malformed messages went to {settings.kafka.topics.points_dlq}"
-        )
-        summary(settings, run_id)
+    parser = argparse.ArgumentParser(prog="python -m demo", description="A day at the bank.")
+    parser.add_argument("action", nargs="?", default="run", choices=["run", "stop"])
+    parser.add_argument(
+        "--customers", type=int, default=int(os.environ.get("DEMO_CUSTOMERS", 20_000))
+    )
+    parser.add_argument(
+        "--transactions", type=int, default=int(os.environ.get("DEMO_TRANSACTIONS", 60_000))
+    )
+    args = parser.parse_args()
+    if args.action == "stop":
+        stopped = services.stop_all(load_settings().data_dir)
+        console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         return 0
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    return run(args.customers, args.transactions)
 
 
 if __name__ == "__main__":

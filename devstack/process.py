@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,9 @@ def pid_listens_on(pid: int, port: int) -> bool:
 # --- starting and stopping -------------------------------------------------------------------
 
 
-def spawn_detached(argv: Sequence[str], log_path: Path, cwd: Path) -> int:
+def spawn_detached(
+    argv: Sequence[str], log_path: Path, cwd: Path, env: Mapping[str, str] | None = None
+) -> int:
     """Start ``argv`` in its own session with output to ``log_path``; return its PID.
 
     Its own session so that Ctrl-C in the shell that ran `up`, or the end of a CI step's process
@@ -161,6 +163,7 @@ def spawn_detached(argv: Sequence[str], log_path: Path, cwd: Path) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            env=None if env is None else dict(env),
         )
     return proc.pid
 

@@ -40,9 +40,28 @@ async def ensure_topics(settings: Settings, extra: list[str] | None = None) -> l
         # Another worker may create the same topic between our list and our create.
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(new)
+        await _wait_for_leaders(admin, missing)
         return missing
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 15.0
+) -> None:
+    """Return once every partition of ``names`` has a leader: producing to a topic whose
+    leaders are still being elected fails with NotLeaderForPartition retries."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(names)
+        if all(
+            topic["error_code"] == 0
+            and topic["partitions"]
+            and all(p["leader"] >= 0 for p in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.1)
 
 
 def _single_node(settings: Settings) -> bool:

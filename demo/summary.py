@@ -1,0 +1,137 @@
+"""What the demo day produced, read back from the ledger database (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, func, select
+
+from points.earning.tables import customer_rule_state, earning_records
+from points.intake import dead_letters, inbound_events
+from points.ledger import verify
+from points.ledger.tables import entries
+
+__all__ = ["DaySummary", "collect", "render"]
+
+
+@dataclass
+class DaySummary:
+    events: int = 0
+    entries_by_kind: Counter[str] = field(default_factory=Counter)
+    points_by_kind: Counter[str] = field(default_factory=Counter)
+    points_by_rule: Counter[str] = field(default_factory=Counter)
+    points_by_campaign: Counter[str] = field(default_factory=Counter)
+    reactivated: int = 0
+    badges: Counter[str] = field(default_factory=Counter)
+    streaks_running: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    verify_ok: bool = False
+    verify_entries: int = 0
+    violations: list[str] = field(default_factory=list)
+
+
+def collect(engine: Engine, prefix: str, since: datetime) -> DaySummary:
+    """Aggregate this run's customers (ids start with ``prefix``) and the whole ledger's health."""
+    summary = DaySummary()
+    like = f"{prefix}%"
+    with engine.connect() as conn:
+        summary.events = int(
+            conn.execute(
+                select(func.count())
+                .select_from(inbound_events)
+                .where(inbound_events.c.customer_id.like(like))
+            ).scalar_one()
+        )
+        for kind, count, points in conn.execute(
+            select(entries.c.kind, func.count(), func.coalesce(func.sum(entries.c.amount), 0))
+            .where(entries.c.customer_id.like(like), entries.c.status == "committed")
+            .group_by(entries.c.kind)
+        ):
+            summary.entries_by_kind[kind] = int(count)
+            summary.points_by_kind[kind] = int(points)
+        for (record,) in conn.execute(
+            select(earning_records.c.record).where(earning_records.c.customer_id.like(like))
+        ):
+            for line in record["lines"]:
+                summary.points_by_rule[line["rule_id"]] += line["points"]
+                if line["kind"] == "campaign":
+                    summary.points_by_campaign[line["rule_id"]] += line["points"]
+                if line["kind"] == "reactivation" and line["points"] > 0:
+                    summary.reactivated += 1
+        for (state,) in conn.execute(
+            select(customer_rule_state.c.state).where(customer_rule_state.c.customer_id.like(like))
+        ):
+            summary.badges.update(state.get("badges") or [])
+            summary.streaks_running += sum(
+                1 for s in (state.get("streaks") or {}).values() if int(s.get("length", 0)) >= 2
+            )
+        for code, count in conn.execute(
+            select(dead_letters.c.reason_code, func.count())
+            .where(dead_letters.c.created_at >= since)
+            .group_by(dead_letters.c.reason_code)
+        ):
+            summary.dead_letters[code] = int(count)
+        report = verify(conn)
+    summary.verify_ok = report.ok
+    summary.verify_entries = report.entries
+    summary.violations = [f"{v.check}: {v.subject}: {v.detail}" for v in report.violations[:10]]
+    return summary
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="right" if i else "left")
+    for row in rows:
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+    return table
+
+
+def render(console: Console, summary: DaySummary) -> None:
+    console.print(
+        _table(
+            "Ledger entries for this day",
+            ("kind", "entries", "points"),
+            [
+                (k, summary.entries_by_kind[k], summary.points_by_kind[k])
+                for k in sorted(summary.entries_by_kind)
+            ],
+        )
+    )
+    console.print(
+        _table("Points issued by rule", ("rule", "points"), summary.points_by_rule.most_common(15))
+    )
+    if summary.points_by_campaign:
+        console.print(
+            _table(
+                "Points issued by campaign",
+                ("campaign", "points"),
+                summary.points_by_campaign.most_common(),
+            )
+        )
+    console.print(
+        _table(
+            "Engagement",
+            ("measure", "customers"),
+            [
+                ("dormant customers reactivated", summary.reactivated),
+                ("streaks running (2+)", summary.streaks_running),
+            ]
+            + [(f"badge: {b}", n) for b, n in summary.badges.most_common(8)],
+        )
+    )
+    console.print(
+        _table(
+            "Dead letters (this run), by reason",
+            ("reason", "messages"),
+            sorted(summary.dead_letters.items()),
+        )
+    )
+    verdict = "[green]clean" if summary.verify_ok else "[red]VIOLATIONS"
+    console.print(f"verify: {verdict}[/] over {summary.verify_entries:,} ledger entries")
+    for violation in summary.violations:
+        console.print(f"  [red]{violation}")
