@@ -16,6 +16,10 @@ What is measured (every earning: entry header with reason, leg, lot, balance upd
   schema's trigger makes) written by plain batched SQL with no ledger logic, interleaved
   batch by batch with the ledger run so both see the same machine load.
 - ``verify_entries_per_s``, ``bytes_per_entry`` (PostgreSQL tables + indexes / entries).
+
+Every rate is the median of ``--reps`` repetitions (at least 3; 5 by default, 3 with
+``--quick``); ``spread`` gives each rate's [min, max] over the repetitions, and the machine's
+load average (1, 5, 15 minutes) is recorded before and after the run: the machine is shared.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import multiprocessing
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -271,7 +276,8 @@ def measure_verify(engine: Engine) -> float:
     return report.entries / elapsed
 
 
-def sqlite_b1000(batches: int, customer_count: int) -> float:
+def sqlite_b1000(batches: int, customer_count: int, reps: int) -> list[float]:
+    """``reps`` runs of ``batches`` batches of 1,000 on one SQLite ledger; a rate per run."""
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
@@ -280,30 +286,55 @@ def sqlite_b1000(batches: int, customer_count: int) -> float:
         customers = [f"s{i}" for i in range(customer_count)]
         keys = Keys("sq-")
         create_customers(engine, customers, keys)
-        ops = earnings(keys, customers, batches * 1000, rng)
-        rate = run_batches(engine, ops, 1000)
+        rates = [run_batches(engine, earnings(keys, customers, batches * 1000, rng), 1000)
+                 for _ in range(reps)]
         with engine.connect() as conn:
             if not verify(conn).ok:
                 raise RuntimeError("SQLite ledger does not verify")
         engine.dispose()
-    return rate
+    return rates
+
+
+def load_avg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+class Rates:
+    """Each measurement's repetitions; the result is their median, the spread min and max."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[float]] = {}
+
+    def add(self, name: str, value: float) -> None:
+        self.runs.setdefault(name, []).append(value)
+        log(f"  {name}: {value:.3f}" if value < 10 else f"  {name}: {value:.0f}")
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.runs[name])
+
+    def spread(self) -> dict[str, list[float]]:
+        return {name: [round(min(v), 3), round(max(v), 3)] for name, v in self.runs.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg-url", default=os.environ.get("POINTS_BENCH_PG_URL"))
     parser.add_argument("--quick", action="store_true", help="fewer batches (a smoke run)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="repetitions per rate, median reported (default 5; 3 if --quick)")
     args = parser.parse_args(argv)
     if not args.pg_url:
         parser.error("give --pg-url or set POINTS_BENCH_PG_URL")
-    scale = 1 if args.quick else 4
+    reps = max(3, args.reps or (3 if args.quick else 5))
+    scale = 1 if args.quick else 2
     rng = random.Random(1)
-    load_before = os.getloadavg()[0]
+    load_before = load_avg()
+    log(f"load average before: {load_before} on {os.cpu_count()} cpus; {reps} repetitions")
+    rates = Rates()
 
-    results: dict[str, Any] = {}
     # SQLite first: it is bound by this process's CPU, so it goes before the writer processes
-    results["sqlite_earn_per_s_b1000"] = round(sqlite_b1000(4 * scale, 20_000))
-    log(f"sqlite b1000: {results['sqlite_earn_per_s_b1000']}/s")
+    for rate in sqlite_b1000(4 * scale, 20_000, reps):
+        rates.add("sqlite_earn_per_s_b1000", rate)
 
     url = fresh_pg(args.pg_url)
     engine = make_engine(url, pool_size=2)
@@ -313,29 +344,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     create_customers(engine, customers, keys)
     with engine.begin() as conn:  # fresh statistics, as a running ledger would have
         conn.execute(text("ANALYZE"))
+    # one warm-up batch of each size: plans, caches and connections, not measured
+    for size in (1, 100, 1000):
+        run_batches(engine, earnings(keys, customers, size, rng), size)
 
-    for size, count in ((1, 150 * scale), (100, 2_000 * scale), (1000, 5_000 * scale)):
-        ops = earnings(keys, customers, count, rng)
-        results[f"pg_earn_per_s_b{size}"] = round(run_batches(engine, ops, size))
-        log(f"b{size}: {results[f'pg_earn_per_s_b{size}']}/s")
+    for _ in range(reps):
+        for size, count in ((1, 50 * scale), (100, 1_000 * scale)):
+            rates.add(f"pg_earn_per_s_b{size}",
+                      run_batches(engine, earnings(keys, customers, count, rng), size))
+        # b1000: ledger and raw batches interleaved, so both see the same machine load
+        ledger_rate, raw_rate = ledger_vs_raw(engine, customers, keys, 5 * scale, rng)
+        rates.add("pg_earn_per_s_b1000", ledger_rate)
+        rates.add("pg_raw_per_s_b1000", raw_rate)
+        rates.add("ratio_earn_to_raw_b1000", ledger_rate / raw_rate)
 
-    ledger_rate, raw_rate = ledger_vs_raw(engine, customers, keys, 5 * scale, rng)
-    # the b1000 figure is the mean of the plain run and the interleaved one
-    results["pg_earn_per_s_b1000"] = round((results["pg_earn_per_s_b1000"] + ledger_rate) / 2)
-    results["pg_raw_per_s_b1000"] = round(raw_rate)
-    results["ratio_earn_to_raw_b1000"] = round(ledger_rate / raw_rate, 3)
-    log(f"ledger {ledger_rate:.0f}/s vs raw {raw_rate:.0f}/s interleaved")
-
-    writer_batches = 3 * scale
     engine.dispose()  # no pooled connection crosses the fork into the writers
-    uniform, d1 = two_writers(url, customers, writer_batches, 0.0, 50, "u")
-    skewed, d2 = two_writers(url, customers, writer_batches, 0.8, 50, "h")
-    results["pg_hot_account_ratio"] = round(skewed / uniform, 3)
-    log(f"two writers uniform {uniform:.0f}/s, 80% on one clearing account {skewed:.0f}/s")
-    plain, d3 = two_writers(url, customers, writer_batches, 0.0, 0, "t")
-    results["pg_two_writers_per_s"] = round(plain)
-    results["deadlocks"] = d1 + d2 + d3
+    deadlocks = 0
+    for _ in range(reps):
+        uniform, d1 = two_writers(url, customers, 2 * scale, 0.0, 50, "u")
+        skewed, d2 = two_writers(url, customers, 2 * scale, 0.8, 50, "h")
+        plain, d3 = two_writers(url, customers, 2 * scale, 0.0, 0, "t")
+        deadlocks += d1 + d2 + d3
+        rates.add("pg_hot_account_ratio", skewed / uniform)
+        rates.add("pg_two_writers_per_s", plain)
 
+    engine = make_engine(url, pool_size=1)
+    results: dict[str, Any] = {}
+    for name in rates.runs:
+        value = rates.median(name)
+        results[name] = round(value, 3) if value < 10 else round(value)
+    results["deadlocks"] = deadlocks
     results["verify_entries_per_s"] = round(measure_verify(engine))
     results["bytes_per_entry"] = bytes_per_entry(engine)
     engine.dispose()
@@ -343,9 +381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["floors_ok"] = (
         all(results[k] >= v for k, v in FLOORS.items()) and results["deadlocks"] == 0
     )
+    results["reps"] = reps
+    results["spread"] = rates.spread()
     results["cpus"] = os.cpu_count()
-    results["load_avg_1m_before"] = round(load_before, 2)
-    results["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    results["load_avg_before"] = load_before
+    results["load_avg_after"] = load_avg()
+    results["load_avg_1m_before"] = load_before[0]
+    results["load_avg_1m_after"] = results["load_avg_after"][0]
     results["quick"] = bool(args.quick)
     print(json.dumps(results, sort_keys=True))
     return 0

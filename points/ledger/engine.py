@@ -40,6 +40,7 @@ from points.ledger.model import (
     Hold,
     Operation,
     PostHold,
+    Reason,
     Reverse,
     Spend,
     VoidHold,
@@ -60,6 +61,7 @@ __all__ = [
 REVERSIBLE_KINDS: Final = frozenset({"earn", "referral", "swap", "spend", "adjust"})
 EARNING_KINDS: Final = frozenset({"earn", "referral", "swap"})
 Leg = tuple[AccountRef, AccountRef, int]  # (debit, credit, amount)
+_new_tuple = tuple.__new__  # AccountRef(...) without the NamedTuple's Python-level __new__
 
 
 @dataclass(slots=True)
@@ -123,7 +125,7 @@ class EntryDraft:
     program: str | None = None
     customer_id: str | None = None
     amount: int | None = None
-    reason: dict[str, object] | None = None
+    reason: Reason | None = None  # stored as JSON text (model.reason_json)
     error: RequestRejected | None = None
     reverses_entry_id: int | None = None
     target_entry_id: int | None = None
@@ -200,6 +202,7 @@ class _Engine:
         self.state = state
         self.now = now
         self.all_lots: dict[int, LotState] = {}
+        self.sources: dict[tuple[str, str | None], AccountRef] = {}
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -260,27 +263,38 @@ class _Engine:
 
     # --- operations --------------------------------------------------------------------
 
+    def source_of(self, program: str, partner: str | None) -> AccountRef:
+        """The account an earning is funded from (hot: the same few for a whole batch)."""
+        key = (program, partner)
+        ref = self.sources.get(key)
+        if ref is None:
+            ref = self.sources[key] = (AccountRef(program, partner, "clearing") if partner
+                                       else AccountRef(program, program, "issuance"))
+        return ref
+
     def earn(self, op: Earn, d: EntryDraft) -> None:
         amount = op.amount
         if type(amount) is not int or not 0 < amount <= AMOUNT_MAX:
             core.check_amount(amount)  # raises with the precise reason
-        core.check_aware(op.expires_at, what="expires_at")
+        expires_at = op.expires_at
+        if expires_at.tzinfo is None:
+            core.check_aware(expires_at, what="expires_at")
         if op.kind == "swap" and op.from_partner is None:
             raise InvalidRequest("an inbound swap names the partner it comes from")
         program, customer = op.program, op.customer_id
         d.program, d.customer_id, d.amount = program, customer, amount
-        source = (AccountRef(program, op.from_partner, "clearing") if op.from_partner
-                  else AccountRef(program, program, "issuance"))
-        wallet = AccountRef(program, customer, "wallet")
+        source = self.source_of(program, op.from_partner)
+        wallet: AccountRef = _new_tuple(AccountRef, (program, customer, "wallet"))
         balances = self.state.balances
-        receivable = AccountRef(program, customer, "receivable")
-        debt = -balances.get(receivable, 0)
+        # a plain tuple finds the AccountRef key: same hash, same equality
+        debt = -balances.get((program, customer, "receivable"), 0)  # type: ignore[call-overload]
         if debt <= 0:
             # The common case, kept lean: one credit to the wallet cannot break a sign rule.
             d.legs.append((source, wallet, amount))
-            self.add_lot(d, wallet, op.expires_at, amount)
+            self.add_lot(d, wallet, expires_at, amount)
             balances[wallet] = balances.get(wallet, 0) + amount
             return
+        receivable = AccountRef(program, customer, "receivable")
         to_debt, to_wallet = core.split_earning(amount, debt)
         d.legs.append((source, receivable, to_debt))
         if to_wallet:
@@ -541,9 +555,7 @@ def decide(
     drafts: list[EntryDraft] = []
     for op, entry_id, digest in ops:
         kind = op.kind if type(op) is Earn else _KIND_BY_OP[type(op)]
-        draft = EntryDraft(entry_id, op.idempotency_key, kind, digest)
-        reason = op.reason.to_json()
-        draft.reason = reason or None
+        draft = EntryDraft(entry_id, op.idempotency_key, kind, digest, reason=op.reason)
         try:
             engine.run(op, draft)
         except RequestRejected as error:

@@ -31,11 +31,15 @@ from points.ledger.model import (
     Rejected,
     request_hash,
 )
-from points.ledger.store import Store
+from points.ledger.store import KeyTaken, Store
 
-__all__ = ["KEY_LENGTH_MAX", "apply", "apply_batch"]
+__all__ = ["KEY_LENGTH_MAX", "OPTIMISTIC_BATCH_MIN", "apply", "apply_batch"]
 
 KEY_LENGTH_MAX = 128
+OPTIMISTIC_BATCH_MIN = 32
+"""From this many operations on PostgreSQL, keys are not looked up before the batch is
+decided: a savepoint and ``ON CONFLICT DO NOTHING`` on the entries find a stored key instead
+(two extra round trips, so small batches keep the lookup)."""
 
 
 def apply_batch(
@@ -61,7 +65,6 @@ def apply_batch(
     store = Store(conn)
     digests = [request_hash(op) for op in operations]
     results: list[OperationResult | None] = [None] * len(operations)
-    first_seen: dict[str, int] = {}
     valid: list[int] = []
     for i, op in enumerate(operations):
         key = op.idempotency_key
@@ -70,8 +73,29 @@ def apply_batch(
                 f"idempotency key must be 1..{KEY_LENGTH_MAX} characters"), None)
             continue
         valid.append(i)
+    first_seen: dict[str, int] = {}
+    if store.pg and len(valid) >= OPTIMISTIC_BATCH_MIN:
+        # Optimistic: most batches carry no stored key, so skip the lookup and let the
+        # entries' unique key say so while inserting (inside a savepoint). If any key turns
+        # out to be stored, undo the attempt and take the looked-up path below.
+        new = []
+        for i in valid:
+            key = operations[i].idempotency_key
+            if key not in first_seen:
+                first_seen[key] = i
+                new.append(i)
+        attempt = list(results)
+        store.savepoint()
+        try:
+            _decide_and_write(store, operations, digests, new, attempt, now, optimistic=True)
+        except KeyTaken:
+            store.rollback_to_savepoint()
+            first_seen = {}
+        else:
+            store.release_savepoint()
+            return _finish(operations, digests, valid, first_seen, attempt)
     stored = store.existing(list({operations[i].idempotency_key for i in valid}))
-    new: list[int] = []
+    new = []
     for i in valid:
         op, digest = operations[i], digests[i]
         key = op.idempotency_key
@@ -86,6 +110,12 @@ def apply_batch(
             new.append(i)
     if new:
         _decide_and_write(store, operations, digests, new, results, now)
+    return _finish(operations, digests, valid, first_seen, results)
+
+
+def _finish(operations: Sequence[Operation], digests: list[int], valid: list[int],
+            first_seen: dict[str, int],
+            results: list[OperationResult | None]) -> list[OperationResult]:
     for i in valid:  # duplicates inside the batch mirror their first occurrence
         if results[i] is None:
             first = first_seen[operations[i].idempotency_key]
@@ -140,6 +170,8 @@ def _decide_and_write(
     new: list[int],
     results: list[OperationResult | None],
     now: datetime,
+    *,
+    optimistic: bool = False,
 ) -> None:
     ops = [operations[i] for i in new]
     entry_ids = store.allocate_ids(len(ops))
@@ -152,6 +184,9 @@ def _decide_and_write(
     customers: set[tuple[str, str]] = set()
     debtors: set[tuple[str, str]] = set()  # customers whose wallets may be debited
     for op in ops:
+        if type(op) is Earn:  # the common case: credits only
+            customers.add((op.program, op.customer_id))
+            continue
         pair = _customer_of(op)
         if pair is not None:
             customers.add(pair)
@@ -196,12 +231,14 @@ def _decide_and_write(
     refs: set[AccountRef] = set()
     for d in drafts:
         for debit, credit, _ in d.legs:
-            refs.add(debit)
-            refs.add(credit)
+            if debit not in ids:
+                refs.add(debit)
+            if credit not in ids:
+                refs.add(credit)
         if d.new_hold is not None:
             refs.add(d.new_hold.destination)
     store.resolve_accounts(refs, ids, now)
-    store.write(drafts, ids, now)
+    store.write(drafts, ids, now, optimistic=optimistic)
     for i, d in zip(new, drafts, strict=True):
         if d.error is None:
             results[i] = Applied(d.key, d.entry_id)

@@ -16,14 +16,24 @@ from typing import Any, Final, cast
 from sqlalchemy import Connection
 
 from points.ledger.engine import EntryDraft, EntryInfo, HoldState, LotState
-from points.ledger.model import ACCOUNT_SIGN, AccountKind, AccountRef
+from points.ledger.model import (
+    ACCOUNT_SIGN,
+    NO_REASON,
+    AccountKind,
+    AccountRef,
+    reason_json,
+)
 
-__all__ = ["HOT_SHARDS", "Store", "StoredEntry"]
+__all__ = ["HOT_SHARDS", "KeyTaken", "Store", "StoredEntry"]
 
 HOT_SHARDS: Final = 8
 """Balance rows per hot account on PostgreSQL: concurrent writers each take a free one."""
 
 CUSTOMER_KINDS_SQL: Final = "('wallet', 'held', 'receivable')"
+
+
+class KeyTaken(Exception):
+    """An optimistic write met an idempotency key that is already stored (see Store.write)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,10 @@ def _ints(values: Iterable[int | None]) -> str:
     """A PostgreSQL array literal. Sent as one text parameter and cast server-side: adapting
     Python lists element by element costs more than the INSERT itself (measured: 16 ms
     against 6 ms for 1,000 entry rows)."""
+    if not isinstance(values, list | tuple):
+        values = list(values)
+    if None not in values:
+        return "{" + ",".join(map(str, values)) + "}"
     return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
 
 
@@ -47,6 +61,8 @@ def _texts(values: Sequence[str | None]) -> str:
         raw = "".join(values)  # type: ignore[arg-type]
         if '"' not in raw and "\\" not in raw:  # nothing to escape: one C-level join
             return '{"' + '","'.join(values) + '"}' if values else "{}"  # type: ignore[arg-type]
+    elif values.count(None) == len(values):
+        return "{" + ",".join(["NULL"] * len(values)) + "}"
     return "{" + ",".join([
         "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         for v in values
@@ -113,6 +129,20 @@ class Store:
             return value if value.tzinfo else value.replace(tzinfo=UTC)
         return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
+    # --- savepoint for the optimistic path (PostgreSQL) ---------------------------------
+
+    SAVEPOINT: Final = "points_ledger_batch"
+
+    def savepoint(self) -> None:
+        self.conn.exec_driver_sql(f"SAVEPOINT {self.SAVEPOINT}")
+
+    def release_savepoint(self) -> None:
+        self.conn.exec_driver_sql(f"RELEASE SAVEPOINT {self.SAVEPOINT}")
+
+    def rollback_to_savepoint(self) -> None:
+        self.conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}")
+        self.conn.exec_driver_sql(f"RELEASE SAVEPOINT {self.SAVEPOINT}")
+
     # --- idempotency --------------------------------------------------------------------
 
     def existing(self, keys: Sequence[str]) -> dict[str, StoredEntry]:
@@ -130,10 +160,12 @@ class Store:
         if count == 0:
             return []
         if self.pg:
-            rows = self._rows(
-                "SELECT nextval('ledger_entries_id_seq') FROM generate_series(1, ?)", (count,)
-            )
-            return [r[0] for r in rows]
+            # one text value, not 1,000 rows: fetching rows one by one cost 3 ms a batch
+            (joined,) = self._rows(
+                "SELECT string_agg(nextval('ledger_entries_id_seq')::text, ',')"
+                " FROM generate_series(1, ?)", (count,)
+            )[0]
+            return list(map(int, joined.split(",")))
         # SQLite has one writer; a concurrent one makes this transaction fail, not collide.
         top = self._rows("SELECT coalesce(max(id), 0) FROM ledger_entries")[0][0]
         return list(range(top + 1, top + 1 + count))
@@ -401,9 +433,15 @@ class Store:
     # --- writing ------------------------------------------------------------------------
 
     def write(self, drafts: Sequence[EntryDraft], ids: dict[AccountRef, int],
-              now: datetime) -> None:
-        """Insert the batch: one statement per table (PostgreSQL) in foreign-key order."""
-        entry_rows = []
+              now: datetime, *, optimistic: bool = False) -> None:
+        """Insert the batch: one statement per table (PostgreSQL) in foreign-key order.
+
+        ``optimistic`` (PostgreSQL): the keys were not looked up first. The entries go in with
+        ``ON CONFLICT (idempotency_key) DO NOTHING`` before anything else, and if any key is
+        taken :class:`KeyTaken` is raised with nothing else written, for the caller to roll
+        back to its savepoint and take the looked-up path.
+        """
+        entry_rows: list[tuple[Any, ...]] = []
         leg_rows = []
         lot_rows = []
         move_rows = []
@@ -413,39 +451,47 @@ class Store:
         times: dict[datetime, Any] = {}  # batches share a few expiry dates: convert each once
         for d in drafts:
             error = d.error
-            entry_rows.append((
-                d.entry_id, d.key, d.kind, "rejected" if error else "committed",
-                d.request_hash, d.program, d.customer_id, d.amount,
-                error.code if error else None, error.message[:500] if error else None,
-                json.dumps(d.reason, separators=(",", ":")) if d.reason else None,
-                d.reverses_entry_id, d.target_entry_id,
-            ))
-            if error:
+            reason = d.reason
+            text = None if reason is None or reason is NO_REASON else reason_json(reason)
+            if error is None:
+                entry_rows.append((
+                    d.entry_id, d.key, d.kind, "committed", d.request_hash, d.program,
+                    d.customer_id, d.amount, None, None, text, d.reverses_entry_id,
+                    d.target_entry_id,
+                ))
+            else:
+                entry_rows.append((
+                    d.entry_id, d.key, d.kind, "rejected", d.request_hash, d.program,
+                    d.customer_id, d.amount, error.code, error.message[:500], text,
+                    d.reverses_entry_id, d.target_entry_id,
+                ))
                 continue
+            entry_id = d.entry_id
             for n, (debit, credit, amount) in enumerate(d.legs):
-                leg_rows.append((d.entry_id, n, ids[debit], ids[credit], amount))
+                leg_rows.append((entry_id, n, ids[debit], ids[credit], amount))
             if d.new_lot:
                 wallet, expires_at, amount = d.new_lot
                 when = times.get(expires_at)
                 if when is None:
                     when = times[expires_at] = self.time(expires_at)
-                lot_rows.append((d.entry_id, ids[wallet], when, amount))
-            moves: dict[int, int] = {}
-            for lot_id, delta in d.lot_moves:  # one row per lot per entry (e.g. two expired
-                moves[lot_id] = moves.get(lot_id, 0) + delta  # holds that used one lot)
-            for lot_id, delta in moves.items():
-                if delta:
-                    move_rows.append((d.entry_id, lot_id, delta))
-                    lot_deltas[lot_id] = lot_deltas.get(lot_id, 0) + delta
+                lot_rows.append((entry_id, ids[wallet], when, amount))
+            if d.lot_moves:
+                moves: dict[int, int] = {}
+                for lot_id, delta in d.lot_moves:  # one row per lot per entry (e.g. two
+                    moves[lot_id] = moves.get(lot_id, 0) + delta  # expired holds, one lot)
+                for lot_id, delta in moves.items():
+                    if delta:
+                        move_rows.append((entry_id, lot_id, delta))
+                        lot_deltas[lot_id] = lot_deltas.get(lot_id, 0) + delta
             if d.new_hold:
                 h = d.new_hold
-                hold_rows.append((d.entry_id, ids[h.wallet], ids[h.held], ids[h.destination],
+                hold_rows.append((entry_id, ids[h.wallet], ids[h.held], ids[h.destination],
                                   h.amount, self.time(h.timeout_at)))
             for hold_id, outcome, posted in d.resolutions:
-                resolution_rows.append((hold_id, d.entry_id, outcome, posted))
+                resolution_rows.append((hold_id, entry_id, outcome, posted))
         if self.pg:
             self._write_pg(now, entry_rows, lot_rows, leg_rows, move_rows, lot_deltas,
-                           hold_rows, resolution_rows)
+                           hold_rows, resolution_rows, optimistic=optimistic)
         else:
             self._write_sqlite(now, entry_rows, lot_rows, leg_rows, move_rows, lot_deltas,
                                hold_rows, resolution_rows)
@@ -454,27 +500,29 @@ class Store:
                   lot_rows: list[tuple[Any, ...]], leg_rows: list[tuple[Any, ...]],
                   move_rows: list[tuple[Any, ...]], lot_deltas: dict[int, int],
                   hold_rows: list[tuple[Any, ...]],
-                  resolution_rows: list[tuple[Any, ...]]) -> None:
+                  resolution_rows: list[tuple[Any, ...]], *, optimistic: bool) -> None:
         execute = self.conn.exec_driver_sql
 
         def col(rows: list[tuple[Any, ...]], i: int) -> list[Any]:
             return [row[i] for row in rows]
 
         if entry_rows:
-            r = entry_rows
-            execute(
+            c = list(zip(*entry_rows, strict=True))  # columns (transposed in C)
+            inserted = execute(
                 "INSERT INTO ledger_entries (id, idempotency_key, kind, status, request_hash,"
                 " program, customer_id, amount, reject_code, reject_message, reason,"
                 " reverses_entry_id, target_entry_id, created_at)"
                 " SELECT i, k, t, s, h, p, c, a, rc, rm, r::json, rv, tg, %s FROM unnest("
                 "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
                 " %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-                " %s::bigint[]) AS x(i, k, t, s, h, p, c, a, rc, rm, r, rv, tg)",
-                (now, _ints(col(r, 0)), _texts(col(r, 1)), _texts(col(r, 2)),
-                 _texts(col(r, 3)), _ints(col(r, 4)), _texts(col(r, 5)), _texts(col(r, 6)),
-                 _ints(col(r, 7)), _texts(col(r, 8)), _texts(col(r, 9)), _texts(col(r, 10)),
-                 _ints(col(r, 11)), _ints(col(r, 12))),
-            )
+                " %s::bigint[]) AS x(i, k, t, s, h, p, c, a, rc, rm, r, rv, tg)"
+                + (" ON CONFLICT (idempotency_key) DO NOTHING" if optimistic else ""),
+                (now, _ints(c[0]), _texts(c[1]), _texts(c[2]), _texts(c[3]), _ints(c[4]),
+                 _texts(c[5]), _texts(c[6]), _ints(c[7]), _texts(c[8]), _texts(c[9]),
+                 _texts(c[10]), _ints(c[11]), _ints(c[12])),
+            ).rowcount
+            if optimistic and inserted != len(entry_rows):
+                raise KeyTaken(f"{len(entry_rows) - inserted} keys exist")
         if lot_rows:
             execute(
                 "INSERT INTO ledger_lots (entry_id, account_id, expires_at, amount, remaining)"

@@ -31,6 +31,7 @@ from points.ledger import (
     ExpireHolds,
     ExpireLots,
     Hold,
+    Operation,
     PostHold,
     Reason,
     Rejected,
@@ -46,6 +47,7 @@ from points.ledger import (
     statement,
     verify,
 )
+from points.ledger.service import OPTIMISTIC_BATCH_MIN
 from tests.integration.ledger.support import LATER, NOW, assert_clean, balance, run
 
 SOON = NOW + timedelta(days=10)
@@ -118,6 +120,68 @@ def test_a_rejection_is_remembered_and_replayed(engine: Engine) -> None:
     assert replay.replayed and replay.entry_id == stored.entry_id
     assert replay.message == stored.message
     assert balance(engine, "alice").available == 100
+
+
+# Batches of OPTIMISTIC_BATCH_MIN or more skip the key lookup on PostgreSQL (a savepoint and
+# ON CONFLICT DO NOTHING find stored keys instead): the same answers, whatever the batch size.
+
+
+def earn_batch(prefix: str, count: int = OPTIMISTIC_BATCH_MIN) -> list[Operation]:
+    return [Earn(f"{prefix}{i}", f"c{i % 5}", 10, SOON) for i in range(count)]
+
+
+def test_a_large_batch_with_stored_keys_answers_like_a_small_one(engine: Engine) -> None:
+    """One large batch mixing new keys, a replay, a conflict and a remembered refusal: each
+    gets the answer it would get alone, and nothing of the refused attempt remains."""
+    (earned,) = run(engine, Earn("old-earn", "alice", 10, SOON))
+    (refused,) = run(engine, Spend("old-spend", "alice", 500))
+    assert isinstance(earned, Applied)
+    stored = rejected(refused, InsufficientPoints)
+    batch = [
+        *earn_batch("n"),
+        Earn("old-earn", "alice", 10, SOON),       # replay
+        Earn("old-earn", "alice", 11, SOON),       # same key, other request
+        Earn("more", "alice", 1000, SOON),
+        Spend("old-spend", "alice", 500),          # refused before: stays refused
+    ]
+    results = run(engine, *batch)
+    assert all(isinstance(r, Applied) for r in results[:OPTIMISTIC_BATCH_MIN])
+    assert results[OPTIMISTIC_BATCH_MIN] == AlreadyApplied("old-earn", earned.entry_id)
+    rejected(results[OPTIMISTIC_BATCH_MIN + 1], IdempotencyConflict)
+    assert isinstance(results[OPTIMISTIC_BATCH_MIN + 2], Applied)
+    replay = rejected(results[OPTIMISTIC_BATCH_MIN + 3], InsufficientPoints)
+    assert replay.replayed and replay.entry_id == stored.entry_id
+    assert balance(engine, "alice").available == 1010
+    assert sum(balance(engine, f"c{i}").available for i in range(5)) == 10 * OPTIMISTIC_BATCH_MIN
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM ledger_entries")).scalar_one()
+    assert count == 2 + OPTIMISTIC_BATCH_MIN + 1
+
+
+def test_replaying_a_large_batch_changes_nothing(engine: Engine) -> None:
+    """Delivering a whole large batch again: every operation AlreadyApplied, same ids."""
+    batch = [*earn_batch("r"), Spend("r-spend", "c0", 5), Spend("r-refused", "c1", 10**6)]
+    first = run(engine, *batch)
+    again = run(engine, *batch)
+    for before, after in zip(first, again, strict=True):
+        assert after.entry_id == before.entry_id
+        if isinstance(before, Applied):
+            assert after == AlreadyApplied(before.idempotency_key, before.entry_id)
+        else:
+            assert isinstance(after, Rejected) and after.replayed
+    assert balance(engine, "c0").available == 10 * len(range(0, OPTIMISTIC_BATCH_MIN, 5)) - 5
+
+
+def test_a_large_batch_sees_an_earlier_batch_of_the_same_transaction(engine: Engine) -> None:
+    """Two large batches in one transaction, the second repeating a key of the first: the
+    repeat is a replay, and the first batch's writes survive the second's retried attempt."""
+    with engine.begin() as conn:
+        first = apply_batch(conn, earn_batch("t"), now=NOW)
+        second = apply_batch(conn, [*earn_batch("u"), Earn("t0", "c0", 10, SOON)], now=NOW)
+    assert second[-1] == AlreadyApplied("t0", first[0].entry_id)
+    assert all(isinstance(r, Applied) for r in second[:-1])
+    assert_clean(engine)
+    assert sum(balance(engine, f"c{i}").available for i in range(5)) == 20 * OPTIMISTIC_BATCH_MIN
 
 
 def test_apply_raises_the_typed_error_after_storing_it(engine: Engine) -> None:

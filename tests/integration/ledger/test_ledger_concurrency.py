@@ -9,8 +9,19 @@ import pytest
 from sqlalchemy import Engine, text
 
 from points.db import make_engine
-from points.ledger import AccountRef, Applied, Earn, Operation, Spend, apply_batch, verify
+from points.ledger import (
+    AccountRef,
+    AlreadyApplied,
+    Applied,
+    Earn,
+    Operation,
+    OperationResult,
+    Spend,
+    apply_batch,
+    verify,
+)
 from points.ledger.queries import account_balance, customer_balance
+from points.ledger.service import OPTIMISTIC_BATCH_MIN
 from points.migrate import upgrade
 from tests.integration.ledger.support import NOW
 
@@ -99,4 +110,44 @@ def test_an_open_transaction_on_a_hot_account_does_not_block_another_writer(
             " ON a.id = b.account_id WHERE a.kind = 'issuance' AND b.balance <> 0"
         )).scalar_one()
     assert shards >= 2  # the two open writers' deltas landed on different shards
+    pg_engine.dispose()
+
+
+def test_a_large_batch_racing_an_uncommitted_one_on_a_key_replays_it(pg_engine: Engine) -> None:
+    """A large batch (optimistic path) meets a key that another open transaction has just
+    written: it waits for that transaction, then answers the key as a replay of its entry
+    and applies the rest (no unique violation for the caller to retry)."""
+    size = OPTIMISTIC_BATCH_MIN
+    with pg_engine.begin() as conn:  # accounts exist before the race
+        apply_batch(conn, [Earn("setup", "carol", 1, SOON)], now=NOW)
+    outcome: list[list[OperationResult]] = []
+    errors: list[BaseException] = []
+    with pg_engine.connect() as first:
+        first.begin()
+        mine = apply_batch(first, [Earn(f"a{i}", "alice", 1, SOON) for i in range(size)]
+                           + [Earn("race", "dave", 7, SOON)], now=NOW)
+
+        def second_writer() -> None:
+            try:
+                with pg_engine.begin() as conn:
+                    outcome.append(apply_batch(
+                        conn, [Earn(f"b{i}", "bob", 1, SOON) for i in range(size)]
+                        + [Earn("race", "dave", 7, SOON)], now=NOW))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waiting for the first transaction's "race"
+        first.commit()
+        thread.join(timeout=30)
+    assert not errors, errors
+    (theirs,) = outcome
+    assert theirs[-1] == AlreadyApplied("race", mine[-1].entry_id)
+    assert all(isinstance(r, Applied) for r in theirs[:-1])
+    with pg_engine.connect() as conn:
+        assert verify(conn).ok
+        assert customer_balance(conn, "dave", now=NOW).available == 7
+        assert customer_balance(conn, "bob", now=NOW).available == size
     pg_engine.dispose()
