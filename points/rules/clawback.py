@@ -24,13 +24,14 @@ give cap room back. What the wallet cannot cover is the ledger's business (recei
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from points.events import Refund, Reversal
 from points.rules.engine import EarningRecord, Line
 from points.rules.errors import RefundMismatch
+from points.rules.plan import plan_of
 from points.rules.ruleset import MilestoneRule, RuleSet
-from points.rules.state import RuleState
+from points.rules.state import RuleState, _frozen, copy_of
 
 __all__ = ["Clawback", "clawback", "proportional_clawback"]
 
@@ -122,29 +123,26 @@ def clawback(
     )
     if first_partner_void and record.partner_id is not None:
         partners_seen = partners_seen - {record.partner_id}
+    purchase_count = max(0, state.purchase_count - 1) if completes else state.purchase_count
+    cumulative_spend_minor = max(0, state.cumulative_spend_minor - this_minor)
 
-    next_state = replace(
-        state,
-        cumulative_spend_minor=max(0, state.cumulative_spend_minor - this_minor),
-        purchase_count=max(0, state.purchase_count - 1) if completes else state.purchase_count,
-        partners_seen=partners_seen,
-    )
-
-    milestones = dict(next_state.milestones)
-    badges = set(next_state.badges)
+    # Milestones are looked up in the compiled plan (RuleSet.rule reads a pydantic private
+    # attribute, slow on this path), and the next state is built once, not replaced twice.
+    by_id = plan_of(ruleset).by_id
+    milestones = state.milestones
+    kept_milestones: dict[str, int] | None = None  # a copy, made when one is taken back
+    badges = state.badges
     revoked: list[str] = []
-    for rule_id, awarded in sorted(next_state.milestones.items()):
-        rule = ruleset.rule(rule_id)
+    for rule_id, awarded in sorted(state.milestones.items()):
+        rule = by_id.get(rule_id)
         if not isinstance(rule, MilestoneRule):
             continue
-        value = (
-            next_state.purchase_count
-            if rule.metric == "purchase_count"
-            else next_state.cumulative_spend_minor
-        )
+        value = purchase_count if rule.metric == "purchase_count" else cumulative_spend_minor
         if value >= rule.threshold:
             continue
-        del milestones[rule_id]
+        if kept_milestones is None:
+            kept_milestones = copy_of(milestones)
+        del kept_milestones[rule_id]
         if awarded > 0:
             lines.append(
                 Line(
@@ -156,11 +154,33 @@ def clawback(
                 )
             )
         if rule.badge is not None and rule.badge in badges:
-            badges.discard(rule.badge)
+            badges = badges - {rule.badge}
             revoked.append(rule.badge)
-    next_state = replace(next_state, milestones=milestones, badges=frozenset(badges))
+    next_state = RuleState._trusted(
+        purchase_count,
+        cumulative_spend_minor,
+        state.last_purchase_on,
+        state.last_activity_on,
+        state.latest_day,
+        badges,
+        partners_seen,
+        milestones if kept_milestones is None else _frozen(kept_milestones),
+        state.streaks,
+        state.challenges,
+        state.counters,
+    )
 
-    new_record = replace(record, refunded_minor=refunded_total, clawed=clawed)
+    new_record = EarningRecord(
+        event_id=record.event_id,
+        customer_id=record.customer_id,
+        ruleset_version=record.ruleset_version,
+        amount_minor=record.amount_minor,
+        currency=record.currency,
+        partner_id=record.partner_id,
+        lines=record.lines,
+        refunded_minor=refunded_total,
+        clawed=clawed,
+    )
     return Clawback(
         event_id=refund.event_id,
         original_event_id=record.event_id,

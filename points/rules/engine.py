@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from points.events import (
     ChallengeOptIn,
@@ -33,28 +35,23 @@ from points.events import (
     Share,
 )
 from points.rules.errors import NotAnEarningEvent
-from points.rules.ruleset import (
-    Audience,
-    BaseRateRule,
-    CampaignRule,
-    Cap,
-    ChallengeRule,
-    FirstPartnerPurchaseRule,
-    MilestoneRule,
-    PartnerMultiplierRule,
-    ReactivationRule,
-    Rule,
-    RuleSet,
-    SocialRule,
-    SpendMatch,
-    StreakRule,
+from points.rules.plan import (
+    AudiencePlan,
+    CapPlan,
+    ChallengePlan,
+    Head,
+    RulePlan,
+    SocialPlan,
+    StreakPlan,
+    plan_of,
 )
+from points.rules.ruleset import ChallengeRule, RuleSet
 from points.rules.state import (
     ChallengeState,
     RuleState,
     StreakState,
-    day_key,
-    month_key,
+    advance_counters,
+    copy_of,
     month_of,
 )
 
@@ -307,82 +304,74 @@ def preview(
 
 
 # ------------------------------------------------------------------------------ the context
+#
+# Everything below reads the rule set through its compiled plan (points.rules.plan): see
+# there why. The order of the steps, and every text and number, is the documented one above.
+
+#: a candidate line: (position of its rule in the file, the rule, points, why, clawback policy)
+_Candidate = tuple[int, Head, int, str, ClawbackPolicy]
+_FUTURE_NOTE = "occurred_at is later than now; evaluated as of now"
 
 
-@dataclass(frozen=True, slots=True)
-class _Moment:
-    at: datetime
-    day: date
-    notes: tuple[str, ...]
+def _position(candidate: _Candidate) -> int:
+    return candidate[0]
 
 
-def _moment(ruleset: RuleSet, occurred_at: datetime, now: datetime) -> _Moment:
-    notes: tuple[str, ...] = ()
-    at = occurred_at
+def _moment(
+    zone: ZoneInfo, occurred_at: datetime, now: datetime
+) -> tuple[datetime, date, list[str]]:
+    """The moment an event counts at (never later than ``now``), its day in ``zone``, notes."""
     if now.tzinfo is None:
         raise ValueError("now must carry a time zone")
     if occurred_at > now:
-        at = now
-        notes = ("occurred_at is later than now; evaluated as of now",)
-    local = at.astimezone(ruleset.zone)
-    return _Moment(at=at, day=local.date(), notes=notes)
+        return now, now.astimezone(zone).date(), [_FUTURE_NOTE]
+    return occurred_at, occurred_at.astimezone(zone).date(), []
 
 
-def _age(profile: Profile, day: date) -> int | None:
-    return None if profile.birth_year is None else day.year - profile.birth_year
+def _joined_on(plan: RulePlan, profile: Profile) -> date:
+    return profile.joined_at.astimezone(plan.zone).date()
 
 
-def _days_since_purchase(ruleset: RuleSet, profile: Profile, state: RuleState, day: date) -> int:
-    reference = state.last_purchase_on or profile.joined_at.astimezone(ruleset.zone).date()
+def _days_since_purchase(plan: RulePlan, profile: Profile, state: RuleState, day: date) -> int:
+    reference = state.last_purchase_on or _joined_on(plan, profile)
     return max(0, (day - reference).days)
 
 
 def _audience_matches(
-    ruleset: RuleSet, audience: Audience, profile: Profile, state: RuleState, day: date
+    plan: RulePlan, audience: AudiencePlan, profile: Profile, state: RuleState, day: date
 ) -> bool:
     if audience.segments is not None and profile.segment not in audience.segments:
         return False
     if audience.statuses is not None and profile.status not in audience.statuses:
         return False
-    age = _age(profile, day)
+    age = None if profile.birth_year is None else day.year - profile.birth_year
     if audience.age_below is not None and (age is None or age >= audience.age_below):
         return False
     if audience.age_at_least is not None and (age is None or age < audience.age_at_least):
         return False
-    if audience.joined_within_days is not None:
-        joined = profile.joined_at.astimezone(ruleset.zone).date()
-        if (day - joined).days >= audience.joined_within_days:
-            return False
+    if (
+        audience.joined_within_days is not None
+        and (day - _joined_on(plan, profile)).days >= audience.joined_within_days
+    ):
+        return False
     return not (
         audience.dormant_for_days is not None
-        and _days_since_purchase(ruleset, profile, state, day) < audience.dormant_for_days
+        and _days_since_purchase(plan, profile, state, day) < audience.dormant_for_days
     )
 
 
-def _spend_matches(match: SpendMatch, spend: Spend, group: str | None, partner: str | None) -> bool:
-    if spend.amount_minor < match.min_amount_minor:
-        return False
-    if match.mcc_groups is not None and group not in match.mcc_groups:
-        return False
-    if match.channels is not None and spend.channel not in match.channels:
-        return False
-    return match.partners is None or partner in match.partners
+def _later(current: date | None, day: date) -> date:
+    return day if current is None else max(current, day)
 
 
-def _money(ruleset: RuleSet, amount_minor: int) -> str:
-    scale = 10**ruleset.currency_exponent
-    if scale == 1:
-        return f"{amount_minor} {ruleset.currency}"
-    whole, part = divmod(amount_minor, scale)
-    return f"{whole}.{part:0{ruleset.currency_exponent}d} {ruleset.currency}"
+def _refrozen(updated: dict[str, Any], before: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A state mapping after the engine set some keys in ``updated`` (a copy of ``before``).
 
-
-@dataclass(slots=True)
-class _Candidate:
-    rule: Rule
-    points: int
-    explanation: str
-    clawback: ClawbackPolicy
+    Setting an existing key keeps the (sorted) order, so only new keys call for a sort.
+    """
+    if len(updated) == len(before):
+        return MappingProxyType(updated)
+    return MappingProxyType(dict(sorted(updated.items())))
 
 
 # --------------------------------------------------------------------------------- spending
@@ -391,188 +380,235 @@ class _Candidate:
 def _evaluate_spend(
     ruleset: RuleSet, spend: Spend, profile: Profile, state: RuleState, now: datetime
 ) -> Evaluation:
-    moment = _moment(ruleset, spend.occurred_at, now)
-    day = moment.day
-    notes = list(moment.notes)
-    group = ruleset.mcc_group(spend.mcc)
-    partner = ruleset.partner_of(spend.merchant_id, spend.partner_id)
+    plan = plan_of(ruleset)
+    at, day, notes = _moment(plan.zone, spend.occurred_at, now)
+    group = plan.mcc_group(spend.mcc)
+    partner = spend.partner_id
+    if partner is None:
+        partner = plan.merchant_partner.get(spend.merchant_id)
+    amount = spend.amount_minor
 
-    def nothing(reason: str, next_state: RuleState) -> Evaluation:
-        return Evaluation(
-            event_id=spend.event_id,
-            customer_id=spend.customer_id,
-            ruleset_version=ruleset.version,
-            points=0,
-            lines=(),
-            badges_awarded=(),
-            notes=(*notes, reason),
-            state=next_state,
-            amount_minor=spend.amount_minor,
-            currency=spend.currency,
-            partner_id=partner,
+    if profile.status not in plan.eligible_statuses:
+        return _nothing(
+            plan, spend, partner, notes, f"customer status {profile.status!r} does not earn", state
         )
-
-    if profile.status not in ruleset.eligible_statuses:
-        return nothing(f"customer status {profile.status!r} does not earn", state)
-    if spend.currency != ruleset.currency:
+    if spend.currency != plan.currency:
         touched = replace(state, last_activity_on=_later(state.last_activity_on, day))
-        return nothing(
-            f"currency {spend.currency} does not earn (rule set earns on {ruleset.currency})",
+        return _nothing(
+            plan,
+            spend,
+            partner,
+            notes,
+            f"currency {spend.currency} does not earn (rule set earns on {plan.currency})",
             touched,
         )
 
+    route = plan.route(group, spend.channel, partner)
     candidates: list[_Candidate] = []
     next_count = state.purchase_count + 1
-    next_spend = state.cumulative_spend_minor + spend.amount_minor
-    streaks = dict(state.streaks)
-    challenges = dict(state.challenges)
-    reached: list[MilestoneRule] = []
-    badges: list[str] = []
+    next_spend = state.cumulative_spend_minor + amount
 
-    base_points = 0
-    rules = ruleset.active_rules()
-    base_rule = next(
-        (
-            rule
-            for rule in rules
-            if isinstance(rule, BaseRateRule)
-            and (rule.mcc_groups is None or group in rule.mcc_groups)
-            and (rule.channels is None or spend.channel in rule.channels)
-        ),
-        None,
-    )
-    if base_rule is not None:
-        base_points = spend.amount_minor * base_rule.points // base_rule.per_minor
+    base = route.base
+    if base is not None:
+        base_points = amount * base.points // base.per_minor
+        candidates.append(
+            (
+                base.head.index,
+                base.head,
+                base_points,
+                f"{base.rate_text}{plan.money(amount)} "
+                f"({group or 'unclassified'} MCC {spend.mcc or '-'}, {spend.channel}), "
+                "rounded down",
+                "proportional",
+            )
+        )
     else:
+        base_points = 0
         notes.append("no base_rate rule matches this purchase")
 
-    for rule in rules:
-        if isinstance(rule, BaseRateRule):
-            if rule is base_rule:
-                candidates.append(
-                    _Candidate(
-                        rule,
-                        base_points,
-                        f"{rule.points} per {rule.per_minor} minor units on "
-                        f"{_money(ruleset, spend.amount_minor)} "
-                        f"({group or 'unclassified'} MCC {spend.mcc or '-'}, {spend.channel}), "
-                        "rounded down",
-                        "proportional",
-                    )
-                )
-        elif isinstance(rule, PartnerMultiplierRule):
-            if partner in rule.partners and (
-                rule.channels is None or spend.channel in rule.channels
-            ):
-                extra = base_points * (rule.multiplier_percent - 100) // 100
-                candidates.append(
-                    _Candidate(
-                        rule,
-                        extra,
-                        f"co-brand {rule.multiplier_percent}% of base at partner {partner}: "
-                        f"{extra} extra",
-                        "proportional",
-                    )
-                )
-        elif isinstance(rule, CampaignRule):
+    for multiplier in route.multipliers:
+        extra = base_points * (multiplier.multiplier_percent - 100) // 100
+        candidates.append(
+            (
+                multiplier.head.index,
+                multiplier.head,
+                extra,
+                f"co-brand {multiplier.multiplier_percent}% of base at partner {partner}: "
+                f"{extra} extra",
+                "proportional",
+            )
+        )
+
+    if route.campaigns:
+        at_utc = at.astimezone(UTC)  # campaign windows are compiled to UTC
+        for campaign in route.campaigns:
             if (
-                rule.window.contains(moment.at)
-                and _spend_matches(rule.match, spend, group, partner)
-                and _audience_matches(ruleset, rule.audience, profile, state, day)
+                campaign.starts_at <= at_utc < campaign.ends_at
+                and amount >= campaign.min_amount_minor
+                and (
+                    campaign.audience is None
+                    or _audience_matches(plan, campaign.audience, profile, state, day)
+                )
             ):
-                if rule.extra_percent is not None:
-                    points = base_points * rule.extra_percent // 100
-                    why = f"campaign: +{rule.extra_percent}% of base points"
-                    policy: ClawbackPolicy = "proportional"
+                if campaign.extra_percent is not None:
+                    points = base_points * campaign.extra_percent // 100
                 else:
-                    points = rule.fixed_points or 0
-                    why = "campaign: fixed bonus"
-                    policy = "full_refund"
-                candidates.append(_Candidate(rule, points, _describe(rule, why), policy))
-        elif isinstance(rule, FirstPartnerPurchaseRule):
-            if (
-                partner in rule.partners
-                and partner not in state.partners_seen
-                and spend.amount_minor >= rule.min_amount_minor
-            ):
+                    points = campaign.fixed_points
                 candidates.append(
-                    _Candidate(
-                        rule,
-                        rule.points,
-                        f"first purchase at partner {partner}",
-                        "full_refund",
+                    (
+                        campaign.head.index,
+                        campaign.head,
+                        points,
+                        campaign.explanation,
+                        campaign.policy,
                     )
                 )
-        elif isinstance(rule, ReactivationRule):
-            idle = _days_since_purchase(ruleset, profile, state, day)
-            if (
-                idle >= rule.dormant_days
-                and spend.amount_minor >= rule.min_amount_minor
-                and _audience_matches(ruleset, rule.audience, profile, state, day)
-            ):
+
+    for first, explanation in route.first_partner:
+        if partner not in state.partners_seen and amount >= first.min_amount_minor:
+            candidates.append(
+                (first.head.index, first.head, first.points, explanation, "full_refund")
+            )
+
+    for comeback in plan.reactivations:
+        idle = _days_since_purchase(plan, profile, state, day)
+        if (
+            idle >= comeback.dormant_days
+            and amount >= comeback.min_amount_minor
+            and (
+                comeback.audience is None
+                or _audience_matches(plan, comeback.audience, profile, state, day)
+            )
+        ):
+            candidates.append(
+                (
+                    comeback.head.index,
+                    comeback.head,
+                    comeback.points,
+                    f"welcome back: first purchase after {idle} days (>= {comeback.dormant_days})",
+                    "full_refund",
+                )
+            )
+
+    reached: list[str] = []
+    for milestone in plan.milestones:
+        if milestone.head.id not in state.milestones:
+            value = next_count if milestone.by_count else next_spend
+            if value >= milestone.threshold:
+                reached.append(milestone.head.id)
                 candidates.append(
-                    _Candidate(
-                        rule,
-                        rule.points,
-                        f"welcome back: first purchase after {idle} days (>= {rule.dormant_days})",
-                        "full_refund",
+                    (
+                        milestone.head.index,
+                        milestone.head,
+                        milestone.points,
+                        milestone.explanation,
+                        "milestone",
                     )
                 )
-        elif isinstance(rule, MilestoneRule):
-            if rule.id not in state.milestones:
-                value = next_count if rule.metric == "purchase_count" else next_spend
-                if value >= rule.threshold:
-                    reached.append(rule)
-                    candidates.append(
-                        _Candidate(rule, rule.points, _milestone_text(ruleset, rule), "milestone")
-                    )
-        elif isinstance(rule, StreakRule):
-            if "purchase" in rule.counts and spend.amount_minor >= rule.min_amount_minor:
-                award = _advance_streak(rule, streaks, day)
-                if award is not None:
-                    candidates.append(_Candidate(rule, rule.points, award, "full_refund"))
-        elif isinstance(rule, ChallengeRule):
-            award = _advance_challenge(rule, challenges, day, group, spend.amount_minor, notes)
+
+    # Streak and challenge progress is copied only when a rule moves it (most purchases
+    # count in a period already counted, or toward no challenge).
+    streaks: dict[str, StreakState] | None = None
+    for streak in plan.purchase_streaks:
+        if amount >= streak.min_amount_minor:
+            moved, award = _advance_streak(streak, state.streaks, day)
+            if moved is not None:
+                if streaks is None:
+                    streaks = copy_of(state.streaks)
+                streaks[streak.head.id] = moved
             if award is not None:
-                candidates.append(_Candidate(rule, rule.points, award, "full_refund"))
+                candidates.append(
+                    (streak.head.index, streak.head, streak.points, award, "full_refund")
+                )
 
-    lines, increments = _apply_caps(ruleset, candidates, state, day)
+    challenges: dict[str, ChallengeState] | None = None
+    for challenge in route.challenges:
+        progress, award = _advance_challenge(challenge, state.challenges, day, group, amount, notes)
+        if progress is not None:
+            if challenges is None:
+                challenges = copy_of(state.challenges)
+            challenges[challenge.head.id] = progress
+        if award is not None:
+            candidates.append(
+                (challenge.head.index, challenge.head, challenge.points, award, "full_refund")
+            )
 
-    for cand in candidates:
-        badge = getattr(cand.rule, "badge", None)
-        if badge is not None and badge not in state.badges and badge not in badges:
-            badges.append(badge)
-    milestones = dict(state.milestones)
-    awarded = {line.rule_id: line.points for line in lines}
-    for rule in reached:
-        milestones[rule.id] = awarded[rule.id]
+    # Candidates were gathered kind by kind; lines and caps go in file order.
+    candidates.sort(key=_position)
+    lines, increments, total = _apply_caps(plan, candidates, state, day)
 
-    next_state = replace(
-        state,
-        purchase_count=next_count,
-        cumulative_spend_minor=next_spend,
-        last_purchase_on=_later(state.last_purchase_on, day),
-        last_activity_on=_later(state.last_activity_on, day),
-        badges=state.badges | frozenset(badges),
-        partners_seen=state.partners_seen | ({partner} if partner is not None else set()),
-        milestones=milestones,
-        streaks=streaks,
-        challenges=challenges,
-    ).with_counts(increments, day)
+    milestones = state.milestones
+    if reached:
+        updated = copy_of(milestones)
+        awarded = {line.rule_id: line.points for line in lines}
+        for rule_id in reached:
+            updated[rule_id] = awarded[rule_id]
+        milestones = _refrozen(updated, state.milestones)
+    partners_seen = state.partners_seen
+    if partner is not None and partner not in partners_seen:
+        partners_seen = partners_seen | {partner}
+    badges = _new_badges(candidates, state)
+    counters, latest_day = advance_counters(state.counters, state.latest_day, increments, day)
 
+    next_state = RuleState._trusted(
+        next_count,
+        next_spend,
+        _later(state.last_purchase_on, day),
+        _later(state.last_activity_on, day),
+        latest_day,
+        state.badges | frozenset(badges) if badges else state.badges,
+        partners_seen,
+        milestones,
+        state.streaks if streaks is None else _refrozen(streaks, state.streaks),
+        state.challenges if challenges is None else _refrozen(challenges, state.challenges),
+        counters,
+    )
     return Evaluation(
         event_id=spend.event_id,
         customer_id=spend.customer_id,
-        ruleset_version=ruleset.version,
-        points=sum(line.points for line in lines),
+        ruleset_version=plan.version,
+        points=total,
         lines=lines,
         badges_awarded=tuple(badges),
         notes=tuple(notes),
+        state=next_state,
+        amount_minor=amount,
+        currency=spend.currency,
+        partner_id=partner,
+    )
+
+
+def _nothing(
+    plan: RulePlan,
+    spend: Spend,
+    partner: str | None,
+    notes: list[str],
+    reason: str,
+    next_state: RuleState,
+) -> Evaluation:
+    return Evaluation(
+        event_id=spend.event_id,
+        customer_id=spend.customer_id,
+        ruleset_version=plan.version,
+        points=0,
+        lines=(),
+        badges_awarded=(),
+        notes=(*notes, reason),
         state=next_state,
         amount_minor=spend.amount_minor,
         currency=spend.currency,
         partner_id=partner,
     )
+
+
+def _new_badges(candidates: Sequence[_Candidate], state: RuleState) -> list[str]:
+    """Badges of the rules that fired (even if capped to 0 points) the customer lacks."""
+    badges: list[str] = []
+    for candidate in candidates:
+        badge = candidate[1].badge
+        if badge is not None and badge not in state.badges and badge not in badges:
+            badges.append(badge)
+    return badges
 
 
 # --------------------------------------------------------------------------------- activity
@@ -585,23 +621,22 @@ def _evaluate_activity(
     state: RuleState,
     now: datetime,
 ) -> Evaluation:
-    moment = _moment(ruleset, event.occurred_at, now)
-    day = moment.day
-    notes = list(moment.notes)
+    plan = plan_of(ruleset)
+    _, day, notes = _moment(plan.zone, event.occurred_at, now)
     action = event.event_type
     candidates: list[_Candidate] = []
-    streaks = dict(state.streaks)
-    challenges = dict(state.challenges)
-    badges: list[str] = []
+    streaks: dict[str, StreakState] | None = None  # copied when a streak moves
+    challenges: dict[str, ChallengeState] | None = None
 
-    eligible = profile.status in ruleset.eligible_statuses
+    eligible = profile.status in plan.eligible_statuses
     if not eligible:
         notes.append(f"customer status {profile.status!r} does not earn")
 
     if isinstance(event, ChallengeOptIn):
-        target = ruleset.rule(event.challenge_id)
+        target = plan.by_id.get(event.challenge_id)
         if isinstance(target, ChallengeRule) and target.enabled:
-            period = _challenge_period(target, day)
+            period = _challenge_period(target.period == "month", day)
+            challenges = copy_of(state.challenges)
             current = challenges.get(target.id)
             if current is None or current.period != period:
                 current = ChallengeState(period=period)
@@ -609,31 +644,39 @@ def _evaluate_activity(
         else:
             notes.append(f"no enabled challenge {event.challenge_id!r} in this rule set")
 
-    for rule in ruleset.active_rules() if eligible else []:
-        if isinstance(rule, SocialRule) and rule.action == action:
-            candidates.append(_Candidate(rule, rule.points, _describe(rule, action), "kept"))
-        elif isinstance(rule, StreakRule) and action in rule.counts:
-            award = _advance_streak(rule, streaks, day)
+    for rule in plan.activity.get(action, ()) if eligible else ():
+        if isinstance(rule, SocialPlan):
+            candidates.append((rule.head.index, rule.head, rule.points, rule.explanation, "kept"))
+        else:
+            moved, award = _advance_streak(rule, state.streaks, day)
+            if moved is not None:
+                if streaks is None:
+                    streaks = copy_of(state.streaks)
+                streaks[rule.head.id] = moved
             if award is not None:
-                candidates.append(_Candidate(rule, rule.points, award, "kept"))
+                candidates.append((rule.head.index, rule.head, rule.points, award, "kept"))
 
-    lines, increments = _apply_caps(ruleset, candidates, state, day)
-    for cand in candidates:
-        badge = getattr(cand.rule, "badge", None)
-        if badge is not None and badge not in state.badges and badge not in badges:
-            badges.append(badge)
-    next_state = replace(
-        state,
-        last_activity_on=_later(state.last_activity_on, day),
-        badges=state.badges | frozenset(badges),
-        streaks=streaks,
-        challenges=challenges,
-    ).with_counts(increments, day)
+    lines, increments, total = _apply_caps(plan, candidates, state, day)
+    badges = _new_badges(candidates, state)
+    counters, latest_day = advance_counters(state.counters, state.latest_day, increments, day)
+    next_state = RuleState._trusted(
+        state.purchase_count,
+        state.cumulative_spend_minor,
+        state.last_purchase_on,
+        _later(state.last_activity_on, day),
+        latest_day,
+        state.badges | frozenset(badges) if badges else state.badges,
+        state.partners_seen,
+        state.milestones,
+        state.streaks if streaks is None else _refrozen(streaks, state.streaks),
+        state.challenges if challenges is None else _refrozen(challenges, state.challenges),
+        counters,
+    )
     return Evaluation(
         event_id=event.event_id,
         customer_id=event.customer_id,
-        ruleset_version=ruleset.version,
-        points=sum(line.points for line in lines),
+        ruleset_version=plan.version,
+        points=total,
         lines=lines,
         badges_awarded=tuple(badges),
         notes=tuple(notes),
@@ -644,125 +687,127 @@ def _evaluate_activity(
 # ---------------------------------------------------------------------------- rule helpers
 
 
-def _later(current: date | None, day: date) -> date:
-    return day if current is None else max(current, day)
-
-
-def _describe(rule: Rule, why: str) -> str:
-    return f"{why} ({rule.description})" if rule.description else why
-
-
-def _milestone_text(ruleset: RuleSet, rule: MilestoneRule) -> str:
-    if rule.metric == "purchase_count":
-        what = f"purchase number {rule.threshold}"
-    else:
-        what = f"cumulative spend of {_money(ruleset, rule.threshold)}"
-    badge = f", badge {rule.badge}" if rule.badge else ""
-    return f"milestone reached: {what}{badge}"
-
-
-def _period_index(period: str, day: date) -> int:
+def _advance_streak(
+    rule: StreakPlan, streaks: Mapping[str, StreakState], day: date
+) -> tuple[StreakState | None, str | None]:
+    """Count this period in the streak: its new position (None: unchanged) and award text."""
     # date(1, 1, 1) is a Monday, so (ordinal - 1) // 7 numbers ISO weeks (Monday to Sunday).
-    return day.toordinal() if period == "day" else (day.toordinal() - 1) // 7
-
-
-def _advance_streak(rule: StreakRule, streaks: dict[str, StreakState], day: date) -> str | None:
-    """Count this period in the streak (mutating the local copy); the award text, if any."""
-    index = _period_index(rule.period, day)
-    current = streaks.get(rule.id)
+    index = day.toordinal() if rule.daily else (day.toordinal() - 1) // 7
+    current = streaks.get(rule.head.id)
     if current is not None and index <= current.last_period:
-        return None  # already counted this period, or a late event: the streak does not move
+        return None, None  # counted this period already, or a late event: the streak stays
     if current is not None and index - current.last_period <= 1 + rule.grace_periods:
         length = current.length + 1
     else:
         length = 1
-    streaks[rule.id] = StreakState(last_period=index, length=length)
+    moved = StreakState(last_period=index, length=length)
     hit = length % rule.length == 0 if rule.repeat else length == rule.length
     if not hit:
-        return None
-    grace = f", up to {rule.grace_periods} missed allowed" if rule.grace_periods else ""
-    return f"streak: {length} consecutive {rule.period}s{grace}"
+        return moved, None
+    return moved, f"streak: {length} consecutive {rule.period}s{rule.grace_text}"
 
 
-def _challenge_period(rule: ChallengeRule, day: date) -> str:
-    if rule.period == "month":
+def _challenge_period(monthly: bool, day: date) -> str:
+    if monthly:
         return month_of(day)
     year, week, _ = day.isocalendar()
     return f"{year:04d}-W{week:02d}"
 
 
 def _advance_challenge(
-    rule: ChallengeRule,
-    challenges: dict[str, ChallengeState],
+    rule: ChallengePlan,
+    challenges: Mapping[str, ChallengeState],
     day: date,
     group: str | None,
     amount_minor: int,
     notes: list[str],
-) -> str | None:
-    period = _challenge_period(rule, day)
-    current = challenges.get(rule.id)
+) -> tuple[ChallengeState | None, str | None]:
+    """Count the purchase's category: the new progress (None: unchanged) and award text."""
+    # The route only lists challenges the purchase's MCC group can count for.
+    period = _challenge_period(rule.monthly, day)
+    rule_id = rule.head.id
+    current = challenges.get(rule_id)
     if current is None or current.period != period:
         current = ChallengeState(period=period)
     if current.completed or group is None or amount_minor < rule.min_amount_minor:
-        return None
+        return None, None
     if rule.categories is not None and group not in rule.categories:
-        return None
+        return None, None
     if rule.requires_opt_in and not current.opted_in:
-        notes.append(f"challenge {rule.id} not joined this period; purchase not counted")
-        return None
+        notes.append(f"challenge {rule_id} not joined this period; purchase not counted")
+        return None, None
     categories = current.categories | {group}
     completed = len(categories) >= rule.target
-    challenges[rule.id] = replace(current, categories=categories, completed=completed)
+    progress = ChallengeState(current.period, current.opted_in, categories, completed)
     if not completed:
-        return None
+        return progress, None
     names = ", ".join(sorted(categories))
-    return f"challenge: {rule.target} different categories in {period} ({names})"
+    return progress, f"challenge: {rule.target} different categories in {period} ({names})"
 
 
 # -------------------------------------------------------------------------------------- caps
 
 
-def _room(cap: Cap | None, name: str, state: RuleState, day: date) -> tuple[int | None, str]:
-    """Points still allowed under ``cap`` for counter ``name``, and which limit binds."""
-    if cap is None:
-        return None, ""
+def _room(
+    cap: CapPlan,
+    name: str,
+    counters: Mapping[str, int],
+    day_prefix: str | None,
+    month_prefix: str | None,
+) -> tuple[int, str]:
+    """Points still allowed under ``cap`` for counter ``name``, and which limit binds.
+
+    A prefix is None when that period's counters are no longer kept (a late event): its cap
+    counts as used up.
+    """
     limits: list[tuple[int, str]] = []
     if cap.per_transaction is not None:
-        limits.append((cap.per_transaction, f"{cap.per_transaction} per transaction"))
+        limits.append((cap.per_transaction, cap.transaction_label))
     if cap.per_day is not None:
-        used = state.counter(day_key(day, name)) if state.is_day_kept(day) else cap.per_day
-        limits.append((max(0, cap.per_day - used), f"{cap.per_day} per day"))
+        used = cap.per_day if day_prefix is None else counters.get(day_prefix + name, 0)
+        limits.append((max(0, cap.per_day - used), cap.day_label))
     if cap.per_month is not None:
-        used = state.counter(month_key(day, name)) if state.is_month_kept(day) else cap.per_month
-        limits.append((max(0, cap.per_month - used), f"{cap.per_month} per month"))
-    room, label = min(limits)
-    return room, label
+        used = cap.per_month if month_prefix is None else counters.get(month_prefix + name, 0)
+        limits.append((max(0, cap.per_month - used), cap.month_label))
+    return min(limits)
 
 
 def _apply_caps(
-    ruleset: RuleSet, candidates: Sequence[_Candidate], state: RuleState, day: date
-) -> tuple[tuple[Line, ...], dict[str, int]]:
+    plan: RulePlan, candidates: Sequence[_Candidate], state: RuleState, day: date
+) -> tuple[tuple[Line, ...], dict[str, int], int]:
+    # Counter keys are "d:<YYYY-MM-DD>:<name>" and "m:<YYYY-MM>:<name>" (see state.day_key).
+    day_iso = day.isoformat()
+    day_prefix = f"d:{day_iso}:"
+    month_prefix = f"m:{day_iso[:7]}:"
+    counters = state.counters
+    kept_day = day_prefix if state.is_day_kept(day) else None
+    kept_month = month_prefix if state.is_month_kept(day) else None
     increments: dict[str, int] = {}
     lines: list[Line] = []
-    total_room, total_label = _room(ruleset.caps, _TOTAL, state, day)
-    for cand in candidates:
-        points = cand.points
-        explanation = cand.explanation
-        rule_room, rule_label = _room(cand.rule.cap, f"rule:{cand.rule.id}", state, day)
-        if rule_room is not None and points > rule_room:
-            points = rule_room
-            explanation += f"; capped at {rule_label} for this rule"
+    total_room: int | None = None
+    total_label = ""
+    if plan.caps is not None:
+        total_room, total_label = _room(plan.caps, _TOTAL, counters, kept_day, kept_month)
+    total = 0
+    for _, head, points, explanation, policy in candidates:
+        cap = head.cap
+        if cap is not None:
+            rule_room, rule_label = _room(cap, head.counter, counters, kept_day, kept_month)
+            if points > rule_room:
+                points = rule_room
+                explanation += f"; capped at {rule_label} for this rule"
         if total_room is not None:
             if points > total_room:
                 points = total_room
                 explanation += f"; capped at {total_label} overall"
             total_room -= points
-        if cand.rule.cap is not None:
-            name = f"rule:{cand.rule.id}"
-            increments[day_key(day, name)] = increments.get(day_key(day, name), 0) + points
-            increments[month_key(day, name)] = increments.get(month_key(day, name), 0) + points
-        lines.append(Line(cand.rule.id, cand.rule.kind, points, explanation, cand.clawback))
-    total = sum(line.points for line in lines)
-    increments[day_key(day, _TOTAL)] = total
-    increments[month_key(day, _TOTAL)] = total
-    return tuple(lines), increments
+        if cap is not None:
+            key = day_prefix + head.counter
+            increments[key] = increments.get(key, 0) + points
+            key = month_prefix + head.counter
+            increments[key] = increments.get(key, 0) + points
+        lines.append(Line(head.id, head.kind, points, explanation, policy))
+        total += points
+    increments[day_prefix + _TOTAL] = total
+    increments[month_prefix + _TOTAL] = total
+    return tuple(lines), increments, total

@@ -13,8 +13,8 @@ treated as if that period's caps were used up (in the bank's favour).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -26,6 +26,8 @@ __all__ = [
     "ChallengeState",
     "RuleState",
     "StreakState",
+    "advance_counters",
+    "copy_of",
     "day_key",
     "month_key",
     "month_of",
@@ -49,7 +51,31 @@ def month_key(day: date, name: str) -> str:
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only, key-sorted copy (sorted so ``to_json`` and iteration are deterministic)."""
+    if len(mapping) < 2:  # nothing to sort: skip ``sorted`` (RuleState() is built per customer)
+        return MappingProxyType(dict(mapping)) if mapping else _EMPTY
     return MappingProxyType(dict(sorted(mapping.items())))
+
+
+#: One shared empty mapping: read-only, so every state without entries can use it.
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+def _frozen_fresh(mapping: dict[str, Any]) -> Mapping[str, Any]:
+    """``_frozen`` for a dict nobody else holds: wrapped as it is when already in key order."""
+    if len(mapping) < 2:
+        return MappingProxyType(mapping) if mapping else _EMPTY
+    keys = list(mapping)
+    if keys == sorted(keys):
+        return MappingProxyType(mapping)
+    return MappingProxyType(dict(sorted(mapping.items())))
+
+
+def copy_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A mutable copy; ``dict(proxy)`` goes key by key, ``proxy.copy()`` copies the dict at once."""
+    if type(mapping) is MappingProxyType:
+        return mapping.copy()
+    return dict(mapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +96,7 @@ class ChallengeState:
     completed: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RuleState:
     """Everything the rules remember about one customer between events."""
 
@@ -92,6 +118,42 @@ class RuleState:
         for name in ("milestones", "streaks", "challenges", "counters"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
+    @classmethod
+    def _trusted(
+        cls,
+        purchase_count: int,
+        cumulative_spend_minor: int,
+        last_purchase_on: date | None,
+        last_activity_on: date | None,
+        latest_day: date | None,
+        badges: frozenset[str],
+        partners_seen: frozenset[str],
+        milestones: Mapping[str, int],
+        streaks: Mapping[str, StreakState],
+        challenges: Mapping[str, ChallengeState],
+        counters: Mapping[str, int],
+    ) -> RuleState:
+        """A state from parts the rules engine built itself, without ``__post_init__``.
+
+        The engine makes a new state for every event and the stream one per customer per
+        batch; copying and re-sorting all four mappings each time was most of the cost. Only
+        for mappings that are already read-only and key-sorted (``_frozen`` output, a mapping
+        of another state, or a ``MappingProxyType`` over a sorted dict nobody else holds).
+        """
+        state = object.__new__(cls)
+        _set_purchase_count(state, purchase_count)
+        _set_cumulative_spend_minor(state, cumulative_spend_minor)
+        _set_last_purchase_on(state, last_purchase_on)
+        _set_last_activity_on(state, last_activity_on)
+        _set_latest_day(state, latest_day)
+        _set_badges(state, badges)
+        _set_partners_seen(state, partners_seen)
+        _set_milestones(state, milestones)
+        _set_streaks(state, streaks)
+        _set_challenges(state, challenges)
+        _set_counters(state, counters)
+        return state
+
     # ------------------------------------------------------------------ period counters
 
     def is_day_kept(self, day: date) -> bool:
@@ -110,41 +172,50 @@ class RuleState:
 
     def with_counts(self, increments: Mapping[str, int], day: date) -> RuleState:
         """Add to counters, move the latest day forward, and drop periods no longer kept."""
-        counters = dict(self.counters)
-        for key, amount in increments.items():
-            if amount:
-                counters[key] = counters.get(key, 0) + amount
-        latest = day if self.latest_day is None else max(self.latest_day, day)
-        oldest_day = (latest - timedelta(days=DAY_COUNTERS_KEPT - 1)).isoformat()
-        oldest_month = _month_index(latest) - MONTH_COUNTERS_KEPT + 1
-        kept = {}
-        for key, value in counters.items():
-            scope, period, _ = key.split(":", 2)
-            if scope == "d" and period < oldest_day:
-                continue
-            if scope == "m" and _month_index_of(period) < oldest_month:
-                continue
-            kept[key] = value
-        return replace(self, counters=kept, latest_day=latest)
+        counters, latest = advance_counters(self.counters, self.latest_day, increments, day)
+        return type(self)._trusted(
+            self.purchase_count,
+            self.cumulative_spend_minor,
+            self.last_purchase_on,
+            self.last_activity_on,
+            latest,
+            self.badges,
+            self.partners_seen,
+            self.milestones,
+            self.streaks,
+            self.challenges,
+            counters,
+        )
 
     # ------------------------------------------------------------------ serialisation
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (sorted, plain types) that :meth:`from_json` turns back exactly."""
+        # Runs once per customer per batch: empty collections (most are) skip sorting and
+        # comprehensions, and the read-only mappings are copied at C speed (copy_of).
+        last_purchase_on = self.last_purchase_on
+        last_activity_on = self.last_activity_on
+        latest_day = self.latest_day
+        badges = self.badges
+        partners_seen = self.partners_seen
+        streaks = self.streaks
+        challenges = self.challenges
         return {
             "format": STATE_FORMAT,
             "purchase_count": self.purchase_count,
             "cumulative_spend_minor": self.cumulative_spend_minor,
-            "last_purchase_on": _date_out(self.last_purchase_on),
-            "last_activity_on": _date_out(self.last_activity_on),
-            "latest_day": _date_out(self.latest_day),
-            "badges": sorted(self.badges),
-            "partners_seen": sorted(self.partners_seen),
-            "milestones": dict(self.milestones),
+            "last_purchase_on": None if last_purchase_on is None else _iso(last_purchase_on),
+            "last_activity_on": None if last_activity_on is None else _iso(last_activity_on),
+            "latest_day": None if latest_day is None else _iso(latest_day),
+            "badges": sorted(badges) if badges else [],
+            "partners_seen": sorted(partners_seen) if partners_seen else [],
+            "milestones": copy_of(self.milestones),
             "streaks": {
                 rule_id: {"last_period": s.last_period, "length": s.length}
-                for rule_id, s in self.streaks.items()
-            },
+                for rule_id, s in streaks.items()
+            }
+            if streaks
+            else {},
             "challenges": {
                 rule_id: {
                     "period": c.period,
@@ -152,43 +223,161 @@ class RuleState:
                     "categories": sorted(c.categories),
                     "completed": c.completed,
                 }
-                for rule_id, c in self.challenges.items()
-            },
-            "counters": dict(self.counters),
+                for rule_id, c in challenges.items()
+            }
+            if challenges
+            else {},
+            "counters": copy_of(self.counters),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RuleState:
         """Rebuild a state from :meth:`to_json` output; raise ValueError on anything else."""
+        # Every value is still checked (a corrupt stored state must not pass), but the checks
+        # take the common case first and the state is built once, not copied again by
+        # __post_init__: this runs once per customer per batch.
         try:
             if data.get("format") != STATE_FORMAT:
                 raise ValueError(f"unsupported rule state format {data.get('format')!r}")
-            return cls(
-                purchase_count=_int(data["purchase_count"]),
-                cumulative_spend_minor=_int(data["cumulative_spend_minor"]),
-                last_purchase_on=_date_in(data["last_purchase_on"]),
-                last_activity_on=_date_in(data["last_activity_on"]),
-                latest_day=_date_in(data["latest_day"]),
-                badges=frozenset(_strs(data["badges"])),
-                partners_seen=frozenset(_strs(data["partners_seen"])),
-                milestones={str(k): _int(v) for k, v in data["milestones"].items()},
-                streaks={
-                    str(k): StreakState(_int(v["last_period"]), _int(v["length"]))
-                    for k, v in data["streaks"].items()
-                },
-                challenges={
-                    str(k): ChallengeState(
-                        period=str(v["period"]),
-                        opted_in=_bool(v["opted_in"]),
-                        categories=frozenset(_strs(v["categories"])),
-                        completed=_bool(v["completed"]),
-                    )
-                    for k, v in data["challenges"].items()
-                },
-                counters={str(k): _int(v) for k, v in data["counters"].items()},
+            purchase_count = _int(data["purchase_count"])
+            cumulative_spend_minor = _int(data["cumulative_spend_minor"])
+            last_purchase_on = _date_in(data["last_purchase_on"])
+            last_activity_on = _date_in(data["last_activity_on"])
+            latest_day = _date_in(data["latest_day"])
+            badges = _str_set(data["badges"])
+            partners_seen = _str_set(data["partners_seen"])
+            milestones = _counts_in(data["milestones"])
+            raw = data["streaks"]
+            streaks = (
+                _EMPTY
+                if type(raw) is dict and not raw
+                else _frozen_fresh(
+                    {
+                        str(k): _streak(_int(v["last_period"]), _int(v["length"]))
+                        for k, v in raw.items()
+                    }
+                )
+            )
+            raw = data["challenges"]
+            challenges = (
+                _EMPTY
+                if type(raw) is dict and not raw
+                else _frozen_fresh(
+                    {
+                        str(k): ChallengeState(
+                            str(v["period"]),
+                            _bool(v["opted_in"]),
+                            _str_set(v["categories"]),
+                            _bool(v["completed"]),
+                        )
+                        for k, v in raw.items()
+                    }
+                )
+            )
+            counters = _counts_in(data["counters"])
+            return cls._trusted(
+                purchase_count,
+                cumulative_spend_minor,
+                last_purchase_on,
+                last_activity_on,
+                latest_day,
+                badges,
+                partners_seen,
+                milestones,
+                streaks,
+                challenges,
+                counters,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed rule state: {exc!r}") from exc
+
+
+def _slot_setter(name: str) -> Callable[[RuleState, Any], None]:
+    setter: Callable[[RuleState, Any], None] = getattr(RuleState, name).__set__
+    return setter
+
+
+# The slot setters RuleState._trusted fills a new state with (the frozen dataclass's own
+# __setattr__ refuses, as it should for everyone else).
+_set_purchase_count = _slot_setter("purchase_count")
+_set_cumulative_spend_minor = _slot_setter("cumulative_spend_minor")
+_set_last_purchase_on = _slot_setter("last_purchase_on")
+_set_last_activity_on = _slot_setter("last_activity_on")
+_set_latest_day = _slot_setter("latest_day")
+_set_badges = _slot_setter("badges")
+_set_partners_seen = _slot_setter("partners_seen")
+_set_milestones = _slot_setter("milestones")
+_set_streaks = _slot_setter("streaks")
+_set_challenges = _slot_setter("challenges")
+_set_counters = _slot_setter("counters")
+
+
+# ------------------------------------------------------------------------ counter upkeep
+
+#: counter key -> (scope, period, month index or 0). Keys repeat across customers and events
+#: ("d:2026-11-26:total"); parsing each once saves a split and int() per key per event.
+_COUNTER_KEYS: dict[str, tuple[str, str, int]] = {}
+#: latest day -> (oldest day kept as ISO text, oldest month index kept).
+_HORIZONS: dict[date, tuple[str, int]] = {}
+_CACHE_MAX: Final = 4096
+
+
+def _counter_key(key: str) -> tuple[str, str, int]:
+    found = _COUNTER_KEYS.get(key)
+    if found is None:
+        scope, period, _ = key.split(":", 2)
+        found = (scope, period, _month_index_of(period) if scope == "m" else 0)
+        if len(_COUNTER_KEYS) >= _CACHE_MAX:
+            _COUNTER_KEYS.clear()
+        _COUNTER_KEYS[key] = found
+    return found
+
+
+def _horizon(latest: date) -> tuple[str, int]:
+    found = _HORIZONS.get(latest)
+    if found is None:
+        found = (
+            (latest - timedelta(days=DAY_COUNTERS_KEPT - 1)).isoformat(),
+            _month_index(latest) - MONTH_COUNTERS_KEPT + 1,
+        )
+        if len(_HORIZONS) >= _CACHE_MAX:
+            _HORIZONS.clear()
+        _HORIZONS[latest] = found
+    return found
+
+
+def advance_counters(
+    counters: Mapping[str, int],
+    latest_day: date | None,
+    increments: Mapping[str, int],
+    day: date,
+) -> tuple[Mapping[str, int], date]:
+    """What :meth:`RuleState.with_counts` does to the counters and the latest day.
+
+    ``counters`` must be key-sorted (every state's are); the result is read-only and sorted.
+    """
+    updated = copy_of(counters)
+    added = False
+    for key, amount in increments.items():
+        if amount:
+            if key in updated:
+                updated[key] += amount
+            else:
+                updated[key] = amount
+                added = True
+    latest = day if latest_day is None else max(latest_day, day)
+    oldest_day, oldest_month = _horizon(latest)
+    stale = []
+    for key in updated:
+        scope, period, month = _counter_key(key)
+        if (scope == "d" and period < oldest_day) or (scope == "m" and month < oldest_month):
+            stale.append(key)
+    for key in stale:
+        del updated[key]
+    if not updated:
+        return _EMPTY, latest
+    # Deleting keeps the order; only a new key can put the mapping out of order.
+    return MappingProxyType(dict(sorted(updated.items())) if added else updated), latest
 
 
 def _month_index(day: date) -> int:
@@ -200,8 +389,22 @@ def _month_index_of(period: str) -> int:
     return int(year) * 12 + int(month) - 1
 
 
-def _date_out(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
+#: ISO text -> date, and (last period, length) -> StreakState: the same few days and streak
+#: positions recur in every customer's state, and both are immutable, so from_json shares them.
+_DATES: dict[str, date] = {}
+_STREAKS: dict[tuple[int, int], StreakState] = {}
+_NO_STRINGS: Final[frozenset[str]] = frozenset()
+_ISO_DATES: dict[date, str] = {}
+
+
+def _iso(day: date) -> str:
+    found = _ISO_DATES.get(day)
+    if found is None:
+        found = day.isoformat()
+        if len(_ISO_DATES) >= _CACHE_MAX:
+            _ISO_DATES.clear()
+        _ISO_DATES[day] = found
+    return found
 
 
 def _date_in(value: object) -> date | None:
@@ -209,10 +412,29 @@ def _date_in(value: object) -> date | None:
         return None
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO date string, got {value!r}")
-    return date.fromisoformat(value)
+    found = _DATES.get(value)
+    if found is None:
+        found = date.fromisoformat(value)
+        if len(_DATES) >= _CACHE_MAX:
+            _DATES.clear()
+        _DATES[value] = found
+    return found
+
+
+def _streak(last_period: int, length: int) -> StreakState:
+    key = (last_period, length)
+    found = _STREAKS.get(key)
+    if found is None:
+        found = StreakState(last_period, length)
+        if len(_STREAKS) >= _CACHE_MAX:
+            _STREAKS.clear()
+        _STREAKS[key] = found
+    return found
 
 
 def _int(value: object) -> int:
+    if type(value) is int and value >= 0:  # the common case first
+        return value
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise TypeError(f"expected a non-negative integer, got {value!r}")
     return value
@@ -228,3 +450,42 @@ def _strs(value: object) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise TypeError(f"expected a list of strings, got {value!r}")
     return list(value)
+
+
+_INT_TYPE: Final = frozenset({int})
+_STR_TYPE: Final = frozenset({str})
+
+
+def _counts_in(raw: Any) -> Mapping[str, int]:
+    """``_frozen({str(k): _int(v) ...})``, checked in bulk (in C) for the dict JSON gives.
+
+    Anything the bulk check does not accept goes the item-by-item way, which raises the
+    errors from_json documents.
+    """
+    if type(raw) is dict:
+        if not raw:
+            return _EMPTY
+        values = raw.values()
+        if (
+            _INT_TYPE.issuperset(map(type, values))
+            and min(values) >= 0
+            and _STR_TYPE.issuperset(map(type, raw))
+        ):
+            return _frozen_fresh(raw.copy())
+    return _frozen_fresh({str(k): _int(v) for k, v in raw.items()})
+
+
+def _str_set(value: object) -> frozenset[str]:
+    """``frozenset(_strs(value))``, the common cases first."""
+    if type(value) is list:
+        if not value:
+            return _NO_STRINGS
+        # Checked in C: join accepts exactly the lists whose items are all str instances
+        # (what _strs asks), and raises TypeError otherwise.
+        try:
+            "".join(value)
+        except TypeError:
+            pass
+        else:
+            return frozenset(value)
+    return frozenset(_strs(value))
