@@ -39,6 +39,7 @@ __all__ = [
     "PartnerReply",
     "PartnerRequest",
     "ReferralOffered",
+    "ReferralRewarded",
     "SwapCancelled",
     "SwapRequested",
     "name_digest",
@@ -101,13 +102,22 @@ class ReferralOffered(_Request):
     expires_at: AwareDatetime
 
 
-PartnerRequest = Annotated[
-    SwapRequested | SwapCancelled | MemberLinkRequested | ReferralOffered,
-    Field(discriminator="event_type"),
-]
-partner_request_adapter: TypeAdapter[
-    SwapRequested | SwapCancelled | MemberLinkRequested | ReferralOffered
-] = TypeAdapter(PartnerRequest)
+class ReferralRewarded(_Request):
+    """Credit ``points`` of your program to the member (the partner-side reward of a
+    cross-referral: our customer joined your program from our app and qualified). The bank
+    pays for it at the contract price in the period's settlement. ``event_id`` is stable per
+    reward: deduplicate on it."""
+
+    event_type: Literal["referral_rewarded"]
+    referral_id: EventId
+    points: Points
+
+
+_RequestUnion = (
+    SwapRequested | SwapCancelled | MemberLinkRequested | ReferralOffered | ReferralRewarded
+)
+PartnerRequest = Annotated[_RequestUnion, Field(discriminator="event_type")]
+partner_request_adapter: TypeAdapter[_RequestUnion] = TypeAdapter(PartnerRequest)
 
 
 class MemberLinkRejected(Contract):

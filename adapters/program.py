@@ -16,6 +16,7 @@ from adapters.contracts import (
     MemberLinkRejected,
     MemberLinkRequested,
     ReferralOffered,
+    ReferralRewarded,
     SwapCancelled,
     SwapRequested,
     name_digest,
@@ -178,6 +179,20 @@ class ConfiguredPartner:
             expires_at=offer.expires_at,
         )
         return self._message(offer.customer_id, body, now)
+
+    def referral_reward(
+        self, *, reward_id: str, customer_id: str, points: int, referral_id: str, now: datetime
+    ) -> OutboundMessage:
+        body = ReferralRewarded(
+            event_type="referral_rewarded",
+            event_id=request_event_id("ref-reward", reward_id),
+            customer_id=customer_id,
+            partner_id=self.partner_id,
+            occurred_at=now,
+            referral_id=referral_id,
+            points=points,
+        )
+        return self._message(customer_id, body, now)
 
     def _own(self, partner_id: str) -> None:
         if partner_id != self.partner_id:

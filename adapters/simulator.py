@@ -50,6 +50,7 @@ from adapters.contracts import (
     MemberLinkRejected,
     MemberLinkRequested,
     ReferralOffered,
+    ReferralRewarded,
     SwapCancelled,
     SwapRequested,
     partner_request_adapter,
@@ -170,7 +171,7 @@ class PartnerSimulator:
         elif isinstance(request, MemberLinkRequested):
             body = self._link_reply(request, reject, now)
         else:
-            assert isinstance(request, SwapCancelled | ReferralOffered)
+            assert isinstance(request, SwapCancelled | ReferralOffered | ReferralRewarded)
             _log("noted", partner=partner_id, type=request.event_type, id=request.event_id)
             return None
         reply_value = body.model_dump_json().encode()

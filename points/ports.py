@@ -10,6 +10,7 @@ a :class:`Refused` with a stable reason code for ``points.dlq``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
@@ -28,6 +29,7 @@ __all__ = [
     "MemberLinkRequest",
     "MemberLinkResult",
     "OutboundMessage",
+    "PartnerDirectory",
     "PartnerProgram",
     "PartnerPurchaseNotice",
     "ReferralOffer",
@@ -173,4 +175,21 @@ class PartnerProgram(Protocol):
 
     def referral_offer(self, offer: ReferralOffer, now: datetime) -> OutboundMessage: ...
 
+    def referral_reward(
+        self, *, reward_id: str, customer_id: str, points: int, referral_id: str, now: datetime
+    ) -> OutboundMessage: ...
+
     def interpret(self, message: InboundMessage, now: datetime) -> Accepted | Refused: ...
+
+
+class PartnerDirectory(Protocol):
+    """Every configured partner program, and which one owns an events topic
+    (``adapters.registry.PartnerRegistry`` implements it)."""
+
+    def get(self, partner_id: str) -> PartnerProgram: ...
+
+    def for_events_topic(self, topic: str) -> PartnerProgram: ...
+
+    def events_topics(self) -> list[str]: ...
+
+    def __iter__(self) -> Iterator[str]: ...

@@ -12,6 +12,8 @@ TABLE_MODULES = (
     "points.ledger.tables",
     "points.earning.tables",
     "points.operations_tables",
+    "points.exchange.tables",
+    "points.api.tables",
 )
 
 

@@ -1,0 +1,549 @@
+"""Referrals on the ledger: codes, sign-ups with guards, qualification, rewards, clawbacks.
+
+The pure lifecycle is :mod:`points.referrals`; this module loads what its guards need, runs it
+and collects what to write into a :class:`Work`, which the calling service writes in the same
+transaction as everything else of its batch (ledger operations, referral rows, partner fees,
+partner requests).
+
+Rewards, each in its own program's currency:
+
+- a bank customer (referee of ``customer_invite`` / ``partner_member``, customer referrer):
+  bank points, ledger ``Earn(kind="referral")`` under the reward's key ``referral:<id>:<role>``;
+- the referee of ``partner_join`` (who joined the partner's program from our app): a
+  ``referral_rewarded`` request to the partner, priced into settlement at the contract price;
+- a partner referrer: the referral fee the bank owes; the bank as referrer (``partner_join``):
+  the fee the partner owes. Both are ``partner_fees`` rows, netted in settlement.
+
+A refund of the qualifying purchase inside the clawback window reverses all of it: ledger
+``Clawback`` of each points reward (what the wallet cannot cover becomes debt), and a negative
+``partner_fees`` row for each fee or partner-side reward.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, and_, func, select
+
+from points import referrals as rl
+from points.exchange.store import aware, bounded_id, insert_ignore, upsert
+from points.exchange.tables import partner_fees, referral_codes, referrals
+from points.ledger.model import Clawback, Earn, Reason
+from points.partners import settlement_amount_minor
+from points.ports import OutboundMessage, PartnerDirectory
+
+__all__ = ["Purchase", "ReferralDesk", "Refund", "Work"]
+
+MAX_CODE_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """A referee's transaction that may qualify a referral (bank card or partner purchase)."""
+
+    event_id: str
+    customer_id: str
+    amount_minor: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    event_id: str
+    original_event_id: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class Work:
+    """What a batch's referral steps will write (in the caller's transaction)."""
+
+    operations: list[Earn | Clawback] = field(default_factory=list)
+    op_customers: list[str] = field(default_factory=list)
+    rows: dict[str, rl.Referral] = field(default_factory=dict)
+    fees: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def referral_to_row(r: rl.Referral) -> dict[str, Any]:
+    return {
+        "referral_id": r.referral_id,
+        "origin": str(r.origin),
+        "referrer_kind": r.referrer.kind,
+        "referrer_id": r.referrer.id,
+        "referee_id": r.referee.id if r.referee else None,
+        "code": r.code,
+        "partner_id": r.partner_id,
+        "status": str(r.status),
+        "reason": r.reason[:500],
+        "invited_at": r.invited_at,
+        "signed_up_at": r.signed_up_at,
+        "qualify_by": r.qualify_by,
+        "qualifying_event_id": r.qualifying_event_id,
+        "qualified_at": r.qualified_at,
+        "rewards": [
+            {
+                "key": w.idempotency_key,
+                "role": w.role,
+                "kind": w.beneficiary.kind,
+                "id": w.beneficiary.id,
+                "points": w.points,
+                "amount_minor": w.amount_minor,
+            }
+            for w in r.rewards
+        ],
+        "updated_at": r.updated_at or r.invited_at,
+    }
+
+
+def _opt(value: datetime | None) -> datetime | None:
+    return None if value is None else aware(value)
+
+
+def referral_from_row(row: Any) -> rl.Referral:
+    rewards = row["rewards"]
+    if isinstance(rewards, str):
+        rewards = json.loads(rewards)
+    referee = (
+        rl.Party("customer", row["referee_id"]) if row["referee_id"] is not None else None
+    )
+    return rl.Referral(
+        referral_id=row["referral_id"],
+        origin=rl.Origin(row["origin"]),
+        referrer=rl.Party(row["referrer_kind"], row["referrer_id"]),
+        invited_at=aware(row["invited_at"]),
+        code=row["code"],
+        partner_id=row["partner_id"],
+        status=rl.ReferralStatus(row["status"]),
+        reason=row["reason"],
+        referee=referee,
+        signed_up_at=_opt(row["signed_up_at"]),
+        qualify_by=_opt(row["qualify_by"]),
+        qualifying_event_id=row["qualifying_event_id"],
+        qualified_at=_opt(row["qualified_at"]),
+        rewards=tuple(
+            rl.Reward(
+                w["key"], w["role"], rl.Party(w["kind"], w["id"]), w["points"], w["amount_minor"]
+            )
+            for w in rewards or ()
+        ),
+        updated_at=_opt(row["updated_at"]),
+    )
+
+
+class ReferralDesk:
+    def __init__(
+        self,
+        directory: PartnerDirectory,
+        *,
+        secret: bytes,
+        policy: rl.ReferralPolicy,
+        zone: ZoneInfo,
+        lot_lifetime: timedelta,
+        points_ledger_topic: str,
+    ) -> None:
+        self._directory = directory
+        self._secret = secret
+        self._policy = policy
+        self._zone = zone
+        self._lot_lifetime = lot_lifetime
+        self._ledger_topic = points_ledger_topic
+
+    @property
+    def policy(self) -> rl.ReferralPolicy:
+        return self._policy
+
+    # ------------------------------------------------------------------------------- codes
+
+    def code_for(self, conn: Connection, owner_kind: str, owner_id: str, now: datetime) -> str:
+        """The owner's referral code, created on first use (retrying on a collision)."""
+        found = conn.execute(
+            select(referral_codes.c.code).where(
+                referral_codes.c.owner_kind == owner_kind, referral_codes.c.owner_id == owner_id
+            )
+        ).scalar_one_or_none()
+        if found is not None:
+            return str(found)
+        material = owner_id if owner_kind == "customer" else f"{owner_kind}:{owner_id}"
+        for attempt in range(MAX_CODE_ATTEMPTS):
+            code = rl.referral_code(material, self._secret, attempt=attempt)
+            taken = conn.execute(
+                select(referral_codes.c.owner_id).where(referral_codes.c.code == code)
+            ).first()
+            if taken is None:
+                insert_ignore(
+                    conn,
+                    referral_codes,
+                    [
+                        {
+                            "code": code,
+                            "owner_kind": owner_kind,
+                            "owner_id": owner_id,
+                            "created_at": now,
+                        }
+                    ],
+                )
+                return self.code_for(conn, owner_kind, owner_id, now)
+        raise RuntimeError(f"no free referral code for {owner_kind} {owner_id}")
+
+    def code_owner(self, conn: Connection, code: str) -> rl.Party | None:
+        row = conn.execute(
+            select(referral_codes.c.owner_kind, referral_codes.c.owner_id).where(
+                referral_codes.c.code == code
+            )
+        ).first()
+        if row is None:
+            return None
+        if row[0] == "customer":
+            return rl.Party("customer", str(row[1]))
+        return rl.Party("partner", str(row[1]))
+
+    # ----------------------------------------------------------------------------- sign-up
+
+    def load(self, conn: Connection, ids: Iterable[str], *, lock: bool = True) -> dict[str, Any]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        query = select(referrals).where(referrals.c.referral_id.in_(wanted))
+        if lock:
+            query = query.order_by(referrals.c.referral_id).with_for_update()
+        return {
+            r["referral_id"]: referral_from_row(r) for r in conn.execute(query).mappings()
+        }
+
+    def invite(self, work: Work, referral: rl.Referral) -> None:
+        work.rows[referral.referral_id] = referral
+
+    def sign_up(
+        self,
+        conn: Connection,
+        work: Work,
+        referral: rl.Referral,
+        referee_id: str,
+        now: datetime,
+        *,
+        identity_hash: str | None = None,
+    ) -> rl.Transition | rl.Ignored:
+        """Run the guards (facts from the database and this batch) and record the outcome."""
+        referee = rl.Party("customer", referee_id, identity_hash)
+        taken = self._referee_owner(conn, work, referee_id, referral.referral_id)
+        month, hour = self._referrer_counts(conn, work, referral.referrer, now)
+        facts = rl.SignupFacts(taken, month, hour)
+        result = rl.sign_up(referral, referee, facts, self._policy, now)
+        stored = result.referral
+        if stored.status is rl.ReferralStatus.REFUSED and stored.referee is None:
+            # keep who was refused, for the record (refused rows do not count as referred)
+            stored = replace(stored, referee=referee, signed_up_at=None)
+        work.rows[referral.referral_id] = stored
+        work.outcomes[f"signup:{result.reason}"] += 1
+        return result
+
+    def _referee_owner(
+        self, conn: Connection, work: Work, referee_id: str, referral_id: str
+    ) -> str | None:
+        for r in work.rows.values():
+            if (
+                r.referee is not None
+                and r.referee.id == referee_id
+                and r.status is not rl.ReferralStatus.REFUSED
+                and r.referral_id != referral_id
+            ):
+                return r.referral_id
+        found = conn.execute(
+            select(referrals.c.referral_id).where(
+                referrals.c.referee_id == referee_id,
+                referrals.c.status != "refused",
+                referrals.c.referral_id != referral_id,
+            )
+        ).first()
+        if found is None:
+            return None
+        # the database row may have been refused by this very batch
+        current = work.rows.get(str(found[0]))
+        if current is not None and current.status is rl.ReferralStatus.REFUSED:
+            return None
+        return str(found[0])
+
+    def _referrer_counts(
+        self, conn: Connection, work: Work, referrer: rl.Party, now: datetime
+    ) -> tuple[int, int]:
+        local = now.astimezone(self._zone)
+        month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        hour_ago = now - timedelta(hours=1)
+        counted = referrals.c.status.not_in(("refused", "invited"))
+        base = and_(
+            referrals.c.referrer_kind == referrer.kind,
+            referrals.c.referrer_id == referrer.id,
+            counted,
+        )
+        in_batch = [r for r in work.rows.values() if r.referrer == referrer]
+        batch_ids = [r.referral_id for r in in_batch]
+        month = int(
+            conn.execute(
+                select(func.count()).where(
+                    base,
+                    referrals.c.signed_up_at >= month_start,
+                    referrals.c.referral_id.not_in(batch_ids),
+                )
+            ).scalar_one()
+        )
+        hour = int(
+            conn.execute(
+                select(func.count()).where(
+                    base,
+                    referrals.c.signed_up_at >= hour_ago,
+                    referrals.c.referral_id.not_in(batch_ids),
+                )
+            ).scalar_one()
+        )
+        for r in in_batch:
+            if r.status in (rl.ReferralStatus.INVITED, rl.ReferralStatus.REFUSED):
+                continue
+            if r.signed_up_at is not None and r.signed_up_at >= month_start:
+                month += 1
+            if r.signed_up_at is not None and r.signed_up_at >= hour_ago:
+                hour += 1
+        return month, hour
+
+    # ------------------------------------------------------------------------ qualification
+
+    def qualify(self, conn: Connection, work: Work, purchases: Sequence[Purchase]) -> None:
+        """The referees' first qualifying transactions: reward both sides."""
+        customers = sorted({p.customer_id for p in purchases})
+        if not customers:
+            return
+        open_by_referee: dict[str, rl.Referral] = {}
+        rows = conn.execute(
+            select(referrals)
+            .where(referrals.c.referee_id.in_(customers), referrals.c.status == "signed_up")
+            .order_by(referrals.c.referral_id)
+            .with_for_update()
+        ).mappings()
+        for row in rows:
+            referral = work.rows.get(row["referral_id"]) or referral_from_row(row)
+            open_by_referee[row["referee_id"]] = referral
+        for r in work.rows.values():  # signed up earlier in this batch
+            if r.status is rl.ReferralStatus.SIGNED_UP and r.referee is not None:
+                open_by_referee.setdefault(r.referee.id, r)
+        for purchase in purchases:
+            found = open_by_referee.get(purchase.customer_id)
+            if found is None or found.status is not rl.ReferralStatus.SIGNED_UP:
+                continue
+            referral = found
+            if referral.status is not rl.ReferralStatus.SIGNED_UP:
+                continue
+            before = self._rewarded_before(conn, work, referral.referrer)
+            txn = rl.QualifyingTransaction(
+                purchase.event_id, purchase.customer_id, purchase.amount_minor, purchase.at
+            )
+            result = rl.qualify(referral, txn, self._policy, referrer_rewarded_before=before)
+            work.outcomes[f"qualify:{result.reason}"] += 1
+            if isinstance(result, rl.Ignored):
+                continue
+            moved = result.referral
+            if isinstance(result.action, rl.GrantRewards):
+                self._grant(work, moved, result.action.rewards, purchase.at)
+                granted = rl.rewards_granted(moved, purchase.at)
+                moved = granted.referral
+            work.rows[moved.referral_id] = moved
+            open_by_referee[purchase.customer_id] = moved
+
+    def _rewarded_before(self, conn: Connection, work: Work, referrer: rl.Party) -> int:
+        if referrer.kind != "customer":
+            return 0
+        in_batch = [r for r in work.rows.values() if r.referrer == referrer]
+        ids = [r.referral_id for r in in_batch]
+        stored = int(
+            conn.execute(
+                select(func.count()).where(
+                    referrals.c.referrer_kind == referrer.kind,
+                    referrals.c.referrer_id == referrer.id,
+                    referrals.c.status == "rewarded",
+                    referrals.c.referral_id.not_in(ids),
+                )
+            ).scalar_one()
+        )
+        return stored + sum(1 for r in in_batch if r.status is rl.ReferralStatus.REWARDED)
+
+    def _grant(
+        self, work: Work, referral: rl.Referral, rewards: Sequence[rl.Reward], at: datetime
+    ) -> None:
+        partner_id = referral.partner_id
+        for reward in rewards:
+            who = reward.beneficiary
+            partner_side = referral.origin is rl.Origin.PARTNER_JOIN and reward.role == "referee"
+            if partner_side and partner_id is not None and reward.points:
+                self._partner_side_reward(work, referral, reward, partner_id, at)
+            elif who.kind == "customer" and reward.points:
+                work.operations.append(
+                    Earn(
+                        idempotency_key=reward.idempotency_key,
+                        customer_id=who.id,
+                        amount=reward.points,
+                        expires_at=at + self._lot_lifetime,
+                        kind="referral",
+                        reason=Reason(campaign=f"referral:{reward.role}",
+                                      source_event=referral.referral_id),
+                    )
+                )
+                work.op_customers.append(who.id)
+            elif reward.amount_minor and partner_id is not None:
+                # partner referrer: the bank owes the fee; the bank as referrer: the partner does
+                sign = 1 if who.kind == "partner" else -1
+                work.fees.append(
+                    {
+                        "fee_key": reward.idempotency_key,
+                        "partner_id": partner_id,
+                        "referral_id": referral.referral_id,
+                        "kind": "referral_fee",
+                        "amount_minor": sign * reward.amount_minor,
+                        "partner_points": 0,
+                        "at": at,
+                    }
+                )
+
+    def _partner_side_reward(
+        self, work: Work, referral: rl.Referral, reward: rl.Reward, partner_id: str, at: datetime
+    ) -> None:
+        program = self._directory.get(partner_id)
+        assert referral.referee is not None
+        message = program.referral_reward(
+            reward_id=reward.idempotency_key,
+            customer_id=referral.referee.id,
+            points=reward.points,
+            referral_id=referral.referral_id,
+            now=at,
+        )
+        work.outbox.append(outbox_row(message, f"{reward.idempotency_key}:request"))
+        work.fees.append(
+            {
+                "fee_key": reward.idempotency_key,
+                "partner_id": partner_id,
+                "referral_id": referral.referral_id,
+                "kind": "referral_reward",
+                "amount_minor": settlement_amount_minor(program.config, reward.points),
+                "partner_points": reward.points,
+                "at": at,
+            }
+        )
+
+    # ---------------------------------------------------------------------------- refunds
+
+    def refund(self, conn: Connection, work: Work, refunds: Sequence[Refund]) -> None:
+        originals = sorted({r.original_event_id for r in refunds})
+        if not originals:
+            return
+        rows = conn.execute(
+            select(referrals)
+            .where(
+                referrals.c.qualifying_event_id.in_(originals),
+                referrals.c.status.in_(("qualified", "rewarded")),
+            )
+            .order_by(referrals.c.referral_id)
+            .with_for_update()
+        ).mappings()
+        by_event = {r["qualifying_event_id"]: referral_from_row(r) for r in rows}
+        for r in work.rows.values():
+            if r.qualifying_event_id in originals:
+                by_event[r.qualifying_event_id] = r
+        fees = self._fees_of([r.referral_id for r in by_event.values()], conn)
+        for refund in refunds:
+            referral = by_event.get(refund.original_event_id)
+            if referral is None:
+                continue
+            result = rl.refund(referral, refund.original_event_id, refund.at, self._policy)
+            work.outcomes[f"refund:{result.reason}"] += 1
+            if isinstance(result, rl.Ignored):
+                continue
+            work.rows[referral.referral_id] = result.referral
+            by_event[refund.original_event_id] = result.referral
+            fee_rows = fees.get(referral.referral_id, {})
+            for reward in referral.rewards:
+                fee = fee_rows.get(reward.idempotency_key) or next(
+                    (f for f in work.fees if f["fee_key"] == reward.idempotency_key), None
+                )
+                if fee is not None:
+                    work.fees.append(
+                        {
+                            **fee,
+                            "fee_key": f"{reward.idempotency_key}:clawback",
+                            "kind": f"{fee['kind']}_clawback",
+                            "amount_minor": -int(fee["amount_minor"]),
+                            "partner_points": -int(fee["partner_points"]),
+                            "at": refund.at,
+                        }
+                    )
+                elif reward.points and reward.beneficiary.kind == "customer":
+                    work.operations.append(
+                        Clawback(
+                            idempotency_key=f"{reward.idempotency_key}:clawback",
+                            earning_key=reward.idempotency_key,
+                            reason=Reason(campaign="referral:clawback",
+                                          source_event=refund.event_id),
+                        )
+                    )
+                    work.op_customers.append(reward.beneficiary.id)
+
+    def _fees_of(self, ids: Sequence[str], conn: Connection) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for row in conn.execute(
+            select(partner_fees).where(partner_fees.c.referral_id.in_(list(ids)))
+        ).mappings():
+            out.setdefault(row["referral_id"], {})[row["fee_key"]] = dict(row)
+        return out
+
+    # ------------------------------------------------------------------------------ timer
+
+    def expire_due(self, conn: Connection, work: Work, now: datetime, limit: int) -> int:
+        rows = conn.execute(
+            select(referrals)
+            .where(referrals.c.status == "signed_up", referrals.c.qualify_by < now)
+            .order_by(referrals.c.qualify_by)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).mappings()
+        n = 0
+        for row in rows:
+            result = rl.expire(referral_from_row(row), now)
+            if isinstance(result, rl.Transition):
+                work.rows[row["referral_id"]] = result.referral
+                n += 1
+        return n
+
+    # ------------------------------------------------------------------------------ write
+
+    def write(self, conn: Connection, work: Work) -> None:
+        if work.rows:
+            upsert(
+                conn, referrals, [referral_to_row(r) for r in work.rows.values()],
+                ["referral_id"],
+            )
+        insert_ignore(conn, partner_fees, work.fees)
+
+
+def outbox_row(message: OutboundMessage, dedupe_key: str) -> dict[str, Any]:
+    """An outbox row for a signed partner request: exactly these bytes and headers."""
+    return {
+        "topic": message.topic,
+        "message_key": message.key,
+        "message_value": message.value,
+        "headers": {k: v.decode("ascii") for k, v in message.headers},
+        "dedupe_key": dedupe_key,
+    }
+
+
+def new_referral_id(*parts: str) -> str:
+    return bounded_id("ref", *parts)
+
+
+def with_partner(referral: rl.Referral, partner_id: str) -> rl.Referral:
+    return replace(referral, partner_id=partner_id)

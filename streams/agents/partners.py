@@ -1,0 +1,174 @@
+"""The partner agents: every configured partner's ``partner.<id>.events`` topic, one batch agent.
+
+Each fetched batch goes to ``ExchangeService.process``: per message the signature is verified
+first (key id, HMAC over the exact value bytes, the key's partner owns the topic, replay
+window), then the contract, then the meaning; anything refused is dead-lettered (``points.dlq``)
+and moves nothing. Then one database transaction: inbox rows, saga transitions, ledger
+entries, swap replies, inbound credits, link and referral state, outbox rows. Offsets are
+acked only after it commits (streams/fastpath.py).
+
+A timer (``swap-deadlines``, every second, group leader only) expires overdue swaps: void the
+hold, outbox ``swap_cancelled``; and refuses referrals whose qualification window closed.
+
+Optionally (``with_bank_topics=True``, only in an app with a consumer group of its own, such as
+``python -m streams.partner_worker``) a second batch agent reads ``bank.transactions`` and
+``bank.customers`` for referral sign-ups, qualification and clawbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import Message
+
+from adapters.config import load_partners_config, resolve_keys
+from adapters.registry import build_registry
+from adapters.topics import PartnerTopics
+from points.db import make_engine
+from points.exchange import ExchangeService
+from points.ingest import RawMessage
+from points.ports import InboundMessage
+from points.settings import Settings
+from streams.agents.earning import DB_RETRY_ATTEMPTS, EXIT_DATABASE_UNAVAILABLE
+from streams.fastpath import BatchingApp
+
+__all__ = [
+    "DEADLINE_INTERVAL_S",
+    "REFERRAL_SECRET_ENV",
+    "build_exchange_service",
+    "register_partner_agents",
+]
+
+log = logging.getLogger(__name__)
+
+DEADLINE_INTERVAL_S = 1.0
+REFERRAL_SECRET_ENV = "POINTS_REFERRAL_SECRET"
+TOPIC_PREFIX_ENV = "POINTS_PARTNER_TOPIC_PREFIX"
+PARTNERS_CONFIG_ENV = "POINTS_PARTNERS_CONFIG"
+_DEV_REFERRAL_SECRET = b"points-exchange-dev-referral-secret-not-for-production"
+
+
+def build_exchange_service(
+    settings: Settings, environ: Mapping[str, str] | None = None, *, engine: Any = None
+) -> ExchangeService:
+    """The service from settings, ``config/partners.yaml`` and the partner keys in the
+    environment (``POINTS_PARTNER_KEY_*``; ``POINTS_REFERRAL_SECRET`` hex for codes;
+    ``POINTS_PARTNER_TOPIC_PREFIX`` prefixes partner topics, for isolated tests;
+    ``POINTS_PARTNERS_CONFIG`` names another partners file)."""
+    env = os.environ if environ is None else environ
+    path = env.get(PARTNERS_CONFIG_ENV)
+    config = load_partners_config(Path(path)) if path else load_partners_config()
+    keys = resolve_keys(config, env)
+    topics = PartnerTopics(prefix=env.get(TOPIC_PREFIX_ENV, ""), names=settings.kafka.topics)
+    registry = build_registry(config, keys, topics)
+    secret_hex = env.get(REFERRAL_SECRET_ENV)
+    if secret_hex:
+        secret = bytes.fromhex(secret_hex.strip())
+    else:
+        log.warning("%s is not set: using the development referral secret", REFERRAL_SECRET_ENV)
+        secret = _DEV_REFERRAL_SECRET
+    return ExchangeService(
+        engine or make_engine(settings.database_url, echo=settings.database.echo),
+        registry,
+        settings.kafka.topics,
+        referral_secret=secret,
+        zone=config.zone,
+        lot_lifetime_days=settings.rules.lot_lifetime_days,
+    )
+
+
+def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
+    raw = message.headers
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return tuple((str(k), bytes(v)) for k, v in items)
+
+
+def to_inbound(message: Message) -> InboundMessage:
+    return InboundMessage(
+        topic=message.topic,
+        key=message.key,
+        value=message.value,
+        headers=_headers(message),
+        partition=message.partition,
+        offset=message.offset,
+    )
+
+
+async def _with_retry(call: Any, batch: Sequence[Any]) -> Any:
+    """As the earning agent: retry transient database errors, then exit unacked (code 75)."""
+    delay_s = 0.2
+    for attempt in range(1, DB_RETRY_ATTEMPTS + 1):
+        try:
+            return await asyncio.to_thread(call, batch)
+        except Exception:
+            log.exception("batch of %d failed (attempt %d/%d)", len(batch), attempt,
+                          DB_RETRY_ATTEMPTS)
+            if attempt == DB_RETRY_ATTEMPTS:
+                break
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 5.0)
+    log.critical("database unavailable; exiting without acking so the batch is replayed")
+    os._exit(EXIT_DATABASE_UNAVAILABLE)
+
+
+def register_partner_agents(
+    app: BatchingApp,
+    settings: Settings,
+    service: ExchangeService,
+    *,
+    with_bank_topics: bool = False,
+    deadline_interval_s: float = DEADLINE_INTERVAL_S,
+) -> list[faust.TopicT]:
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.kafka.topic_partitions,
+        )
+
+    events = [topic(name) for name in service.events_topics]
+
+    @app.batch_agent(*events)
+    async def partner_events(messages: Sequence[Message]) -> None:
+        started = time.perf_counter()
+        outcome = await _with_retry(service.process, [to_inbound(m) for m in messages])
+        log.info(
+            "partner batch=%d stored=%d duplicates=%d rejected=%s swaps=%s in %.1f ms",
+            outcome.messages, outcome.stored, outcome.duplicates,
+            dict(outcome.rejected_reasons), dict(outcome.swap_outcomes),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    @app.timer(interval=deadline_interval_s, on_leader=True, name="swap-deadlines")
+    async def swap_deadlines() -> None:
+        try:
+            while await asyncio.to_thread(service.expire_due) > 0:
+                pass
+        except Exception:  # the next tick retries; a timer must not die
+            log.exception("deadline run failed")
+
+    registered = list(events)
+    if with_bank_topics:
+        bank = [topic(name) for name in service.bank_topics]
+
+        @app.batch_agent(*bank)
+        async def referral_qualification(messages: Sequence[Message]) -> None:
+            raw = [RawMessage(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
+            outcomes = await _with_retry(service.process_bank, raw)
+            if outcomes:
+                log.info("referrals %s", outcomes)
+
+        registered.extend(bank)
+    return registered

@@ -1,0 +1,174 @@
+"""Cross-referral on the ledger: codes, sign-ups from the bank and from partners, guards with
+their recorded refusal reasons, qualification rewarding both sides in their own currency,
+ambassador bonuses, and clawback when the qualifying purchase is refunded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from points.exchange.settlement import settle
+from points.exchange.tables import partner_fees
+from points.ledger import customer_balance
+from points.referrals import ReferralPolicy, is_valid_code
+from tests.integration.exchange.support import (
+    CONFIG,
+    START,
+    Clock,
+    Exchange,
+    bank,
+    event,
+    onboarded,
+    purchase,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def points(x: Exchange, customer: str) -> tuple[int, int]:
+    with x.engine.connect() as conn:
+        b = customer_balance(conn, customer, now=x.clock.now)
+    return b.available, b.debt
+
+
+def status_of(x: Exchange, referee: str) -> list[tuple[str, str]]:
+    return [(str(r.status), r.reason.split(":")[0]) for r in x.service.referrals_of(referee)]
+
+
+def test_customer_invite_rewards_both_sides_with_the_ambassador_bonus(exchange: Exchange) -> None:
+    """alice's code, bob onboards with it, bob's first purchase of at least 10 CNY within 30
+    days qualifies: bob gets 500, alice 500 + 200 (first-referral ambassador bonus). A smaller
+    purchase before it is ignored; a second purchase does not pay again."""
+    x = exchange
+    code = x.service.referral_code("alice")
+    assert is_valid_code(code) and x.service.referral_code("alice") == code
+    now = x.clock.now
+    x.service.process_bank([bank(x, "bank_customers", onboarded("bob", code, now))])
+    assert status_of(x, "bob") == [("signed_up", "signed_up")]
+    x.service.process_bank([
+        bank(x, "bank_transactions", purchase("p0", "bob", 500, now + timedelta(hours=1))),
+        bank(x, "bank_transactions", purchase("p1", "bob", 1200, now + timedelta(days=2))),
+        bank(x, "bank_transactions", purchase("p2", "bob", 9900, now + timedelta(days=3))),
+    ])
+    assert status_of(x, "bob") == [("rewarded", "rewarded")]
+    assert points(x, "bob") == (500, 0) and points(x, "alice") == (700, 0)
+    x.service.process_bank([bank(x, "bank_transactions",
+                                 purchase("p1", "bob", 1200, now + timedelta(days=2)))])
+    assert points(x, "alice") == (700, 0)  # replayed purchase: nothing again
+    x.verify_clean()
+
+
+def test_refund_of_the_qualifying_purchase_claws_back_every_reward(exchange: Exchange) -> None:
+    """The qualifying purchase is refunded within 30 days: both rewards and the bonus are
+    clawed back; bob had spent nothing, alice's share she no longer has becomes debt."""
+    x = exchange
+    code = x.service.referral_code("alice")
+    now = x.clock.now
+    x.service.process_bank([
+        bank(x, "bank_customers", onboarded("bob", code, now)),
+        bank(x, "bank_transactions", purchase("p1", "bob", 5000, now + timedelta(days=1))),
+    ])
+    assert points(x, "alice") == (700, 0)
+    refund = {**purchase("r1", "bob", 5000, now + timedelta(days=5)), "event_type": "refund",
+              "original_event_id": "p1"}
+    x.service.process_bank([bank(x, "bank_transactions", refund)])
+    assert status_of(x, "bob") == [("clawed_back", "clawed_back")]
+    assert points(x, "bob") == (0, 0) and points(x, "alice") == (0, 0)
+    x.verify_clean()
+
+
+def test_guards_refuse_with_recorded_reasons(fresh_pg_url: str) -> None:
+    """self_referral (own code), already_referred (second code for a referred customer),
+    velocity_limit (more than 2 sign-ups an hour), monthly_cap_reached (more than 3 in the
+    month), window_passed (first qualifying purchase after 30 days) — each stored on the
+    referral with its reason; nothing is rewarded for them."""
+    import uuid
+
+    from points.db import make_engine
+    from points.migrate import upgrade
+    from tests.integration.exchange.support import fresh_keys_env
+
+    upgrade(fresh_pg_url)
+    engine = make_engine(fresh_pg_url)
+    x = Exchange(engine, Clock(), f"t{uuid.uuid4().hex[:8]}.", fresh_keys_env(),
+                 policy=ReferralPolicy(monthly_cap=3, velocity_per_hour=2))
+    alice = x.service.referral_code("alice")
+    carol = x.service.referral_code("carol")
+    now = x.clock.now
+    x.service.process_bank([
+        bank(x, "bank_customers", onboarded("alice", alice, now)),
+        bank(x, "bank_customers", onboarded("b1", alice, now)),
+    ])
+    x.service.process_bank([bank(x, "bank_customers",
+                                 {**onboarded("b1", carol, now), "event_id": "on-b1-again"})])
+    x.service.process_bank([
+        bank(x, "bank_customers", onboarded("b2", alice, now)),
+        bank(x, "bank_customers", onboarded("b3", alice, now)),
+    ])
+    x.clock.advance(hours=2)
+    x.service.process_bank([
+        bank(x, "bank_customers", onboarded("b4", alice, x.clock.now)),
+        bank(x, "bank_customers", onboarded("b5", alice, x.clock.now)),
+    ])
+    assert status_of(x, "alice") == [("refused", "self_referral")]
+    assert sorted(status_of(x, "b1")) == [
+        ("refused", "already_referred"), ("signed_up", "signed_up")]
+    assert status_of(x, "b2") == [("signed_up", "signed_up")]
+    assert status_of(x, "b3") == [("refused", "velocity_limit")]
+    assert status_of(x, "b4") == [("signed_up", "signed_up")]
+    assert status_of(x, "b5") == [("refused", "monthly_cap_reached")]
+    late = now + timedelta(days=31)
+    x.service.process_bank([bank(x, "bank_transactions", purchase("p-b2", "b2", 5000, late))])
+    assert status_of(x, "b2") == [("refused", "window_passed")]
+    x.clock.now = now + timedelta(days=40)
+    assert x.service.expire_due() == 2  # b1 and b4 never qualified
+    assert status_of(x, "b4") == [("refused", "window_passed")]
+    assert points(x, "alice") == (0, 0)
+    x.verify_clean()
+    engine.dispose()
+
+
+def test_partner_member_opening_an_account_pays_the_partner_its_fee(exchange: Exchange) -> None:
+    """ridehail's member signs up with ridehail's offer code (referral_signup on ridehail's
+    topic); their first qualifying transaction gives them 500 bank points and owes ridehail
+    the 20 CNY referral fee, which the period's settlement shows."""
+    x = exchange
+    code = x.service.partner_referral_code("ridehail")
+    x.service.process([x.signed("ridehail", event(
+        "referral_signup", "newbie", "ridehail", "rs-1", x.clock.now, referral_code=code,
+        partner_member_id="R-77"))])
+    assert status_of(x, "newbie") == [("signed_up", "signed_up")]
+    x.service.process_bank([bank(x, "bank_transactions",
+                                 purchase("p1", "newbie", 2000, x.clock.now))])
+    assert points(x, "newbie") == (500, 0)
+    with x.engine.connect() as conn:
+        s = settle(conn, CONFIG.get("ridehail"), START - timedelta(days=1),
+                   START + timedelta(days=1))
+    assert s.referral_fees_minor == 2000 and s.net_amount_minor == 2000
+    x.verify_clean()
+
+
+def test_customer_joining_a_partner_from_the_app_is_rewarded_by_partner_request(
+    exchange: Exchange,
+) -> None:
+    """join_partner: a referral (referrer: the bank) and a member-link request carrying its
+    id; the partner links the member (signed up); the member's first partner purchase
+    qualifies it: the referee's reward goes to the partner as a referral_rewarded request
+    (priced into settlement), and the partner owes the bank its 10 CNY fee."""
+    x = exchange
+    referral_id = x.service.join_partner("c9", "eshop", "E-9")
+    x.round_trip("eshop")
+    assert x.service.referral(referral_id).status == "signed_up"  # type: ignore[union-attr]
+    x.service.process([x.signed("eshop", event(
+        "partner_purchase", "c9", "eshop", "pp-1", x.clock.now, partner_reference="O-1",
+        amount_minor=3000, currency="CNY"))])
+    assert x.service.referral(referral_id).status == "rewarded"  # type: ignore[union-attr]
+    requests = x.pending_requests("eshop")
+    assert [b"referral_rewarded" in r["message_value"] for r in requests] == [True]
+    with x.engine.connect() as conn:
+        fees = sorted((r.kind, r.amount_minor) for r in conn.execute(select(partner_fees)))
+    assert fees == [("referral_fee", -1000), ("referral_reward", 95)]  # 500 pts at 1.90/1000
+    assert points(x, "c9") == (0, 0)
+    x.verify_clean()
