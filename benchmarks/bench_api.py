@@ -1,0 +1,292 @@
+"""Customer API benchmark: balance and activity under 50 concurrent connections.
+
+Run: ``python -m benchmarks.bench_api [--pg-url URL] [--workers N] [--compare-workers]``
+(URL defaults to POINTS_BENCH_PG_URL). Everything lives in the schema ``bench_api`` of that
+database (dropped and recreated each run). Steps:
+
+1. seed 100,000 customers through ``points.ledger.apply_batch`` in batches of 10,000:
+   two earnings each (one lot expiring in 20 days, one in 200), and a pending hold for
+   every tenth customer;
+2. start ``python -m points.api`` (uvicorn, ``--workers`` processes, RS256 tokens checked
+   against a freshly generated key) in a separate process on 127.0.0.1;
+3. drive it with ``wrk`` (C, one thread, 50 connections, keep-alive) from another process,
+   each request signed as one of 20,000 random customers: ``GET /v1/me/balance`` and
+   ``GET /v1/me/activity``. wrk is installed with apt-get when missing (or the run says so).
+
+The API, PostgreSQL and wrk share the machine's cores (2 here); the JSON records the load
+average before and after. The last line printed is one JSON object: ``balance_rps``,
+``balance_p99_ms``, ``activity_rps``, ``activity_p99_ms``, ``floors_ok`` (balance_rps >=
+1,500 and balance_p99_ms <= 50). ``swap_request_rps`` is absent: the API has no swap
+endpoints yet (the exchange service they need is not there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import text
+
+from points.db import make_engine
+from points.ledger import Earn, Hold, Operation, Reason, apply_batch
+from points.migrate import upgrade
+
+SCHEMA = "bench_api"
+ROOT = Path(__file__).resolve().parent.parent
+CUSTOMERS = 100_000
+BATCH = 10_000
+TOKENS = 20_000
+CONNECTIONS = 50
+FLOORS = {"balance_rps": 1_500, "balance_p99_ms": 50}
+AUDIENCE = "points-api"
+ISSUER = "https://auth.bank.example"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def schema_url(pg_url: str) -> str:
+    separator = "&" if "?" in pg_url else "?"
+    return f"{pg_url}{separator}options={quote(f'-csearch_path={SCHEMA}')}"
+
+
+def customer_id(i: int) -> str:
+    return f"cust-{i:06d}"
+
+
+def seed(pg_url: str, customers: int) -> str:
+    engine = make_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    engine.dispose()
+    url = schema_url(pg_url)
+    upgrade(url)
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    ops: list[Operation] = []
+    for i in range(customers):
+        c = customer_id(i)
+        reason = Reason(rule_ids=("base-everyday",), ruleset_version="2026.11-1",
+                        source_event=f"tx-{i}")
+        ops.append(Earn(f"seed:{i}:a", c, 100 + i % 500, now + timedelta(days=20),
+                        reason=reason))
+        ops.append(Earn(f"seed:{i}:b", c, 1_000 + i % 700, now + timedelta(days=200),
+                        reason=reason))
+        if i % 10 == 0:
+            ops.append(Hold(f"seed:{i}:h", c, 50, now + timedelta(days=1),
+                            to_partner="ridehail"))
+    start = time.perf_counter()
+    for offset in range(0, len(ops), BATCH):
+        with engine.begin() as conn:
+            apply_batch(conn, ops[offset:offset + BATCH], now=now)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+    log(f"seeded {customers} customers ({len(ops)} operations) "
+        f"in {time.perf_counter() - start:.1f} s")
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_wrk() -> str | None:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk is missing: installing it with apt-get")
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return shutil.which("wrk")
+
+
+def start_api(url: str, port: int, workers: int, public_key: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "POINTS_DATABASE__URL": url,
+        "POINTS_API__HOST": "127.0.0.1",
+        "POINTS_API__PORT": str(port),
+        "POINTS_API__WORKERS": str(workers),
+        "POINTS_API__POOL_SIZE": "10",
+        "POINTS_API__JWT__ALGORITHMS": '["RS256"]',
+        "POINTS_API__JWT__PUBLIC_KEY_FILE": str(public_key),
+        "POINTS_API__REFERRAL_SECRET": "bench-referral-secret",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "points.api"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the API exited: {process.stderr.read().decode()[-2000:]}"
+                             if process.stderr else "the API exited")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop(process)
+    raise SystemExit("the API did not become ready within 60 s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+LUA = """
+local tokens = {}
+for line in io.lines("%(tokens)s") do tokens[#tokens + 1] = line end
+math.randomseed(%(seed)d)
+request = function()
+  local t = tokens[math.random(#tokens)]
+  return wrk.format("GET", "%(path)s", {["Authorization"] = "Bearer " .. t})
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'WRKJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, ' ..
+    '"max_us": %%d, "non2xx": %%d, "socket_errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(wrk: str, port: int, path: str, tokens: Path, seconds: int, workdir: Path
+            ) -> dict[str, Any]:
+    script = workdir / f"load{path.replace('/', '_')}.lua"
+    script.write_text(LUA % {"tokens": tokens, "seed": 7, "path": path})
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script),
+         f"http://127.0.0.1:{port}{path}"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    raw = json.loads(line.removeprefix("WRKJSON "))
+    return {
+        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6)),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "max_ms": round(raw["max_us"] / 1000, 2),
+        "requests": raw["requests"],
+        "non2xx": raw["non2xx"],
+        "socket_errors": raw["socket_errors"],
+    }
+
+
+def make_tokens(workdir: Path, customers: int) -> tuple[Path, Path]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = workdir / "issuer.pem"
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    rng = random.Random(42)
+    exp = int(time.time()) + 3600
+    chosen = rng.sample(range(customers), min(TOKENS, customers))
+    tokens = workdir / "tokens.txt"
+    tokens.write_text("\n".join(
+        jwt.encode({"sub": customer_id(i), "aud": AUDIENCE, "iss": ISSUER, "exp": exp},
+                   key, algorithm="RS256")
+        for i in chosen) + "\n")
+    return public, tokens
+
+
+def measure(url: str, workers: int, wrk: str, workdir: Path, public: Path, tokens: Path,
+            seconds: int) -> dict[str, Any]:
+    port = free_port()
+    api = start_api(url, port, workers, public)
+    try:
+        run_wrk(wrk, port, "/v1/me/balance", tokens, 3, workdir)  # warm-up: pools, caches
+        balance = run_wrk(wrk, port, "/v1/me/balance", tokens, seconds, workdir)
+        activity = run_wrk(wrk, port, "/v1/me/activity", tokens, max(5, seconds // 2),
+                           workdir)
+    finally:
+        stop(api)
+    log(f"workers={workers}: balance {balance}, activity {activity}")
+    return {"workers": workers, "balance": balance, "activity": activity}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pg-url", default=os.environ.get("POINTS_BENCH_PG_URL"))
+    parser.add_argument("--customers", type=int, default=CUSTOMERS)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--compare-workers", action="store_true",
+                        help="measure 1 and 2 worker processes; report the chosen --workers")
+    args = parser.parse_args(argv)
+    if not args.pg_url:
+        raise SystemExit("set POINTS_BENCH_PG_URL or pass --pg-url")
+    wrk = ensure_wrk()
+    if wrk is None:
+        print("wrk is missing and could not be installed (apt-get install wrk); no result")
+        raise SystemExit(2)
+    load_before = os.getloadavg()
+    url = seed(args.pg_url, args.customers)
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        workdir = Path(tmp)
+        public, tokens = make_tokens(workdir, args.customers)
+        runs = {}
+        counts = sorted({1, 2, args.workers}) if args.compare_workers else [args.workers]
+        for workers in counts:
+            runs[workers] = measure(url, workers, wrk, workdir, public, tokens, args.seconds)
+    chosen = runs[args.workers]
+    result: dict[str, Any] = {
+        "customers": args.customers,
+        "connections": CONNECTIONS,
+        "workers": args.workers,
+        "balance_rps": chosen["balance"]["rps"],
+        "balance_p99_ms": chosen["balance"]["p99_ms"],
+        "balance_p50_ms": chosen["balance"]["p50_ms"],
+        "activity_rps": chosen["activity"]["rps"],
+        "activity_p99_ms": chosen["activity"]["p99_ms"],
+        "errors": chosen["balance"]["non2xx"] + chosen["balance"]["socket_errors"]
+        + chosen["activity"]["non2xx"] + chosen["activity"]["socket_errors"],
+        "by_workers": {str(w): {"balance_rps": r["balance"]["rps"],
+                                "balance_p99_ms": r["balance"]["p99_ms"],
+                                "activity_p99_ms": r["activity"]["p99_ms"]}
+                       for w, r in runs.items()},
+        "load_generator": "wrk -t1 -c50 on the same 2 cores",
+        "swap_request_rps": None,
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    del result["swap_request_rps"]  # no swap endpoints yet (points.exchange has no service)
+    result["floors_ok"] = (result["balance_rps"] >= FLOORS["balance_rps"]
+                           and result["balance_p99_ms"] <= FLOORS["balance_p99_ms"]
+                           and result["errors"] == 0)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Settings of the customer HTTP API, read from ``POINTS_API__*`` at the edge.
+
+Kept beside the API for now (its own prefix, nested with ``__``, e.g.
+``POINTS_API__JWT__ALGORITHMS='["RS256"]'``, ``POINTS_API__RATE_LIMIT__RATE_PER_S=20``); the
+ledger URL and the rule file still come from :class:`points.settings.Settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ApiSettings", "JwtSettings", "RateLimitSettings", "load_api_settings"]
+
+ENV_PREFIX = "POINTS_API__"
+
+Algorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    "HS256", "HS384", "HS512",
+]
+
+
+class JwtSettings(BaseModel):
+    """How bank-issued bearer tokens are checked. ``none`` is never accepted, and a
+    configuration mixes no HMAC with public-key algorithms (algorithm confusion)."""
+
+    algorithms: Annotated[tuple[Algorithm, ...], Field(min_length=1)] = ("RS256",)
+    # PEM public key (RS*/PS*/ES*/EdDSA) of the bank's token issuer.
+    public_key_file: Path | None = None
+    # Shared secret for HS* (tests and local development only).
+    secret: SecretStr | None = None
+    audience: str = "points-api"
+    issuer: str = "https://auth.bank.example"
+    leeway_s: int = Field(default=30, ge=0, le=300)
+    # Verified tokens are remembered (by their exact bytes) until they expire.
+    cache_size: int = Field(default=50_000, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _keys(self) -> Self:
+        hmac = {a for a in self.algorithms if a.startswith("HS")}
+        if hmac and len(hmac) != len(self.algorithms):
+            raise ValueError("jwt.algorithms must not mix HS* with public-key algorithms")
+        if hmac and self.secret is None:
+            raise ValueError("jwt.secret is required for HS* algorithms")
+        if hmac and len(self.secret.get_secret_value() if self.secret else "") < 32:
+            raise ValueError("jwt.secret must be at least 32 characters")
+        if not hmac and self.public_key_file is None:
+            raise ValueError("jwt.public_key_file is required for public-key algorithms")
+        return self
+
+
+class RateLimitSettings(BaseModel):
+    """Per customer token bucket, in memory, per worker process."""
+
+    enabled: bool = True
+    rate_per_s: float = Field(default=20.0, gt=0, le=100_000)
+    burst: int = Field(default=40, ge=1, le=100_000)
+    # Buckets kept; the least recently used is dropped (its customer starts full again).
+    max_customers: int = Field(default=200_000, ge=1, le=10_000_000)
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # Database connections per worker process (reads are one or two short statements).
+    pool_size: int = Field(default=10, ge=1, le=200)
+    pool_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Secret behind customers' referral codes (points.referrals.referral_code); unset: 503.
+    referral_secret: SecretStr | None = None
+    partners_config: Path = Path("config/partners.yaml")
+    activity_page_max: int = Field(default=100, ge=1, le=1000)
+    # Required: the API refuses to start without knowing how to check tokens (fail closed).
+    jwt: JwtSettings
+    rate_limit: RateLimitSettings = RateLimitSettings()
+
+
+def load_api_settings(**overrides: object) -> ApiSettings:
+    """Build from the environment; keyword overrides win (tests, benchmarks)."""
+    return ApiSettings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,336 @@
+"""What each endpoint answers, built from the read queries and the rules engine.
+
+Plain functions on a connection (run in a worker thread by the app); no HTTP here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from points.api import reads
+from points.api.errors import InvalidCursor
+from points.api.schemas import (
+    ActivityLine,
+    ActivityPage,
+    Badge,
+    ChallengeProgress,
+    EarningPreview,
+    Explanation,
+    MilestoneProgress,
+    PartnerProgram,
+    PartnerPrograms,
+    PreviewRequest,
+    Progress,
+    Referral,
+    ReferralStatusCount,
+    RuleLine,
+    StreakProgress,
+)
+from points.partners import PartnersConfig
+from points.referrals import referral_code
+from points.rules import Profile, RuleSet, RuleState, Spend, preview
+from points.rules.ruleset import ChallengeRule, MilestoneRule, StreakRule
+
+__all__ = [
+    "activity",
+    "balance_body",
+    "decode_cursor",
+    "earning_preview",
+    "encode_cursor",
+    "partner_programs",
+    "progress",
+    "referral",
+]
+
+UNKNOWN_JOINED_AT = datetime(1970, 1, 1, tzinfo=UTC)  # as points.earning.service
+
+
+def balance_body(customer_id: str, view: reads.BalanceView, now: datetime) -> dict[str, Any]:
+    # A plain dict: the hot path skips model validation (tests pin it to the Balance schema).
+    return {
+        "customer_id": customer_id,
+        "available": view.available,
+        "held": view.held,
+        "debt": view.debt,
+        "expiring_30d": view.expiring_30d,
+        "expiring_90d": view.expiring_90d,
+        "as_of": now.isoformat(),
+    }
+
+
+# ------------------------------------------------------------------------------- activity
+
+
+def encode_cursor(entry_id: int) -> str:
+    return base64.urlsafe_b64encode(f"e:{entry_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The entry id a cursor points before; only the customer's own entries are ever read,
+    so a forged cursor can do no more than page the caller's own activity."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = raw.partition(":")
+        value = int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor("the cursor is not one this API returned") from None
+    if prefix != "e" or not 0 < value < 2**63 or number != str(value):
+        raise InvalidCursor("the cursor is not one this API returned")
+    return value
+
+
+_SUMMARIES = {
+    "earn": "points earned",
+    "referral": "referral reward",
+    "swap": "points received from a partner program",
+    "spend": "points spent",
+    "hold": "points reserved for a swap",
+    "post": "reserved points transferred",
+    "void": "reserved points returned",
+    "adjust": "adjustment by the bank",
+    "reverse": "correction of an earlier line",
+    "clawback": "points taken back after a refund",
+    "expire": "points expired",
+}
+
+
+def _rule_lines_from_ruleset(ruleset: RuleSet, rule_ids: tuple[str, ...], amount: int
+                             ) -> list[RuleLine]:
+    lines = []
+    for rule_id in rule_ids:
+        rule = ruleset.rule(rule_id)
+        lines.append(RuleLine(
+            rule_id=rule_id,
+            kind=rule.kind if rule is not None else "unknown",
+            points=amount if len(rule_ids) == 1 else None,
+            explanation=(rule.description if rule is not None and rule.description
+                         else rule_id),
+        ))
+    return lines
+
+
+def activity(
+    conn: Connection, ruleset: RuleSet, customer_id: str, *, cursor: str | None, limit: int
+) -> ActivityPage:
+    before = decode_cursor(cursor)
+    page, more = reads.activity_page(conn, customer_id, before_entry_id=before, limit=limit)
+    targets = reads.source_events_of(
+        conn, [e.target_entry_id for e in page if e.kind == "clawback" and e.target_entry_id]
+    )
+    events = {e.reason.source_event for e in page if e.reason.source_event}
+    records = reads.earning_records_for(conn, customer_id, events)
+    items = []
+    for e in page:
+        reason = e.reason
+        summary = _SUMMARIES.get(e.kind, e.kind)
+        rules: list[RuleLine] = []
+        record = records.get(reason.source_event or "") if e.kind == "earn" else None
+        if record is not None:
+            rules = [
+                RuleLine(rule_id=str(line["rule_id"]), kind=str(line["kind"]),
+                         points=int(line["points"]), explanation=str(line["explanation"]))
+                for line in record.get("lines", [])
+            ]
+            summary = (f"{summary} on a purchase of {int(record['amount_minor'])} "
+                       f"{record['currency']} minor units")
+        elif e.kind in ("earn", "referral") and reason.rule_ids:
+            rules = _rule_lines_from_ruleset(ruleset, reason.rule_ids, e.wallet_delta)
+        if e.kind == "clawback":
+            original = targets.get(e.target_entry_id or 0)
+            if original:
+                summary = f"{summary} ({reason.source_event} refunds {original})"
+        if reason.campaign:
+            summary = f"{summary}; campaign {reason.campaign}"
+        items.append(ActivityLine(
+            entry_id=e.entry_id, kind=e.kind,  # type: ignore[arg-type]
+            at=e.created_at, points=e.wallet_delta, held_delta=e.held_delta,
+            debt_delta=e.debt_delta,
+            explanation=Explanation(
+                summary=summary, rules=rules, rule_ids=list(reason.rule_ids),
+                campaign=reason.campaign, ruleset_version=reason.ruleset_version,
+                source_event=reason.source_event, note=reason.note,
+            ),
+        ))
+    next_cursor = encode_cursor(page[-1].entry_id) if more and page else None
+    return ActivityPage(items=items, next_cursor=next_cursor)
+
+
+# --------------------------------------------------------------------------- rules-backed
+
+
+def _state(conn: Connection, customer_id: str) -> RuleState:
+    raw = reads.rule_state_json(conn, customer_id)
+    return RuleState() if raw is None else RuleState.from_json(raw)
+
+
+def _profile(conn: Connection, customer_id: str) -> Profile:
+    raw = reads.profile_json(conn, customer_id)
+    if raw is None:
+        return Profile(customer_id, "unknown", UNKNOWN_JOINED_AT)
+    return Profile(
+        customer_id=customer_id,
+        segment=str(raw["segment"]),
+        joined_at=datetime.fromisoformat(str(raw["joined_at"])),
+        status=str(raw.get("status") or "active"),
+        birth_year=raw.get("birth_year"),
+    )
+
+
+def earning_preview(
+    conn: Connection, ruleset: RuleSet, customer_id: str, body: PreviewRequest, now: datetime
+) -> EarningPreview:
+    """What a purchase now would earn, by the same code path as a real one; nothing saved."""
+    spend = Spend(
+        amount_minor=body.amount_minor, currency=body.currency, mcc=body.mcc,
+        merchant_id=body.merchant_id, channel=body.channel, occurred_at=now,
+        partner_id=body.partner_id, customer_id=customer_id,
+    )
+    result = preview(ruleset, spend, _profile(conn, customer_id), _state(conn, customer_id),
+                     now=now)
+    return EarningPreview(
+        points=result.points,
+        ruleset_version=result.ruleset_version,
+        lines=[RuleLine(rule_id=line.rule_id, kind=line.kind, points=line.points,
+                        explanation=line.explanation) for line in result.lines],
+        badges_awarded=list(result.badges_awarded),
+        notes=list(result.notes),
+        explanation=result.explain(),
+    )
+
+
+def _period_index(day: date, period: str) -> int:
+    # As the engine counts streaks: day ordinals, or weeks since 0001-01-01 (a Monday).
+    return day.toordinal() if period == "day" else (day.toordinal() - 1) // 7
+
+
+def _challenge_period(day: date, period: str) -> str:
+    if period == "month":
+        return f"{day.year:04d}-{day.month:02d}"
+    year, week, _ = day.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def progress(conn: Connection, ruleset: RuleSet, customer_id: str, now: datetime) -> Progress:
+    state = _state(conn, customer_id)
+    today = now.astimezone(ruleset.zone).date()
+    badge_rules: dict[str, Any] = {}
+    streaks, challenges, milestones = [], [], []
+    for rule in ruleset.active_rules():
+        badge = getattr(rule, "badge", None)
+        if badge:
+            badge_rules.setdefault(badge, rule)
+        if isinstance(rule, StreakRule):
+            found = state.streaks.get(rule.id)
+            current = 0
+            counted = False
+            if found is not None:
+                index = _period_index(today, rule.period)
+                counted = found.last_period >= index
+                alive = index - found.last_period <= 1 + rule.grace_periods
+                current = found.length if alive or counted else 0
+            streaks.append(StreakProgress(
+                rule_id=rule.id, description=rule.description or None, period=rule.period,
+                length=rule.length, current=current, counted_this_period=counted,
+                points=rule.points, badge=rule.badge,
+            ))
+        elif isinstance(rule, ChallengeRule):
+            period = _challenge_period(today, rule.period)
+            ch = state.challenges.get(rule.id)
+            same = ch is not None and ch.period == period
+            challenges.append(ChallengeProgress(
+                rule_id=rule.id, description=rule.description or None, period=period,
+                target=rule.target,
+                categories_done=sorted(ch.categories) if same and ch else [],
+                requires_opt_in=rule.requires_opt_in,
+                opted_in=bool(same and ch and ch.opted_in),
+                completed=bool(same and ch and ch.completed),
+                points=rule.points, badge=rule.badge,
+            ))
+        elif isinstance(rule, MilestoneRule):
+            current = (state.purchase_count if rule.metric == "purchase_count"
+                       else state.cumulative_spend_minor)
+            milestones.append(MilestoneProgress(
+                rule_id=rule.id, description=rule.description or None, metric=rule.metric,
+                threshold=rule.threshold, current=current,
+                reached=rule.id in state.milestones, points=rule.points, badge=rule.badge,
+            ))
+    badges = [
+        Badge(badge=b, rule_id=getattr(badge_rules.get(b), "id", None),
+              description=(getattr(badge_rules.get(b), "description", "") or None))
+        for b in sorted(state.badges)
+    ]
+    return Progress(
+        ruleset_version=ruleset.version, purchase_count=state.purchase_count,
+        cumulative_spend_minor=state.cumulative_spend_minor, badges=badges, streaks=streaks,
+        challenges=challenges, milestones=milestones,
+    )
+
+
+# --------------------------------------------------------------------------- referral
+
+
+def referral(
+    conn: Connection, customer_id: str, secret: bytes, *, referral_tables: bool
+) -> Referral:
+    code = referral_code(customer_id, secret)
+    counts: list[ReferralStatusCount] = []
+    referred_by: str | None = None
+    if referral_tables:
+        from points.exchange.tables import referral_codes, referrals
+
+        stored = conn.execute(
+            select(referral_codes.c.code).where(
+                referral_codes.c.owner_kind == "customer",
+                referral_codes.c.owner_id == customer_id,
+            )
+        ).scalar_one_or_none()
+        if stored:  # a collision made the exchange store attempt 1, 2, ...: that one counts
+            code = str(stored)
+        rows = conn.execute(
+            select(referrals.c.status, func.count())
+            .where(referrals.c.referrer_kind == "customer",
+                   referrals.c.referrer_id == customer_id)
+            .group_by(referrals.c.status)
+            .order_by(referrals.c.status)
+        ).all()
+        counts = [ReferralStatusCount(status=str(s), count=int(n)) for s, n in rows]
+        mine = conn.execute(
+            select(referrals.c.status)
+            .where(referrals.c.referee_id == customer_id, referrals.c.status != "refused")
+            .limit(1)
+        ).scalar_one_or_none()
+        referred_by = None if mine is None else str(mine)
+    rewarded = sum(c.count for c in counts if c.status in ("rewarded",))
+    return Referral(code=code, referred=counts, rewarded_count=rewarded, referred_by=referred_by)
+
+
+# --------------------------------------------------------------------------- partners
+
+
+def partner_programs(config: PartnersConfig) -> PartnerPrograms:
+    out = []
+    for p in config.partners.values():
+        out.append(PartnerProgram(
+            id=p.id, name=p.name, unit=p.unit, enabled=p.enabled, rate_version=p.rate_version,
+            outbound_rate_num=p.outbound.rate.num, outbound_rate_den=p.outbound.rate.den,
+            min_points=p.outbound.min_points, max_points=p.outbound.max_points,
+            multiple_points=p.outbound.multiple_points,
+            fee_fixed_points=p.fees.fixed_points, fee_rate_bp=p.fees.rate_bp,
+            fee_min_points=p.fees.min_points, fee_max_points=p.fees.max_points,
+            inbound_enabled=p.inbound.enabled,
+            inbound_rate_num=p.inbound.rate.num if p.inbound.enabled else None,
+            inbound_rate_den=p.inbound.rate.den if p.inbound.enabled else None,
+            daily_limit_points=p.limits.daily_points,
+            yearly_limit_points=p.limits.yearly_points,
+            confirmation_deadline_s=p.confirmation_deadline_s, quote_ttl_s=p.quote_ttl_s,
+        ))
+    return PartnerPrograms(timezone=config.timezone, partners=out)
+
+
