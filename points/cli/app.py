@@ -1,0 +1,176 @@
+"""``points-ledger``: the operations CLI. The one application object, and the one place where
+errors leave: :class:`OpsGroup` turns any error into one line on stderr and its exit code
+(see :mod:`points.cli.errors`).
+
+Each command lives in its own module under :mod:`points.cli.commands`; this module only
+assembles them.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated, Any
+
+import typer
+from typer import _click
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+from points.cli.commands import (
+    adjust_approve,
+    adjust_list,
+    adjust_new,
+    adjust_reject,
+    balance,
+    dlq_list,
+    dlq_replay,
+    entry_show,
+    expire,
+    explain,
+    holds_expire,
+    holds_list,
+    holds_void,
+    migrate,
+    reverse,
+    rules_backtest,
+    rules_validate,
+    settlement_export,
+    statement,
+    verify,
+)
+from points.cli.context import Ops
+from points.cli.errors import describe, exit_code_for
+from points.cli.output import Output
+from points.cli.settings import load_ops_settings
+from points.settings import load_settings
+
+__all__ = ["app", "main"]
+
+
+class OpsGroup(TyperGroup):
+    """The root group: every command runs inside its ``invoke``, so errors are mapped here."""
+
+    def invoke(self, ctx: _click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # usage errors (exit 2) and deliberate exits keep click's handling
+        except Exception as error:
+            ops = ctx.find_object(Ops)
+            if ops is not None and ops.debug:
+                traceback.print_exc(file=sys.stderr)
+            code = exit_code_for(error)
+            output = ops.output if ops is not None else Output(json_mode=False)
+            output.error(describe(error))
+            raise typer.Exit(int(code)) from error
+
+
+class DefaultCommandGroup(TyperGroup):
+    """A group whose first argument, when it names no subcommand, goes to ``new``.
+
+    ``adjust CUSTOMER DELTA`` means ``adjust new CUSTOMER DELTA`` while ``adjust approve ID``
+    still reaches ``approve`` (a customer whose id is a subcommand's name needs ``new``).
+    """
+
+    default_command = "new"
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=OpsGroup,
+    name="points-ledger",
+    help="Operate the points ledger: balances, corrections, holds, expiry, DLQ, rules.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="Ledger database (default: POINTS_DATABASE__URL, or the "
+        "embedded SQLite file under POINTS_DATA_DIR).", show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Machine-readable JSON on stdout instead of tables.")] = False,
+    program: Annotated[str, typer.Option(
+        "--program", help="Points program: 'bank' or a partner id.")] = "bank",
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Print the traceback of an unexpected error.")] = False,
+) -> None:
+    output = Output(json_mode=json_output)
+    try:
+        settings = load_settings()
+        ops_settings = load_ops_settings()
+    except Exception as error:  # settings come from the environment: report it in one line
+        output.error(describe(error))
+        raise typer.Exit(int(exit_code_for(error))) from error
+    ops = Ops(
+        database_url=database_url or settings.database_url,
+        program=program,
+        output=output,
+        settings=settings,
+        ops_settings=ops_settings,
+        debug=debug,
+    )
+    ctx.obj = ops
+    ctx.call_on_close(ops.close)
+
+
+app.command("balance")(balance.command)
+app.command("statement")(statement.command)
+app.command("explain")(explain.command)
+app.command("reverse")(reverse.command)
+app.command("expire")(expire.command)
+app.command("verify")(verify.command)
+app.command("migrate")(migrate.command)
+
+entry_app = typer.Typer(help="Look at one ledger entry.", no_args_is_help=True)
+entry_app.command("show")(entry_show.command)
+app.add_typer(entry_app, name="entry")
+
+adjust_app = typer.Typer(
+    cls=DefaultCommandGroup,
+    help="Operator corrections, with maker-checker above the approval threshold. "
+    "`adjust CUSTOMER DELTA ...` is short for `adjust new CUSTOMER DELTA ...`.",
+    no_args_is_help=True,
+)
+adjust_app.command("new", context_settings={"ignore_unknown_options": True})(
+    adjust_new.command
+)
+adjust_app.command("approve")(adjust_approve.command)
+adjust_app.command("reject")(adjust_reject.command)
+adjust_app.command("list")(adjust_list.command)
+app.add_typer(adjust_app, name="adjust")
+
+holds_app = typer.Typer(help="Pending holds: list, void, expire.", no_args_is_help=True)
+holds_app.command("list")(holds_list.command)
+holds_app.command("void")(holds_void.command)
+holds_app.command("expire")(holds_expire.command)
+app.add_typer(holds_app, name="holds")
+
+dlq_app = typer.Typer(help="Dead letters: list and replay.", no_args_is_help=True)
+dlq_app.command("list")(dlq_list.command)
+dlq_app.command("replay")(dlq_replay.command)
+app.add_typer(dlq_app, name="dlq")
+
+rules_app = typer.Typer(help="Earning rule files: validate, backtest.", no_args_is_help=True)
+rules_app.command("validate")(rules_validate.command)
+rules_app.command("backtest")(rules_backtest.command)
+app.add_typer(rules_app, name="rules")
+
+settlement_app = typer.Typer(help="Partner settlement statements.", no_args_is_help=True)
+settlement_app.command("export")(settlement_export.command)
+app.add_typer(settlement_app, name="settlement")
+
+
+def main() -> None:
+    """Console script entry point (``points-ledger = "points.cli.app:main"``)."""
+    app(prog_name="points-ledger")
+

@@ -1,0 +1,23 @@
+"""Options and arguments shared by several commands (one definition, one help text)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+__all__ = ["Customer", "Key", "Limit", "Operator", "OptionalOperator", "ReasonText"]
+
+Customer = Annotated[str, typer.Argument(help="Customer id.", show_default=False)]
+Operator = Annotated[str, typer.Option(
+    "--operator", help="Who does this; recorded with the write.", show_default=False)]
+OptionalOperator = Annotated[str | None, typer.Option(
+    "--operator", help="Who does this; recorded with the write (required unless --dry-run).",
+    show_default=False)]
+ReasonText = Annotated[str, typer.Option(
+    "--reason", help="Why; recorded with the write.", show_default=False)]
+Key = Annotated[str | None, typer.Option(
+    "--key", help="Idempotency key: retry with the same key to be safe "
+    "(default: a fresh key, printed).", show_default=False)]
+
+Limit = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many rows at most.")]
