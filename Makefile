@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STACK_ENV = eval "$$($(PY) -m devstack env)"
 
-.PHONY: help venv stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline clean
+.PHONY: help venv stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api openapi clean
 
 help:
 	@echo "make demo          a day at the bank end to end (starts Kafka, the ledger, a worker)"
@@ -14,6 +14,8 @@ help:
 	@echo "make test          run every test against a real Kafka broker and real PostgreSQL"
 	@echo "make bench-ledger  ledger benchmark (PostgreSQL and SQLite), last line is JSON"
 	@echo "make bench-pipeline  Kafka -> earning worker -> PostgreSQL benchmark, last line is JSON"
+	@echo "make bench-swaps   swap round trips through the partner simulator, last line is JSON"
+	@echo "make bench-api     customer API under 50 connections (wrk), last line is JSON"
 	@echo "make stack-up|stack-down|stack-status   the local Kafka + PostgreSQL stack"
 	@echo "make lint          ruff + mypy"
 
@@ -60,6 +62,15 @@ bench-ledger: stack-up
 
 bench-pipeline: stack-up
 	$(STACK_ENV) && $(PY) -m benchmarks.bench_pipeline
+
+bench-swaps: stack-up
+	$(STACK_ENV) && $(PY) -m benchmarks.bench_swaps
+
+bench-api: stack-up
+	$(STACK_ENV) && $(PY) -m benchmarks.bench_api
+
+openapi: venv
+	$(PY) -m points.api.openapi
 
 clean: stack-down
 	rm -rf .stack data
