@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 
+from points import jsonfast
+
 __all__ = ["NAMING_CONVENTION", "make_engine", "metadata"]
 
 NAMING_CONVENTION = {
@@ -42,7 +44,26 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo)
+        engine = create_engine(
+            url, echo=echo, json_serializer=jsonfast.dumps, json_deserializer=jsonfast.loads
+        )
         event.listen(engine, "connect", _tune_sqlite)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+    engine = create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        json_serializer=jsonfast.dumps,
+        json_deserializer=jsonfast.loads,
+    )
+    if url.startswith("postgresql+psycopg"):
+        event.listen(engine, "connect", _psycopg_orjson)
+    return engine
+
+
+def _psycopg_orjson(dbapi_connection: Any, _record: Any) -> None:
+    # psycopg decodes json columns itself (SQLAlchemy's deserializer is not used for them).
+    from psycopg.types.json import set_json_loads
+
+    set_json_loads(jsonfast.loads, dbapi_connection)

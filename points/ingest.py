@@ -95,7 +95,7 @@ def classify(
             customer_id=event.customer_id,
             partition=msg.partition,
             offset=msg.offset,
-            payload=event.model_dump(mode="json"),
+            raw=msg.value,
         )
         decoded.append(Decoded(accepted, event))
     return decoded, rejected

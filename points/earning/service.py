@@ -14,7 +14,6 @@ A refund whose purchase has not been seen yet is parked and applied right after 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from points import jsonfast
 from points.earning import store
 from points.events import (
     ChallengeOptIn,
@@ -331,7 +331,7 @@ class EarningService:
                 {
                     "topic": self._topics.points_ledger,
                     "message_key": customer_id.encode(),
-                    "message_value": json.dumps(body, separators=(",", ":")).encode(),
+                    "message_value": jsonfast.dumps_bytes(body),
                     "headers": {"content-type": "application/json"},
                     "dedupe_key": f"ledger:{op.idempotency_key}",
                 }
@@ -361,5 +361,5 @@ def _late_reject(accepted: AcceptedEvent, error: Exception) -> RejectedMessage:
         reason_code=str(code),
         reason=str(error),
         key=accepted.customer_id.encode(),
-        value=json.dumps(accepted.payload).encode(),
+        value=accepted.raw,
     )

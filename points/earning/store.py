@@ -9,13 +9,13 @@ instead of overwriting it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from points import jsonfast
 from points.earning.tables import (
     customer_profiles,
     customer_rule_state,
@@ -123,7 +123,7 @@ def _upsert(
             f"SELECT {column_list} FROM json_to_recordset(CAST(:rows AS json)) AS r({record_def}) "
             f"ON CONFLICT ({key}) DO UPDATE SET {sets}"
         )
-        conn.execute(statement, {"rows": json.dumps(rows, separators=(",", ":"))})
+        conn.execute(statement, {"rows": jsonfast.dumps(rows)})
         return
     stmt = sqlite.insert(table)
     update = {c: stmt.excluded[c] for c in columns if c != key}

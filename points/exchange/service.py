@@ -10,6 +10,8 @@ Outbound saga (docs/partners.md section 4.2)::
                          swap_rejected  -> VoidHold, points back
                          anything that must change nothing -> recorded in swap_replies
     expire_due()       the timer: overdue swaps -> VoidHold + outbox swap_cancelled
+    cancel_swap()      the customer, before the partner confirmed: VoidHold + outbox
+                       swap_cancelled (saga state ``expired``, reason ``cancelled_by_customer``)
 
 Ledger idempotency keys come from the swap id (``swap:<id>:hold``, ``swap:<id>:hold:post``,
 ``swap:<id>:hold:void``, the same with ``fee-hold``); inbound credits use the partner's
@@ -26,13 +28,14 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, bindparam, case, func, select, update
 
+from points import jsonfast
 from points import partners as pc
 from points import referrals as rl
 from points import swaps as saga
@@ -90,10 +93,13 @@ from points.ports import (
 from points.settings import TopicNames
 
 __all__ = [
+    "CANCELLED_REASON",
     "BatchOutcome",
     "ExchangeError",
     "ExchangeService",
     "LinkView",
+    "SwapNotCancellable",
+    "SwapNotFound",
     "SwapOrder",
     "SwapRefused",
     "SwapView",
@@ -105,6 +111,10 @@ log = logging.getLogger(__name__)
 
 OPEN = ("requested", "pending")
 COUNTED = ("requested", "pending", "completed")
+#: A swap the customer cancelled is, for the saga, a swap given up early: state ``expired``
+#: with this reason (so a late confirmation is ``late_confirmation`` and reconciled exactly
+#: like one after the deadline); the customer sees the status ``cancelled``.
+CANCELLED_REASON = "cancelled_by_customer"
 
 
 class ExchangeError(PointsError):
@@ -113,6 +123,18 @@ class ExchangeError(PointsError):
 
 class UnknownQuote(ExchangeError):
     code = "unknown_quote"
+
+
+class SwapNotFound(ExchangeError):
+    """No swap with that id for this customer (another customer's swap is not theirs)."""
+
+    code = "swap_not_found"
+
+
+class SwapNotCancellable(ExchangeError):
+    """The swap is already final: completed, rejected or expired."""
+
+    code = "swap_not_cancellable"
 
 
 def swap_id_for(quote_id: str) -> str:
@@ -138,7 +160,8 @@ class SwapRefused:
 
 @dataclass(frozen=True, slots=True)
 class SwapView:
-    """What the customer sees: ``status`` is pending, completed, rejected or expired."""
+    """What the customer sees: ``status`` is pending, completed, rejected, expired or
+    cancelled (``state`` is the saga's own status; a cancelled swap's is ``expired``)."""
 
     swap_id: str
     customer_id: str
@@ -156,6 +179,8 @@ class SwapView:
     @staticmethod
     def of(swap: saga.Swap) -> SwapView:
         status, reason = saga.customer_status(swap)
+        if swap.status is saga.SwapStatus.EXPIRED and swap.reason == CANCELLED_REASON:
+            status = "cancelled"
         return SwapView(
             swap.swap_id, swap.customer_id, swap.partner_id, swap.points, swap.fee_points,
             swap.partner_units, status, reason, str(swap.status), swap.requested_at,
@@ -539,6 +564,63 @@ class ExchangeService:
             ).mappings()
             return [SwapView.of(swap_from_row(r)) for r in rows]
 
+    def cancel_swap(self, customer_id: str, swap_id: str) -> SwapView:
+        """The customer gives up on a swap the partner has not confirmed: in ONE transaction
+        void the hold(s) (keys ``<hold key>:void``, as at the deadline), mark the swap
+        cancelled (saga state ``expired``, reason :data:`CANCELLED_REASON`), record it in
+        ``swap_replies`` and put ``swap_cancelled`` in the outbox (dedupe
+        ``swap:<id>:cancel``). The row is locked ``FOR UPDATE``, so a partner reply or the
+        timer deciding the same swap waits and then finds it final.
+
+        Idempotent: cancelling a cancelled swap returns it unchanged. Raises
+        :class:`SwapNotFound` (not this customer's swap) or :class:`SwapNotCancellable`
+        (completed, rejected, or expired at the deadline)."""
+        now = self._clock()
+        plan = _Plan()
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                select(swaps)
+                .where(swaps.c.swap_id == swap_id, swaps.c.customer_id == customer_id)
+                .with_for_update()
+            ).mappings().first()
+            if row is None:
+                raise SwapNotFound(f"no swap {swap_id!r}")
+            swap = swap_from_row(row)
+            view = SwapView.of(swap)
+            if view.status == "cancelled":
+                return view
+            if swap.is_final:
+                raise SwapNotCancellable(
+                    f"swap {swap_id} is already {view.status} ({view.reason})"
+                )
+            moved = replace(swap, status=saga.SwapStatus.EXPIRED, reason=CANCELLED_REASON,
+                            updated_at=now, resolved_by="customer")
+            plan.swaps[swap_id] = moved
+            plan.dirty.add(swap_id)
+            plan.replies.append(
+                {
+                    "swap_id": swap_id,
+                    "partner_id": swap.partner_id,
+                    "event_id": "customer",
+                    "event_type": "customer_cancelled",
+                    "points": None,
+                    "partner_units": None,
+                    "partner_reference": None,
+                    "at": now,
+                    "outcome": "applied",
+                    "reason": CANCELLED_REASON,
+                    "detail": f"cancelled by the customer while {swap.status}",
+                }
+            )
+            hold_keys = [swap.hold_key] + ([swap.fee_hold_key] if swap.fee_hold_key else [])
+            for hold_key in hold_keys:
+                plan.add(VoidHold(f"{hold_key}:void", hold_key,
+                                  reason=_reason(moved, CANCELLED_REASON)), customer_id)
+            message = self._directory.get(swap.partner_id).swap_cancellation(moved, now)
+            plan.outbox.append(outbox_row(message, f"swap:{swap_id}:cancel"))
+            self._write(conn, plan, now, BatchOutcome())
+        return SwapView.of(moved)
+
     # ----------------------------------------------------------------- partner events batch
 
     def process(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
@@ -565,7 +647,7 @@ class ExchangeService:
             accepted.append(
                 (
                     AcceptedEvent(inbox_id, m.topic, result.event_type[:32], result.customer_id,
-                                  m.partition, m.offset, payload),
+                                  m.partition, m.offset, jsonfast.dumps_bytes(payload)),
                     result,
                 )
             )

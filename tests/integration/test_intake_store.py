@@ -22,7 +22,7 @@ def accepted(event_id: str, offset: int) -> AcceptedEvent:
         customer_id="c1",
         partition=0,
         offset=offset,
-        payload={"event_id": event_id},
+        raw=b'{"event_id": "%s"}' % event_id.encode(),
     )
 
 
