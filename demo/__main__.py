@@ -23,19 +23,32 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine, func, select
 
+from adapters.config import load_partners_config
 from demo import services
-from demo.summary import collect, render
+from demo.exchange_day import partner_env, run_exchange_day
+from demo.summary import collect, render, render_exchange
+from demo.tokens import api_env, demo_token, exchange_day_sample_customer
 from points.db import make_engine
 from points.earning.tables import customer_profiles
 from points.intake import dead_letters, inbound_events
+from points.ledger import verify
 from points.migrate import upgrade
 from points.settings import Settings, load_settings
 from simulation.traffic import DayTraffic, generate_day
+from streams.agents.partners import build_exchange_service
 from streams.topics import ensure_topics_sync
 
 console = Console()
 
 WORKER = services.Service("worker", ("-m", "streams.worker"), "earning worker (faust)")
+PARTNER_WORKER = services.Service(
+    "partner-worker", ("-m", "streams.partner_worker"), "partner exchange worker (faust)"
+)
+SIMULATOR = services.Service(
+    "simulator", ("-m", "adapters.simulator", "--partner", "all"), "partner simulator"
+)
+API = services.Service("api", ("-m", "points.api"), "customer API")
+API_URL = "http://127.0.0.1:8080"
 
 
 def progress() -> Progress:
@@ -96,6 +109,16 @@ def wait_until_applied(
     return False
 
 
+def ensure_partner_topics(settings: Settings, exchange: object) -> None:
+    from adapters.topics import PartnerTopics
+
+    names = PartnerTopics(names=settings.kafka.topics)
+    extra = [
+        t for p in load_partners_config().partners for t in (names.events(p), names.requests(p))
+    ]
+    ensure_topics_sync(settings, extra)
+
+
 def run(customers: int, transactions: int) -> int:
     settings = load_settings()
     prefix = f"d{uuid.uuid4().hex[:6]}"
@@ -104,9 +127,18 @@ def run(customers: int, transactions: int) -> int:
     console.print(f"ledger  {settings.database_url}\nkafka   {settings.kafka.bootstrap_servers}")
     upgrade(settings.database_url)
     ensure_topics_sync(settings)
-    env = {**os.environ, "POINTS_DATABASE__URL": settings.database_url}
-    pid, started = services.start(settings.data_dir, WORKER, env)
-    console.print(f"worker  pid {pid} ({'started' if started else 'already running'})")
+    env = {
+        **os.environ,
+        "POINTS_DATABASE__URL": settings.database_url,
+        **partner_env(settings.data_dir),
+        **api_env(settings.data_dir),
+    }
+    exchange = build_exchange_service(settings, env)
+    ensure_partner_topics(settings, exchange)
+    for service in (WORKER, PARTNER_WORKER, SIMULATOR, API):
+        pid, started = services.start(settings.data_dir, service, env)
+        state = "started" if started else "already running"
+        console.print(f"{service.description:<34} pid {pid} ({state})")
 
     with console.status("simulating the day"):
         day: DayTraffic = generate_day(
@@ -142,11 +174,32 @@ def run(customers: int, transactions: int) -> int:
             f"duplicates ignored, {day.malformed} malformed dead-lettered"
         )
         render(console, collect(engine, prefix, since))
+        console.rule("[bold]Partner exchange")
+
+        def publish_now(topic: str, records: list[tuple[bytes, bytes]]) -> None:
+            with progress() as bar:
+                task = bar.add_task(topic, total=len(records))
+                asyncio.run(publish(settings, topic, records, bar, task))
+
+        exchange_day = run_exchange_day(
+            exchange, engine, prefix, console, load_partners_config(), publish_now, topics
+        )
+        render_exchange(console, exchange_day)
+        with engine.connect() as conn:
+            report = verify(conn)
+        verdict = "[green]clean" if report.ok else f"[red]{len(report.violations)} violations"
+        console.print(f"final verify: {verdict}[/] over {report.entries:,} entries")
+        sample = exchange_day_sample_customer(engine, prefix)
     finally:
         engine.dispose()
+    token = demo_token(settings.data_dir, sample)
+    console.rule("[bold]Still running")
+    console.print(f"customer API   {API_URL}/docs  (OpenAPI: {API_URL}/openapi.json)")
+    console.print(f"dashboard      {API_URL}/ops")
     console.print(
-        "The worker keeps running: publish more, or stop everything with [bold]make demo-stop[/]."
+        f"try it         curl -s -H 'Authorization: Bearer {token}' {API_URL}/v1/me/balance"
     )
+    console.print("stop it all    [bold]make demo-stop[/]")
     return 0
 
 

@@ -135,3 +135,52 @@ def render(console: Console, summary: DaySummary) -> None:
     console.print(f"verify: {verdict}[/] over {summary.verify_entries:,} ledger entries")
     for violation in summary.violations:
         console.print(f"  [red]{violation}")
+
+
+def render_exchange(console: Console, day: object) -> None:
+    """Links, swaps by partner and state, referral funnel, settlement per partner."""
+    from demo.exchange_day import ExchangeDay
+
+    assert isinstance(day, ExchangeDay)
+    console.print(_table("Member links", ("status", "links"), sorted(day.links.items())))
+    states = sorted({s for counts in day.swaps.values() for s in counts})
+    swaps = Table(title="Swaps by partner and state", title_justify="left")
+    swaps.add_column("partner")
+    for state in states:
+        swaps.add_column(state, justify="right")
+    for partner, counts in sorted(day.swaps.items()):
+        swaps.add_row(partner, *(f"{counts.get(s, 0):,}" for s in states))
+    console.print(swaps)
+    if day.refused:
+        console.print(
+            _table(
+                "Swaps refused before anything moved",
+                ("reason", "orders"),
+                sorted(day.refused.items()),
+            )
+        )
+    console.print(
+        _table("Referral funnel (all time)", ("status", "referrals"), sorted(day.referrals.items()))
+    )
+    settle = Table(title="Settlement per partner (this run)", title_justify="left")
+    for column in (
+        "partner",
+        "points out",
+        "points in",
+        "fees",
+        "net points",
+        "owed (minor)",
+        "reconciled",
+    ):
+        settle.add_column(column, justify="left" if column == "partner" else "right")
+    for st in day.statements:
+        settle.add_row(
+            st.partner_id,
+            f"{st.points_out:,}",
+            f"{st.points_in:,}",
+            f"{st.fee_points:,}",
+            f"{st.net_points:,}",
+            f"{st.net_amount_minor:,} {st.currency}",
+            "yes" if st.reconciled else "NO",
+        )
+    console.print(settle)
