@@ -13,16 +13,25 @@ database (dropped and recreated each run). Steps:
    each request signed as one of 20,000 random customers: ``GET /v1/me/balance`` and
    ``GET /v1/me/activity``. wrk is installed with apt-get when missing (or the run says so).
 
-The API, PostgreSQL and wrk share the machine's cores (2 here); the JSON records the load
-average before and after. The last line printed is one JSON object: ``balance_rps``,
-``balance_p99_ms``, ``activity_rps``, ``activity_p99_ms``, ``floors_ok`` (balance_rps >=
-1,500 and balance_p99_ms <= 50). ``swap_request_rps`` is absent: the API has no swap
-endpoints yet (the exchange service they need is not there).
+4. swaps (after the reads): the customers behind the tokens get a ``linked`` ridehail
+   membership seeded straight into ``partner_links``; 50 concurrent HTTP/1.1 keep-alive
+   connections (an asyncio httpx client in this process, not the API's) each take the next
+   unused customer and do ``POST /v1/me/swaps/quote`` (400 points) then ``POST
+   /v1/me/swaps`` with its quote id, each POST with a fresh Idempotency-Key. One swap
+   request = that pair, from quote sent to swap answered (202, points held, outbox row).
+
+The API, PostgreSQL and the load generators share the machine's cores (2 here); the JSON
+records the load average before and after. The last line printed is one JSON object:
+``balance_rps``, ``balance_p99_ms``, ``activity_rps``, ``activity_p99_ms``,
+``swap_request_rps`` (quote+request pairs per second), ``swap_request_p99_ms``,
+``swap_errors``, ``floors_ok`` (balance_rps >= 1,500 and balance_p99_ms <= 50; the swap
+figure has no floor yet).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -33,6 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 
 from points.db import make_engine
+from points.exchange.tables import partner_links
 from points.ledger import Earn, Hold, Operation, Reason, apply_batch
 from points.migrate import upgrade
 
@@ -123,8 +135,14 @@ def ensure_wrk() -> str | None:
 
 
 def start_api(url: str, port: int, workers: int, public_key: Path) -> subprocess.Popen[bytes]:
+    from adapters.config import load_partners_config
+
+    # The exchange routes sign partner requests into the outbox: throwaway keys will do.
+    keys = {p.signing_keys[0].env: os.urandom(32).hex()
+            for p in load_partners_config().partners.values()}
     env = {
         **os.environ,
+        **keys,
         "POINTS_DATABASE__URL": url,
         "POINTS_API__HOST": "127.0.0.1",
         "POINTS_API__PORT": str(port),
@@ -205,6 +223,69 @@ def run_wrk(wrk: str, port: int, path: str, tokens: Path, seconds: int, workdir:
     }
 
 
+def link_customers(url: str, customers: list[str]) -> None:
+    """A confirmed ridehail membership for each, straight into the table (no partner)."""
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(partner_links.insert(), [
+            {"customer_id": c, "partner_id": "ridehail", "partner_member_id": f"R-{c}",
+             "status": "linked", "request_id": f"bench:{c}", "referral_id": None,
+             "reason": None, "updated_at": now}
+            for c in customers])
+    engine.dispose()
+
+
+async def drive_swaps(port: int, tokens: list[str], seconds: int) -> dict[str, Any]:
+    """CONNECTIONS tasks, each a keep-alive connection: quote then swap, one customer each."""
+    unused = iter(tokens)
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
+                                 timeout=10) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def connection() -> None:
+            while time.perf_counter() < deadline:
+                token = next(unused, None)
+                if token is None:
+                    return
+                auth = {"Authorization": f"Bearer {token}"}
+                started = time.perf_counter()
+                try:
+                    q = await client.post(
+                        "/v1/me/swaps/quote", json={"partner_id": "ridehail", "points": 400},
+                        headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
+                    if q.status_code != 201:
+                        errors[f"quote:{q.status_code}"] += 1
+                        continue
+                    r = await client.post(
+                        "/v1/me/swaps", json={"quote_id": q.json()["quote_id"]},
+                        headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] += 1
+                    continue
+                if r.status_code != 202 or r.json().get("status") != "pending":
+                    errors[f"swap:{r.status_code}"] += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+
+        begun = time.perf_counter()
+        await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
+        elapsed = time.perf_counter() - begun
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        if not latencies:
+            return 0.0
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
+
+    return {"rps": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99), "swaps": len(latencies), "errors": dict(errors),
+            "seconds": round(elapsed, 1)}
+
+
 def make_tokens(workdir: Path, customers: int) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = workdir / "issuer.pem"
@@ -222,7 +303,7 @@ def make_tokens(workdir: Path, customers: int) -> tuple[Path, Path]:
 
 
 def measure(url: str, workers: int, wrk: str, workdir: Path, public: Path, tokens: Path,
-            seconds: int) -> dict[str, Any]:
+            seconds: int, swap_tokens: list[str]) -> dict[str, Any]:
     port = free_port()
     api = start_api(url, port, workers, public)
     try:
@@ -230,10 +311,11 @@ def measure(url: str, workers: int, wrk: str, workdir: Path, public: Path, token
         balance = run_wrk(wrk, port, "/v1/me/balance", tokens, seconds, workdir)
         activity = run_wrk(wrk, port, "/v1/me/activity", tokens, max(5, seconds // 2),
                            workdir)
+        swaps = asyncio.run(drive_swaps(port, swap_tokens, max(5, seconds // 2)))
     finally:
         stop(api)
-    log(f"workers={workers}: balance {balance}, activity {activity}")
-    return {"workers": workers, "balance": balance, "activity": activity}
+    log(f"workers={workers}: balance {balance}, activity {activity}, swaps {swaps}")
+    return {"workers": workers, "balance": balance, "activity": activity, "swaps": swaps}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -256,10 +338,16 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         workdir = Path(tmp)
         public, tokens = make_tokens(workdir, args.customers)
+        all_tokens = tokens.read_text().split()
+        link_customers(url, [jwt.decode(t, options={"verify_signature": False})["sub"]
+                             for t in all_tokens])
         runs = {}
         counts = sorted({1, 2, args.workers}) if args.compare_workers else [args.workers]
-        for workers in counts:
-            runs[workers] = measure(url, workers, wrk, workdir, public, tokens, args.seconds)
+        for n, workers in enumerate(counts):
+            # every run swaps for customers no earlier run touched (one swap per customer)
+            share = all_tokens[n::len(counts)]
+            runs[workers] = measure(url, workers, wrk, workdir, public, tokens, args.seconds,
+                                    share)
     chosen = runs[args.workers]
     result: dict[str, Any] = {
         "customers": args.customers,
@@ -274,14 +362,19 @@ def main(argv: list[str] | None = None) -> None:
         + chosen["activity"]["non2xx"] + chosen["activity"]["socket_errors"],
         "by_workers": {str(w): {"balance_rps": r["balance"]["rps"],
                                 "balance_p99_ms": r["balance"]["p99_ms"],
-                                "activity_p99_ms": r["activity"]["p99_ms"]}
+                                "activity_p99_ms": r["activity"]["p99_ms"],
+                                "swap_request_rps": r["swaps"]["rps"]}
                        for w, r in runs.items()},
-        "load_generator": "wrk -t1 -c50 on the same 2 cores",
-        "swap_request_rps": None,
+        "swap_request_rps": chosen["swaps"]["rps"],
+        "swap_request_p50_ms": chosen["swaps"]["p50_ms"],
+        "swap_request_p99_ms": chosen["swaps"]["p99_ms"],
+        "swaps": chosen["swaps"]["swaps"],
+        "swap_errors": chosen["swaps"]["errors"],
+        "load_generator": "wrk -t1 -c50 (reads), httpx asyncio 50 connections (swaps), on "
+                          "the same 2 cores",
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
-    del result["swap_request_rps"]  # no swap endpoints yet (points.exchange has no service)
     result["floors_ok"] = (result["balance_rps"] >= FLOORS["balance_rps"]
                            and result["balance_p99_ms"] <= FLOORS["balance_p99_ms"]
                            and result["errors"] == 0)

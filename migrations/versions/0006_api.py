@@ -28,13 +28,9 @@ def upgrade() -> None:
         sa.Column("response_body", sa.Text(), nullable=False),
         sa.Column("content_type", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "customer_id", "idempotency_key", name="pk_api_idempotency_keys"
-        ),
+        sa.PrimaryKeyConstraint("customer_id", "idempotency_key", name="pk_api_idempotency_keys"),
     )
-    op.create_index(
-        "ix_api_idempotency_keys_created_at", "api_idempotency_keys", ["created_at"]
-    )
+    op.create_index("ix_api_idempotency_keys_created_at", "api_idempotency_keys", ["created_at"])
 
 
 def downgrade() -> None:

@@ -7,9 +7,12 @@ Same customer, same key, same request (method, route, canonical JSON of the vali
 client may retry them under the same key.
 
 Two requests racing on one new key both run; the first insert wins (primary key) and the
-loser answers with the winner's stored response. That is only safe for requests without
-side effects outside this table (everything POSTed today); a POST that moves points must
-store its key in the same transaction as its ledger entries.
+loser answers with the winner's stored response. That is safe for requests without side
+effects outside this table (the earning preview, quotes) and for the exchange POSTs, whose
+effects are keyed on what they act on (one swap per quote id, cancel and link requests
+idempotent in the service), so running one twice changes nothing twice; the key is stored
+after the exchange's own transaction commits (``ExchangeService`` takes no connection). See
+docs/api.md, "Idempotency of the exchange POSTs".
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ DEFAULT_PATH = ROOT / "docs" / "openapi.json"
 
 def document() -> dict[str, Any]:
     """The OpenAPI document of an app built with default settings (no database is opened)."""
-    from points.api.app import create_app
+    from points.api.app import create_app, load_partners
 
     api = ApiSettings(
         jwt=JwtSettings(algorithms=("HS256",), secret=SecretStr("o" * 64)),
@@ -35,8 +35,13 @@ def document() -> dict[str, Any]:
     )
     settings = Settings(rules={"path": ROOT / "rules" / "default.yaml"})  # type: ignore[arg-type]
     engine = create_engine("sqlite://")
+    # Placeholder partner keys: the exchange routes are documented whether or not the
+    # environment has the real ones (nothing is signed while rendering).
+    partners = load_partners(api.partners_config)
+    keys = {p.signing_keys[0].env: "00" * 32 for p in partners.partners.values()}
     try:
-        return create_app(settings, api, engine=engine).openapi()
+        return create_app(settings, api, engine=engine, partners=partners,
+                          environ=keys).openapi()
     finally:
         engine.dispose()
 

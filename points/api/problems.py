@@ -82,6 +82,11 @@ STATUS_BY_CODE: dict[str, tuple[int, str]] = {
     "rate_changed": (409, "Rate changed"),
     "quote_mismatch": (422, "Quote does not match the request"),
     "member_not_linked": (409, "Partner membership not linked"),
+    # the exchange service (points.exchange.service)
+    "exchange_error": (422, "Exchange refused the request"),
+    "unknown_quote": (404, "Unknown quote"),
+    "swap_not_found": (404, "Swap not found"),
+    "swap_not_cancellable": (409, "Swap can no longer be cancelled"),
     # referrals (points.referrals)
     "referral_error": (422, "Referral refused"),
     "invalid_referral_code": (422, "Invalid referral code"),

@@ -16,6 +16,9 @@ __all__ = [
     "EarningPreview",
     "Explanation",
     "MilestoneProgress",
+    "PartnerLink",
+    "PartnerLinkRequest",
+    "PartnerLinks",
     "PartnerProgram",
     "PartnerPrograms",
     "PreviewRequest",
@@ -25,6 +28,11 @@ __all__ = [
     "ReferralStatusCount",
     "RuleLine",
     "StreakProgress",
+    "Swap",
+    "SwapPage",
+    "SwapQuote",
+    "SwapQuoteRequest",
+    "SwapRequest",
 ]
 
 
@@ -208,3 +216,85 @@ class PartnerProgram(_Out):
 class PartnerPrograms(_Out):
     timezone: str = Field(description="Time zone of the daily and yearly limits.")
     partners: list[PartnerProgram]
+
+
+# --------------------------------------------------------------------------- partner exchange
+
+PartnerId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+                                 description="A partner program id (see GET /v1/partners).")]
+
+
+class PartnerLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner_id: PartnerId
+    partner_member_id: Annotated[str, Field(min_length=1, max_length=128,
+                                            pattern=r"^[\x21-\x7e]+$",
+                                            description="The customer's member id at the "
+                                                        "partner.")]
+    member_name: Annotated[str | None, Field(
+        None, min_length=1, max_length=200,
+        description="The member's name, for partners that match names (the airline); only "
+                    "its SHA-256 digest is sent to the partner.")] = None
+
+
+class PartnerLink(_Out):
+    partner_id: str
+    partner_member_id: str
+    status: Literal["pending", "linked", "rejected"] = Field(
+        description="pending: the partner has not answered yet; swaps need linked.")
+    reason: str | None = Field(None, description="Why the partner refused the link.")
+
+
+class PartnerLinks(_Out):
+    items: list[PartnerLink]
+
+
+class SwapQuoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner_id: PartnerId
+    points: Annotated[int, Field(gt=0, le=10**12, strict=True,
+                                 description="Bank points to send (the fee comes on top).")]
+
+
+class SwapQuote(_Out):
+    quote_id: str = Field(description="Accept it with POST /v1/me/swaps before expires_at.")
+    partner_id: str
+    rate_version: str
+    points: int
+    fee_points: int = Field(description="The bank's fee, in points, on top of `points`.")
+    total_points: int = Field(description="What the wallet gives: points + fee_points.")
+    partner_units: int = Field(description="What the partner credits (rounded down).")
+    rate_num: int = Field(description="Partner units per `rate_den` points.")
+    rate_den: int
+    quoted_at: datetime
+    expires_at: datetime
+
+
+class SwapRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    quote_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+
+
+class Swap(_Out):
+    swap_id: str
+    partner_id: str
+    points: int
+    fee_points: int
+    partner_units: int
+    status: Literal["pending", "completed", "rejected", "expired", "cancelled"]
+    reason: str = Field(description="Why it is in this status (awaiting_partner, "
+                                    "partner_confirmed, partner_rejected: <code>, "
+                                    "deadline_passed, cancelled_by_customer, ...).")
+    requested_at: datetime
+    deadline_at: datetime = Field(description="The points come back if the partner has not "
+                                              "confirmed by then.")
+    partner_reference: str | None = None
+
+
+class SwapPage(_Out):
+    items: list[Swap]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for older swaps; null at "
+                                                "the end.")

@@ -24,7 +24,6 @@ ledger refuses to resolve a hold twice anyway.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, bindparam, case, func, select, update
+from sqlalchemy import Connection, Engine, case, func, select, update
 
 from points import jsonfast
 from points import partners as pc
@@ -58,12 +57,20 @@ from points.exchange.referral_desk import (
     new_referral_id,
     outbox_row,
 )
-from points.exchange.store import aware, bounded_id, insert_ignore, swap_from_row, swap_to_row
+from points.exchange.store import (
+    aware,
+    bounded_id,
+    insert_ignore,
+    insert_swap_replies,
+    insert_swaps,
+    swap_from_row,
+    swap_to_row,
+    update_swaps,
+)
 from points.exchange.tables import (
     inbound_swaps,
     partner_links,
     swap_quotes,
-    swap_replies,
     swaps,
 )
 from points.ingest import Decoder, RawMessage, classify
@@ -499,8 +506,7 @@ class ExchangeService:
             results[index] = SwapView.of(swap)
         if undo:
             apply_batch(conn, undo, now=now)
-        if rows:
-            conn.execute(swaps.insert(), rows)
+        insert_swaps(conn, rows)
         outbox.extend(self._ledger_notes(notes))
         if outbox:
             record_batch(conn, [], [], dlq_topic=self._topics.points_dlq, outbox=outbox)
@@ -853,22 +859,8 @@ class ExchangeService:
                           result.message)
             notes.append((op, customer, result))
         if plan.dirty:
-            rows = [swap_to_row(plan.swaps[i]) for i in sorted(plan.dirty)]
-            conn.execute(
-                update(swaps)
-                .where(swaps.c.swap_id == bindparam("b_swap_id"))
-                .values(
-                    status=bindparam("b_status"),
-                    reason=bindparam("b_reason"),
-                    partner_reference=bindparam("b_partner_reference"),
-                    resolved_by=bindparam("b_resolved_by"),
-                    updated_at=bindparam("b_updated_at"),
-                ),
-                [{f"b_{k}": r[k] for k in ("swap_id", "status", "reason", "partner_reference",
-                                           "resolved_by", "updated_at")} for r in rows],
-            )
-        if plan.replies:
-            conn.execute(swap_replies.insert(), plan.replies)
+            update_swaps(conn, [swap_to_row(plan.swaps[i]) for i in sorted(plan.dirty)])
+        insert_swap_replies(conn, plan.replies)
         insert_ignore(conn, inbound_swaps, plan.inbound)
         self.referrals.write(conn, plan.referral)
         outbox = plan.outbox + self._ledger_notes(notes)
@@ -895,7 +887,7 @@ class ExchangeService:
                 {
                     "topic": self._topics.points_ledger,
                     "message_key": customer.encode(),
-                    "message_value": json.dumps(body, separators=(",", ":")).encode(),
+                    "message_value": jsonfast.dumps_bytes(body),
                     "headers": {"content-type": "application/json"},
                     "dedupe_key": f"ledger:{op.idempotency_key}",
                 }

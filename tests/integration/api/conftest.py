@@ -15,14 +15,16 @@ from typing import Any
 import jwt
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from points.api.app import create_app, load_partners
 from points.api.settings import ApiSettings, JwtSettings, RateLimitSettings
 from points.db import make_engine
 from points.earning import EarningService
+from points.exchange.tables import partner_links
 from points.ingest import RawMessage
-from points.ledger import Operation, apply_batch
+from points.intake import outbox as outbox_table
+from points.ledger import Earn, Operation, apply_batch
 from points.rules import RuleSet, load_ruleset
 from points.settings import Settings, TopicNames
 
@@ -40,6 +42,24 @@ SECRET = "test-secret-for-api-tests-0123456789abcdef-0123456789abcdef-0123456789
 AUDIENCE = "points-api"
 ISSUER = "https://auth.bank.example"
 REFERRAL_SECRET = "referral-secret-for-tests"
+PARTNERS = load_partners(ROOT / "config" / "partners.yaml")
+# Partner signing keys for the exchange routes (outbox requests are signed when written).
+KEYS_ENV = {p.signing_keys[0].env: f"{i:02x}" * 32 for i, p in
+            enumerate(PARTNERS.partners.values(), start=1)}
+
+
+class Clock:
+    """The app's clock; tests move it (quote expiry, deadlines)."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
 
 
 def jwt_settings() -> JwtSettings:
@@ -133,6 +153,7 @@ class Api:
     client: TestClient
     ruleset: RuleSet
     feed: Feed = field(default_factory=Feed)
+    clock: Clock = field(default_factory=Clock)
 
     def earn(self, messages: Sequence[RawMessage]) -> None:
         service = EarningService(self.engine, self.ruleset, TOPICS, clock=lambda: NOW)
@@ -153,36 +174,61 @@ class Api:
             headers["Idempotency-Key"] = key
         return self.client.post(path, headers=headers, json=body)
 
+    def fund(self, customer: str, points: int) -> None:
+        """Earn ``points`` for ``customer`` straight through the ledger."""
+        self.apply([Earn(f"fund:{customer}:{points}:{self.feed.offset}", customer, points,
+                         NOW + timedelta(days=365))])
+        self.feed.offset += 1
+
+    def link(self, customer: str, partner: str, member: str | None = None) -> None:
+        """A membership the partner already confirmed, seeded in the table."""
+        with self.engine.begin() as conn:
+            conn.execute(partner_links.insert().values(
+                customer_id=customer, partner_id=partner,
+                partner_member_id=member or f"M-{customer}", status="linked",
+                request_id=f"seed:{customer}:{partner}", referral_id=None, reason=None,
+                updated_at=NOW))
+
+    def outbox(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        """Outbox rows (what the relay would publish), decoded, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox_table).order_by(outbox_table.c.id)).mappings()
+            out = [{**dict(r), "body": json.loads(r["message_value"])} for r in rows]
+        return [r for r in out if event_type is None or r["body"].get("event_type") == event_type]
+
     def ledger_snapshot(self) -> dict[str, Any]:
         """Every ledger and rule-state row, to prove a request changed nothing."""
         out: dict[str, Any] = {}
         with self.engine.connect() as conn:
             for table in ("ledger_entries", "ledger_legs", "ledger_balances", "ledger_lots",
                           "ledger_holds", "customer_rule_state", "earning_records",
-                          "customer_profiles", "outbox"):
+                          "customer_profiles", "outbox", "partner_links", "swaps"):
                 rows = conn.execute(text(f"SELECT * FROM {table}")).all()
                 out[table] = sorted(repr(tuple(r)) for r in rows)
         return out
 
 
-def build_app(url: str, engine: Engine, **overrides: Any) -> Any:
+def build_app(url: str, engine: Engine, *, clock: Clock | None = None,
+              environ: dict[str, str] | None = None, **overrides: Any) -> Any:
     ruleset = load_ruleset(RULES)
     return create_app(
         Settings(database={"url": url}),  # type: ignore[arg-type]
         api_settings(**overrides),
         engine=engine,
         ruleset=ruleset,
-        partners=load_partners(ROOT / "config" / "partners.yaml"),
-        clock=lambda: NOW,
+        partners=PARTNERS,
+        clock=clock or (lambda: NOW),
+        environ=KEYS_ENV if environ is None else environ,
     )
 
 
 @pytest.fixture
 def api(migrated_url: str) -> Iterator[Api]:
     engine = make_engine(migrated_url)
-    app = build_app(migrated_url, engine)
+    clock = Clock()
+    app = build_app(migrated_url, engine, clock=clock)
     with TestClient(app) as client:
-        yield Api(engine=engine, client=client, ruleset=load_ruleset(RULES))
+        yield Api(engine=engine, client=client, ruleset=load_ruleset(RULES), clock=clock)
     engine.dispose()
 
 

@@ -150,7 +150,8 @@ def test_dlq_replay_skips_letters_whose_event_was_accepted_before(migrated_url: 
     with engine_for(migrated_url) as engine, engine.begin() as conn:
         record_batch(
             conn,
-            [AcceptedEvent("evt-7", "bank.transactions", "refund", "c7", 0, 30, body)],
+            [AcceptedEvent("evt-7", "bank.transactions", "refund", "c7", 0, 30,
+                           json.dumps(body).encode())],
             [RejectedMessage("bank.transactions", 0, 30, "refund_mismatch", "other customer",
                              b"c7", json.dumps(body).encode())],
             dlq_topic="points.dlq")
