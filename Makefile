@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STACK_ENV = eval "$$($(PY) -m devstack env)"
 
-.PHONY: help venv stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api openapi clean
+.PHONY: help venv browser stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api openapi clean
 
 help:
 	@echo "make demo          a day at the bank end to end (starts Kafka, the ledger, a worker)"
@@ -47,8 +47,17 @@ demo-stop: venv
 	$(PY) -m demo stop
 	$(PY) -m devstack down
 
-test: stack-up
+test: stack-up browser
 	$(STACK_ENV) && $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The dashboard's end-to-end test drives Debian's headless chromium.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q chromium fonts-dejavu-core >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-dejavu-core >/dev/null)) && \
+	    echo "installed chromium for the dashboard test"; \
+	  else echo "missing: chromium (apt-get install -y chromium fonts-dejavu-core)"; exit 1; fi; }
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -q

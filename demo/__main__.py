@@ -27,7 +27,7 @@ from adapters.config import load_partners_config
 from demo import services
 from demo.exchange_day import partner_env, run_exchange_day
 from demo.summary import collect, render, render_exchange
-from demo.tokens import api_env, demo_token, exchange_day_sample_customer
+from demo.tokens import api_env, demo_token, exchange_day_sample_customer, ops_token
 from points.db import make_engine
 from points.earning.tables import customer_profiles
 from points.intake import dead_letters, inbound_events
@@ -195,7 +195,7 @@ def run(customers: int, transactions: int) -> int:
     token = demo_token(settings.data_dir, sample)
     console.rule("[bold]Still running")
     console.print(f"customer API   {API_URL}/docs  (OpenAPI: {API_URL}/openapi.json)")
-    console.print(f"dashboard      {API_URL}/ops")
+    console.print(f"dashboard      {API_URL}/ops/login?token={ops_token(settings.data_dir)}")
     console.print(
         f"try it         curl -s -H 'Authorization: Bearer {token}' {API_URL}/v1/me/balance"
     )

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 
 from points.earning.tables import customer_rule_state
 
-__all__ = ["api_env", "demo_token", "exchange_day_sample_customer"]
+__all__ = ["api_env", "demo_token", "exchange_day_sample_customer", "ops_token"]
 
 AUDIENCE = "points-api"
 ISSUER = "https://auth.bank.example"
@@ -30,8 +30,19 @@ def _secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def ops_token(data_dir: Path) -> str:
+    """The operator token that opens the dashboard (/ops/login?token=...)."""
+    path = data_dir / "demo" / "ops-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def api_env(data_dir: Path) -> dict[str, str]:
     return {
+        "POINTS_API__OPS_TOKEN": ops_token(data_dir),
         "POINTS_API__JWT__ALGORITHMS": '["HS256"]',
         "POINTS_API__JWT__SECRET": _secret(data_dir),
         "POINTS_API__JWT__AUDIENCE": AUDIENCE,

@@ -11,7 +11,7 @@ runtime, and some of their annotations refer to the settings of this very app.
 
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,15 +21,20 @@ import anyio
 import anyio.to_thread
 import yaml
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
+from points.api import exchange as exchange_views
 from points.api import idempotency, reads, views
 from points.api.auth import TokenVerifier
-from points.api.errors import IdempotencyKeyReused, NotConfigured, NotReady
+from points.api.errors import IdempotencyKeyReused, NotConfigured, NotFound, NotReady
+from points.api.exchange import build_exchange
 from points.api.fastpath import BALANCE_PATH, BalanceFastPath
 from points.api.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from points.api.ops import ops_router
 from points.api.pgread import PgReader
 from points.api.problems import PROBLEM_JSON, error_response, install_problem_handlers, status_for
 from points.api.ratelimit import RateLimiter
@@ -37,15 +42,24 @@ from points.api.schemas import (
     ActivityPage,
     Balance,
     EarningPreview,
+    PartnerLink,
+    PartnerLinkRequest,
+    PartnerLinks,
     PartnerPrograms,
     PreviewRequest,
     Problem,
     Progress,
     Referral,
+    Swap,
+    SwapPage,
+    SwapQuote,
+    SwapQuoteRequest,
+    SwapRequest,
 )
 from points.api.settings import ApiSettings, load_api_settings
 from points.db import make_engine
-from points.errors import PointsError
+from points.errors import PointsError, error_for_code
+from points.exchange.service import ExchangeService, SwapNotFound
 from points.partners import PartnersConfig
 from points.rules import RuleSet, load_ruleset
 from points.settings import Settings, load_settings
@@ -59,6 +73,14 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}}
     for status in (401, 422, 429)
 }
+# The exchange routes: 404 unknown partner / quote / swap, 409 refusals of the moment (limits,
+# quote expired, not linked, insufficient points), 503 exchange not configured or partner off.
+_EXCHANGE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}}
+    for status in (401, 404, 409, 422, 429, 503)
+}
+_EXCHANGE_POST_PROBLEMS = {**_EXCHANGE_PROBLEMS,
+                           400: {"model": Problem, "content": {PROBLEM_JSON: {}}}}
 
 
 class ApiContext:
@@ -71,8 +93,10 @@ class ApiContext:
         ruleset: RuleSet,
         partners: PartnersConfig,
         clock: Clock,
+        exchange: ExchangeService | None = None,
     ) -> None:
         self.engine = engine
+        self._exchange = exchange
         self.api = api
         self.ruleset = ruleset
         self.partners = partners
@@ -107,6 +131,16 @@ class ApiContext:
                 return fn(conn)
 
         return await anyio.to_thread.run_sync(work, limiter=self._threads)
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (an exchange call with its own transaction) in a worker thread."""
+        return await anyio.to_thread.run_sync(fn, limiter=self._threads)
+
+    @property
+    def exchange(self) -> ExchangeService:
+        if self._exchange is None:
+            raise NotConfigured("the partner exchange is not configured on this server")
+        return self._exchange
 
     def referral_tables(self, conn: Connection) -> bool:
         if self._referral_tables is None:
@@ -153,18 +187,30 @@ def create_app(
     ruleset: RuleSet | None = None,
     partners: PartnersConfig | None = None,
     clock: Clock | None = None,
+    exchange: ExchangeService | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> FastAPI:
-    """Build the API. Without arguments everything comes from the environment."""
+    """Build the API. Without arguments everything comes from the environment; the partner
+    exchange is built from ``environ`` (default ``os.environ``: the partners' signing keys)
+    unless ``exchange`` is given."""
     settings = settings or load_settings()
     api = api_settings or load_api_settings()
     own_engine = engine is None
     engine = engine or _read_engine(settings.database_url, api)
+    partners = partners or load_partners(api.partners_config)
+    clock = clock or (lambda: datetime.now(UTC))
+    if exchange is None:
+        exchange = build_exchange(
+            engine, partners, settings.kafka.topics, environ=environ,
+            lot_lifetime_days=settings.rules.lot_lifetime_days, clock=clock,
+        )
     ctx = ApiContext(
         engine=engine,
         api=api,
         ruleset=ruleset or load_ruleset(settings.rules.path),
-        partners=partners or load_partners(api.partners_config),
-        clock=clock or (lambda: datetime.now(UTC)),
+        partners=partners,
+        clock=clock,
+        exchange=exchange,
     )
     metrics = Metrics()
 
@@ -180,7 +226,8 @@ def create_app(
         title="Points Exchange customer API",
         version="1.0.0",
         description="The signed-in customer's points: balance, activity, earning preview, "
-        "progress, referral code, partner programs. See docs/api.md.",
+        "progress, referral code, partner programs, partner membership links and point "
+        "swaps. See docs/api.md.",
         lifespan=lifespan,
         # Prometheus (points.api.metrics) is our telemetry; FastAPI's OpenTelemetry hooks
         # cost 4% of the CPU per request when measured, for nothing configured.
@@ -190,6 +237,7 @@ def create_app(
     app.state.metrics = metrics
     install_problem_handlers(app)
     _routes(app, ctx, metrics)
+    app.include_router(ops_router(engine, settings))  # /ops: the operations dashboard
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.
     app.add_middleware(BalanceFastPath, ctx=ctx, route=balance_route)
@@ -237,8 +285,9 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
         customer_id: str,
         key: str,
         route: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | None,
         compute: Callable[[], Any],
+        status: int = 200,
     ) -> Response:
         digest = idempotency.request_hash("POST", route, body)
         stored = await ctx.read(lambda c: idempotency.lookup(c, customer_id, key))
@@ -246,7 +295,7 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
             try:
                 result = await compute()
                 response = idempotency.StoredResponse(
-                    digest, 200, result.model_dump_json(), "application/json"
+                    digest, status, result.model_dump_json(), "application/json"
                 )
             except PointsError as exc:
                 if status_for(exc)[0] >= 500:
@@ -352,3 +401,114 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
              responses=_PROBLEMS, summary="Partner programs: rates, fees, limits")
     async def get_partners(_customer_id: Customer) -> PartnerPrograms:
         return views.partner_programs(ctx.partners)
+
+    # ------------------------------------------------------------------ partner exchange
+    # One path per operation: ExchangeService, as in the partner worker. Each service call
+    # is its own transaction; the Idempotency-Key row is stored after it (docs/api.md,
+    # "Idempotency of the exchange POSTs", says why a retry is safe anyway).
+
+    async def exchange_call(fn: Callable[[ExchangeService], T]) -> T:
+        service = ctx.exchange
+
+        def work() -> T:
+            try:
+                return fn(service)
+            except IntegrityError:
+                # Two identical requests raced (same quote, same link): the loser's insert
+                # hit the winner's row. Run once more: it now finds the winner's result.
+                return fn(service)
+
+        return await ctx.call(work)
+
+    @app.post("/v1/me/links", tags=["exchange"], response_model=PartnerLink, status_code=202,
+              responses=_EXCHANGE_POST_PROBLEMS,
+              summary="Link a partner membership (the partner confirms it; swaps need it)")
+    async def post_link(
+        body: PartnerLinkRequest, customer_id: Customer, key: IdempotencyKey
+    ) -> Response:
+        async def compute() -> PartnerLink:
+            view = await exchange_call(lambda ex: ex.request_link(
+                customer_id, body.partner_id, body.partner_member_id,
+                member_name=body.member_name))
+            return exchange_views.link_body(view)
+
+        return await run_idempotent(customer_id, key, "/v1/me/links",
+                                    body.model_dump(mode="json"), compute, status=202)
+
+    @app.get("/v1/me/links", tags=["exchange"], response_model=PartnerLinks,
+             responses=_EXCHANGE_PROBLEMS, summary="The customer's partner membership links")
+    async def get_links(customer_id: Customer) -> PartnerLinks:
+        ctx.exchange  # noqa: B018 - 503 when the exchange is not configured
+        return await ctx.read(lambda c: exchange_views.customer_links(c, customer_id))
+
+    @app.post("/v1/me/swaps/quote", tags=["exchange"], response_model=SwapQuote,
+              status_code=201, responses=_EXCHANGE_POST_PROBLEMS,
+              summary="Price a swap of points to a partner: rate, fee, partner units, expiry")
+    async def post_quote(
+        body: SwapQuoteRequest, customer_id: Customer, key: IdempotencyKey
+    ) -> Response:
+        async def compute() -> SwapQuote:
+            quote = await exchange_call(
+                lambda ex: ex.quote(customer_id, body.partner_id, body.points))
+            return exchange_views.quote_body(quote)
+
+        return await run_idempotent(customer_id, key, "/v1/me/swaps/quote",
+                                    body.model_dump(mode="json"), compute, status=201)
+
+    @app.post("/v1/me/swaps", tags=["exchange"], response_model=Swap, status_code=202,
+              responses=_EXCHANGE_POST_PROBLEMS,
+              summary="Accept a quote: the points are held and the partner is asked")
+    async def post_swap(
+        body: SwapRequest, customer_id: Customer, key: IdempotencyKey
+    ) -> Response:
+        async def compute() -> Swap:
+            view = await exchange_call(lambda ex: ex.request_swap(customer_id, body.quote_id))
+            if (view.state == "rejected" and view.status == "rejected"
+                    and not view.reason.startswith("partner_rejected")):
+                # The ledger refused the hold (insufficient_points): the swap is stored as
+                # rejected with nothing held; the request answers with the ledger's code.
+                raise error_for_code(view.reason.partition(":")[0].strip(),
+                                     f"swap {view.swap_id} refused: {view.reason}")
+            return exchange_views.swap_body(view)
+
+        return await run_idempotent(customer_id, key, "/v1/me/swaps",
+                                    body.model_dump(mode="json"), compute, status=202)
+
+    @app.get("/v1/me/swaps", tags=["exchange"], response_model=SwapPage,
+             responses=_EXCHANGE_PROBLEMS, summary="The customer's swaps, newest first")
+    async def get_swaps(
+        customer_id: Customer,
+        limit: Annotated[int, Query(ge=1, le=ctx.api.activity_page_max)] = 20,
+        cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    ) -> SwapPage:
+        ctx.exchange  # noqa: B018 - 503 when the exchange is not configured
+        exchange_views.decode_swap_cursor(cursor)  # refuse a bad cursor before the database
+        return await ctx.read(lambda c: exchange_views.swap_page(
+            c, customer_id, cursor=cursor, limit=limit))
+
+    SwapId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+
+    @app.get("/v1/me/swaps/{swap_id}", tags=["exchange"], response_model=Swap,
+             responses=_EXCHANGE_PROBLEMS,
+             summary="One swap: pending, completed, rejected, expired or cancelled, and why")
+    async def get_swap(swap_id: SwapId, customer_id: Customer) -> Swap:
+        view = await exchange_call(lambda ex: ex.swap_status(customer_id, swap_id))
+        if view is None:
+            # Another customer's swap does not exist for this one: exactly an unknown path.
+            raise NotFound("no such resource")
+        return exchange_views.swap_body(view)
+
+    @app.post("/v1/me/swaps/{swap_id}/cancel", tags=["exchange"], response_model=Swap,
+              responses=_EXCHANGE_POST_PROBLEMS,
+              summary="Cancel a swap the partner has not confirmed; the points come back")
+    async def post_cancel(swap_id: SwapId, customer_id: Customer, key: IdempotencyKey
+                          ) -> Response:
+        async def compute() -> Swap:
+            try:
+                view = await exchange_call(lambda ex: ex.cancel_swap(customer_id, swap_id))
+            except SwapNotFound:
+                raise NotFound("no such resource") from None
+            return exchange_views.swap_body(view)
+
+        return await run_idempotent(customer_id, key, f"/v1/me/swaps/{swap_id}/cancel",
+                                    None, compute)
