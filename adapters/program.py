@@ -46,7 +46,7 @@ from points.ports import (
     ReferralSignupNotice,
     Refused,
 )
-from points.signing import REPLAY_WINDOW_S, KeyRing, SigningKey, sign, verify
+from points.signing import REPLAY_WINDOW_S, Headers, KeyRing, SigningKey, sign, verify
 
 __all__ = ["ConfiguredPartner", "request_event_id"]
 
@@ -111,13 +111,19 @@ class ConfiguredPartner:
 
     # -------------------------------------------------------------------------- requests
 
+    def sign(self, value: bytes, now: datetime) -> Headers:
+        """Signature headers for a request to this partner: the one place requests are signed,
+        when written to the outbox and again by the partner worker's relay when it publishes
+        them (so a request relayed late is not stale on arrival)."""
+        return sign(value, self._signing_key, now)
+
     def _message(self, customer_id: str, body: BaseModel, now: datetime) -> OutboundMessage:
         value = body.model_dump_json().encode()
         return OutboundMessage(
             topic=self.requests_topic,
             key=customer_id.encode(),
             value=value,
-            headers=sign(value, self._signing_key, now),
+            headers=self.sign(value, now),
         )
 
     def swap_request(self, swap: swaps.Swap, now: datetime) -> OutboundMessage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 
 from adapters.airline import AirlineProgram
 from adapters.eshop import EshopProgram
@@ -11,7 +12,7 @@ from adapters.ridehail import RidehailProgram
 from adapters.topics import PartnerTopics
 from points.partners import PartnersConfig, UnknownPartner
 from points.ports import PartnerProgram
-from points.signing import REPLAY_WINDOW_S, KeyRing
+from points.signing import REPLAY_WINDOW_S, Headers, KeyRing
 
 __all__ = ["ADAPTERS", "PartnerRegistry", "build_registry"]
 
@@ -43,6 +44,16 @@ class PartnerRegistry:
 
     def events_topics(self) -> list[str]:
         return [self._topics.events(pid) for pid in self._programs]
+
+    def sign_request(self, topic: str, value: bytes, now: datetime) -> Headers | None:
+        """Fresh signature headers for a request about to be published on ``topic`` (one of
+        our partners' requests topics), or None for any other topic. The relay calls it, so a
+        request signed when written to the outbox is signed again when it really leaves."""
+        partner_id = self._topics.partner_of_requests(topic)
+        program = self._programs.get(partner_id) if partner_id is not None else None
+        if not isinstance(program, ConfiguredPartner):
+            return None
+        return program.sign(value, now)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._programs)

@@ -29,7 +29,14 @@ class PartnerTopics:
 
     def partner_of_events(self, topic: str) -> str | None:
         """The partner whose events topic this is, or None."""
-        head, tail = self.prefix + "partner.", ".events"
+        return self._partner_of(topic, ".events")
+
+    def partner_of_requests(self, topic: str) -> str | None:
+        """The partner whose requests topic this is, or None."""
+        return self._partner_of(topic, ".requests")
+
+    def _partner_of(self, topic: str, tail: str) -> str | None:
+        head = self.prefix + "partner."
         if topic.startswith(head) and topic.endswith(tail):
             middle = topic[len(head) : -len(tail)]
             return middle if middle and "." not in middle else None

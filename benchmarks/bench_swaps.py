@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-swaps-{suffix}"
     logs.mkdir(parents=True, exist_ok=True)
     sim = start(["adapters.simulator", "--partner", PARTNER, "--topic-prefix", f"bs{suffix}.",
-                 "--latency-ms", "0", "--reject-rate", "0"], env, logs / "simulator.log")
+                 "--latency-ms", "0", "--reject-rate", "0", "--quiet"], env, logs / "simulator.log")
     worker = start(["streams.partner_worker"], env, logs / "worker.log")
     result: dict[str, Any] = {"benchmark": "bench_swaps"}
     try:

@@ -7,17 +7,22 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from points import jsonfast
 from points import swaps as saga
+from points.exchange.tables import swap_replies, swaps
 
 __all__ = [
     "aware",
     "bounded_id",
     "insert_ignore",
+    "insert_swap_replies",
+    "insert_swaps",
     "swap_from_row",
     "swap_to_row",
+    "update_swaps",
     "upsert",
 ]
 
@@ -107,3 +112,79 @@ def swap_to_row(swap: saga.Swap) -> dict[str, Any]:
         "resolved_by": swap.resolved_by,
         "updated_at": swap.updated_at or swap.requested_at,
     }
+
+
+# Set-based writes of the swap tables for PostgreSQL: the batch travels as ONE JSON parameter
+# unpacked by json_to_recordset (the pattern of points/intake.py), one statement per table per
+# batch instead of an executemany. SQLite (unit tests) keeps the executemany.
+
+_SWAP_COLUMNS = (
+    "swap_id varchar, quote_id varchar, customer_id varchar, partner_id varchar, "
+    "partner_member_id varchar, points bigint, fee_points bigint, partner_units bigint, "
+    "rate_version varchar, requested_at timestamptz, deadline_at timestamptz, status varchar, "
+    "reason varchar, partner_reference varchar, resolved_by varchar, updated_at timestamptz"
+)
+_SWAPS_INSERT_PG = text(
+    "INSERT INTO swaps (swap_id, quote_id, customer_id, partner_id, partner_member_id, points, "
+    "fee_points, partner_units, rate_version, requested_at, deadline_at, status, reason, "
+    "partner_reference, resolved_by, updated_at) "
+    "SELECT r.swap_id, r.quote_id, r.customer_id, r.partner_id, r.partner_member_id, r.points, "
+    "r.fee_points, r.partner_units, r.rate_version, r.requested_at, r.deadline_at, r.status, "
+    "r.reason, r.partner_reference, r.resolved_by, r.updated_at "
+    f"FROM json_to_recordset(CAST(:rows AS json)) AS r({_SWAP_COLUMNS})"
+)
+_SWAPS_UPDATE_PG = text(
+    "UPDATE swaps AS s SET status = r.status, reason = r.reason, "
+    "partner_reference = r.partner_reference, resolved_by = r.resolved_by, "
+    "updated_at = r.updated_at "
+    "FROM json_to_recordset(CAST(:rows AS json)) AS r(swap_id varchar, status varchar, "
+    "reason varchar, partner_reference varchar, resolved_by varchar, updated_at timestamptz) "
+    "WHERE s.swap_id = r.swap_id"
+)
+_REPLIES_INSERT_PG = text(
+    "INSERT INTO swap_replies (swap_id, partner_id, event_id, event_type, outcome, reason, "
+    "detail, points, partner_units, partner_reference, at) "
+    "SELECT r.swap_id, r.partner_id, r.event_id, r.event_type, r.outcome, r.reason, r.detail, "
+    "r.points, r.partner_units, r.partner_reference, r.at "
+    "FROM json_to_recordset(CAST(:rows AS json)) AS r(swap_id varchar, partner_id varchar, "
+    "event_id varchar, event_type varchar, outcome varchar, reason varchar, detail text, "
+    "points bigint, partner_units bigint, partner_reference varchar, at timestamptz)"
+)
+_UPDATED = ("swap_id", "status", "reason", "partner_reference", "resolved_by", "updated_at")
+
+
+def insert_swaps(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new swap rows (``swap_to_row``); one statement on PostgreSQL."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_SWAPS_INSERT_PG, {"rows": jsonfast.dumps(list(rows))})
+    else:
+        conn.execute(swaps.insert(), list(rows))
+
+
+def update_swaps(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store the saga state of swaps already in the table (status, reason, reference,
+    resolved_by, updated_at); one statement on PostgreSQL."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        payload = [{k: r[k] for k in _UPDATED} for r in rows]
+        conn.execute(_SWAPS_UPDATE_PG, {"rows": jsonfast.dumps(payload)})
+        return
+    conn.execute(
+        update(swaps)
+        .where(swaps.c.swap_id == bindparam("b_swap_id"))
+        .values(**{k: bindparam(f"b_{k}") for k in _UPDATED if k != "swap_id"}),
+        [{f"b_{k}": r[k] for k in _UPDATED} for r in rows],
+    )
+
+
+def insert_swap_replies(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record swap inputs (replies, timer) in ``swap_replies``; one statement on PostgreSQL."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_REPLIES_INSERT_PG, {"rows": jsonfast.dumps(list(rows))})
+    else:
+        conn.execute(swap_replies.insert(), list(rows))

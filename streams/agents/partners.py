@@ -21,7 +21,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,15 @@ import faust
 from faust.types import Message
 
 from adapters.config import load_partners_config, resolve_keys
-from adapters.registry import build_registry
+from adapters.registry import PartnerRegistry, build_registry
 from adapters.topics import PartnerTopics
 from points.db import make_engine
 from points.exchange import ExchangeService
 from points.ingest import RawMessage
+from points.partners import PartnersConfig
 from points.ports import InboundMessage
 from points.settings import Settings
+from points.signing import Headers
 from streams.agents.earning import DB_RETRY_ATTEMPTS, EXIT_DATABASE_UNAVAILABLE
 from streams.fastpath import BatchingApp
 
@@ -43,7 +46,9 @@ __all__ = [
     "DEADLINE_INTERVAL_S",
     "REFERRAL_SECRET_ENV",
     "build_exchange_service",
+    "build_partner_registry",
     "register_partner_agents",
+    "request_signer",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,19 +60,40 @@ PARTNERS_CONFIG_ENV = "POINTS_PARTNERS_CONFIG"
 _DEV_REFERRAL_SECRET = b"points-exchange-dev-referral-secret-not-for-production"
 
 
+def build_partner_registry(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> tuple[PartnersConfig, PartnerRegistry]:
+    """The partners' configuration and programs (keys from the environment, see below)."""
+    env = os.environ if environ is None else environ
+    path = env.get(PARTNERS_CONFIG_ENV)
+    config = load_partners_config(Path(path)) if path else load_partners_config()
+    keys = resolve_keys(config, env)
+    topics = PartnerTopics(prefix=env.get(TOPIC_PREFIX_ENV, ""), names=settings.kafka.topics)
+    return config, build_registry(config, keys, topics)
+
+
+def request_signer(registry: PartnerRegistry) -> Callable[[str, bytes], Headers | None]:
+    """For the outbox relay: sign partner requests again, now, as they are published."""
+
+    def sign(topic: str, value: bytes) -> Headers | None:
+        return registry.sign_request(topic, value, datetime.now(UTC))
+
+    return sign
+
+
 def build_exchange_service(
-    settings: Settings, environ: Mapping[str, str] | None = None, *, engine: Any = None
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    engine: Any = None,
+    registry: tuple[PartnersConfig, PartnerRegistry] | None = None,
 ) -> ExchangeService:
     """The service from settings, ``config/partners.yaml`` and the partner keys in the
     environment (``POINTS_PARTNER_KEY_*``; ``POINTS_REFERRAL_SECRET`` hex for codes;
     ``POINTS_PARTNER_TOPIC_PREFIX`` prefixes partner topics, for isolated tests;
     ``POINTS_PARTNERS_CONFIG`` names another partners file)."""
     env = os.environ if environ is None else environ
-    path = env.get(PARTNERS_CONFIG_ENV)
-    config = load_partners_config(Path(path)) if path else load_partners_config()
-    keys = resolve_keys(config, env)
-    topics = PartnerTopics(prefix=env.get(TOPIC_PREFIX_ENV, ""), names=settings.kafka.topics)
-    registry = build_registry(config, keys, topics)
+    config, programs = registry or build_partner_registry(settings, env)
     secret_hex = env.get(REFERRAL_SECRET_ENV)
     if secret_hex:
         secret = bytes.fromhex(secret_hex.strip())
@@ -76,7 +102,7 @@ def build_exchange_service(
         secret = _DEV_REFERRAL_SECRET
     return ExchangeService(
         engine or make_engine(settings.database_url, echo=settings.database.echo),
-        registry,
+        programs,
         settings.kafka.topics,
         referral_secret=secret,
         zone=config.zone,

@@ -1,0 +1,113 @@
+"""The outbox relay (streams/relay.py): batch size and interval are the constructor's, and a
+round marks its rows relayed only after the broker acknowledged every one of them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from points.outbox_store import OutboxMessage
+from streams.relay import DEFAULT_BATCH_SIZE_MAX, DEFAULT_INTERVAL_S, OutboxRelay
+
+
+class FakeStore:
+    def __init__(self, n: int) -> None:
+        self.rows = [
+            OutboxMessage(i, "t", b"k", b"v%d" % i, {"h": "1"}, f"d{i}") for i in range(1, n + 1)
+        ]
+        self.marked: list[list[int]] = []
+        self.limits: list[int] = []
+
+    def pending(self, limit: int) -> list[OutboxMessage]:
+        self.limits.append(limit)
+        done = {i for ids in self.marked for i in ids}
+        return [r for r in self.rows if r.id not in done][:limit]
+
+    def mark_relayed(self, ids: list[int]) -> None:
+        self.marked.append(list(ids))
+
+
+class FakeBroker:
+    """``send`` enqueues and returns a future the test resolves (the broker's ack)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = []
+        self.acks: list[asyncio.Future[None]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   headers: list[tuple[str, bytes]]) -> Any:
+        self.sent.append((topic, key, value, headers))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks.append(fut)
+        return fut
+
+
+def test_defaults_are_unchanged_for_the_earning_worker() -> None:
+    relay = OutboxRelay(FakeStore(0), FakeBroker().send)  # type: ignore[arg-type]
+    assert (relay.batch_size_max, relay.interval_s) == (DEFAULT_BATCH_SIZE_MAX, DEFAULT_INTERVAL_S)
+    assert (DEFAULT_BATCH_SIZE_MAX, DEFAULT_INTERVAL_S) == (500, 0.2)
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_size_max": 0}, {"interval_s": 0.0}])
+def test_rejects_nonsense_tuning(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        OutboxRelay(FakeStore(0), FakeBroker().send, **kwargs)  # type: ignore[arg-type]
+
+
+def test_marks_a_round_only_after_every_ack_and_in_batches_of_the_configured_size() -> None:
+    async def scenario() -> None:
+        store, broker = FakeStore(5), FakeBroker()
+        relay = OutboxRelay(store, broker.send, batch_size_max=3)  # type: ignore[arg-type]
+        task = asyncio.create_task(relay.relay_once())
+        while len(broker.acks) < 3:
+            await asyncio.sleep(0)
+        for fut in broker.acks[:2]:
+            fut.set_result(None)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert store.marked == []  # one ack missing: nothing is marked
+        broker.acks[2].set_result(None)
+        assert await task == 3
+        assert store.marked == [[1, 2, 3]] and store.limits == [3]
+        # published in id order, with the dedupe key as a header
+        assert [v for _, _, v, _ in broker.sent] == [b"v1", b"v2", b"v3"]
+        assert broker.sent[0][3] == [("h", b"1"), ("dedupe_key", b"d1")]
+
+    asyncio.run(scenario())
+
+
+def test_an_unacknowledged_round_is_never_marked() -> None:
+    """A send that fails (no ack) leaves its rows pending: they are re-sent (at least once)."""
+
+    async def scenario() -> None:
+        store = FakeStore(2)
+
+        async def failing(*_: Any) -> Any:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            fut.set_exception(RuntimeError("broker down"))
+            return fut
+
+        relay = OutboxRelay(store, failing)  # type: ignore[arg-type]
+        with pytest.raises(RuntimeError):
+            await relay.relay_once()
+        assert store.marked == []
+
+    asyncio.run(scenario())
+
+
+def test_drain_relays_until_the_outbox_is_empty() -> None:
+    async def scenario() -> None:
+        store = FakeStore(7)
+
+        async def acked(*_: Any) -> Any:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            fut.set_result(None)
+            return fut
+
+        relay = OutboxRelay(store, acked, batch_size_max=3)  # type: ignore[arg-type]
+        assert await relay.drain() == 7
+        assert store.marked == [[1, 2, 3], [4, 5, 6], [7]]
+
+    asyncio.run(scenario())
