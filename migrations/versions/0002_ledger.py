@@ -271,11 +271,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_ledger_entries"),
         sa.UniqueConstraint("idempotency_key", name="uq_ledger_entries_idempotency_key"),
         sa.ForeignKeyConstraint(
-            ["reverses_entry_id"], ["ledger_entries.id"],
+            ["reverses_entry_id"],
+            ["ledger_entries.id"],
             name="fk_ledger_entries_reverses_entry_id_ledger_entries",
         ),
         sa.ForeignKeyConstraint(
-            ["target_entry_id"], ["ledger_entries.id"],
+            ["target_entry_id"],
+            ["ledger_entries.id"],
             name="fk_ledger_entries_target_entry_id_ledger_entries",
         ),
         sa.CheckConstraint(
@@ -298,13 +300,17 @@ def upgrade() -> None:
     )
     # Partial: nearly every entry has neither, and a b-tree would index every NULL.
     op.create_index(
-        "uq_ledger_entries_reverses_entry_id", "ledger_entries", ["reverses_entry_id"],
+        "uq_ledger_entries_reverses_entry_id",
+        "ledger_entries",
+        ["reverses_entry_id"],
         unique=True,
         postgresql_where=sa.text("reverses_entry_id IS NOT NULL"),
         sqlite_where=sa.text("reverses_entry_id IS NOT NULL"),
     )
     op.create_index(
-        "ix_ledger_entries_target_entry_id", "ledger_entries", ["target_entry_id"],
+        "ix_ledger_entries_target_entry_id",
+        "ledger_entries",
+        ["target_entry_id"],
         postgresql_where=sa.text("target_entry_id IS NOT NULL"),
         sqlite_where=sa.text("target_entry_id IS NOT NULL"),
     )
@@ -338,12 +344,18 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_ledger_lots_open_by_account", "ledger_lots", ["account_id", "expires_at"],
-        postgresql_where=sa.text("remaining > 0"), sqlite_where=sa.text("remaining > 0"),
+        "ix_ledger_lots_open_by_account",
+        "ledger_lots",
+        ["account_id", "expires_at"],
+        postgresql_where=sa.text("remaining > 0"),
+        sqlite_where=sa.text("remaining > 0"),
     )
     op.create_index(
-        "ix_ledger_lots_open_by_expiry", "ledger_lots", ["expires_at"],
-        postgresql_where=sa.text("remaining > 0"), sqlite_where=sa.text("remaining > 0"),
+        "ix_ledger_lots_open_by_expiry",
+        "ledger_lots",
+        ["expires_at"],
+        postgresql_where=sa.text("remaining > 0"),
+        sqlite_where=sa.text("remaining > 0"),
     )
     op.create_table(
         "ledger_lot_moves",
@@ -352,7 +364,8 @@ def upgrade() -> None:
         sa.Column("delta", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("entry_id", "lot_id", name="pk_ledger_lot_moves"),
         sa.ForeignKeyConstraint(
-            ["entry_id"], ["ledger_entries.id"],
+            ["entry_id"],
+            ["ledger_entries.id"],
             name="fk_ledger_lot_moves_entry_id_ledger_entries",
         ),
         sa.ForeignKeyConstraint(
@@ -373,15 +386,18 @@ def upgrade() -> None:
             ["entry_id"], ["ledger_entries.id"], name="fk_ledger_holds_entry_id_ledger_entries"
         ),
         sa.ForeignKeyConstraint(
-            ["wallet_account_id"], ["ledger_accounts.id"],
+            ["wallet_account_id"],
+            ["ledger_accounts.id"],
             name="fk_ledger_holds_wallet_account_id_ledger_accounts",
         ),
         sa.ForeignKeyConstraint(
-            ["held_account_id"], ["ledger_accounts.id"],
+            ["held_account_id"],
+            ["ledger_accounts.id"],
             name="fk_ledger_holds_held_account_id_ledger_accounts",
         ),
         sa.ForeignKeyConstraint(
-            ["destination_account_id"], ["ledger_accounts.id"],
+            ["destination_account_id"],
+            ["ledger_accounts.id"],
             name="fk_ledger_holds_destination_account_id_ledger_accounts",
         ),
         sa.CheckConstraint("amount > 0", name="ck_ledger_holds_amount_positive"),
@@ -395,11 +411,13 @@ def upgrade() -> None:
         sa.Column("posted", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("hold_entry_id", name="pk_ledger_hold_resolutions"),
         sa.ForeignKeyConstraint(
-            ["hold_entry_id"], ["ledger_holds.entry_id"],
+            ["hold_entry_id"],
+            ["ledger_holds.entry_id"],
             name="fk_ledger_hold_resolutions_hold_entry_id_ledger_holds",
         ),
         sa.ForeignKeyConstraint(
-            ["entry_id"], ["ledger_entries.id"],
+            ["entry_id"],
+            ["ledger_entries.id"],
             name="fk_ledger_hold_resolutions_entry_id_ledger_entries",
         ),
         sa.CheckConstraint(
@@ -411,9 +429,7 @@ def upgrade() -> None:
             name="ck_ledger_hold_resolutions_posted_amount",
         ),
     )
-    op.create_index(
-        "ix_ledger_hold_resolutions_entry_id", "ledger_hold_resolutions", ["entry_id"]
-    )
+    op.create_index("ix_ledger_hold_resolutions_entry_id", "ledger_hold_resolutions", ["entry_id"])
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         for statement in (*PG_STORAGE, *PG_FUNCTIONS, *PG_TRIGGERS):
