@@ -3,15 +3,24 @@
 Delivery is at least once: a row is marked relayed only after the broker acknowledged it, so a
 crash in between re-sends it. Every message carries its ``dedupe_key`` as a header so that
 consumers can drop the rare duplicate.
+
+Several processes run a relay (the earning worker and the partner worker each do, and a group
+may have several of each). :meth:`OutboxStore.lease` lets one of them relay at a time — a
+PostgreSQL advisory lock, or a file lock beside an SQLite database — so rows are not sent once
+per relay. A relay that does not get the lease skips its round.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 
 from points.intake import outbox
 
@@ -28,9 +37,48 @@ class OutboxMessage:
     dedupe_key: str
 
 
+# An arbitrary constant naming "the outbox relay" among the cluster's advisory locks.
+RELAY_LOCK_KEY = 0x706F696E7473_01
+
+
 class OutboxStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[bool]:
+        """Hold the right to relay for one round; yields False when another relay has it."""
+        if self._engine.dialect.name == "postgresql":
+            with self._engine.connect() as conn:
+                got = bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK_KEY})
+                    .scalar()
+                )
+                conn.commit()
+                try:
+                    yield got
+                finally:
+                    if got:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RELAY_LOCK_KEY})
+                        conn.commit()
+            return
+        database = self._engine.url.database
+        if not database or database == ":memory:":
+            yield True  # one process owns an in-memory database
+            return
+        fd = os.open(f"{database}.relay.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def pending(self, limit: int) -> list[OutboxMessage]:
         """The oldest unrelayed messages, in the order they were written."""

@@ -74,6 +74,9 @@ class WorkerSettings(BaseModel):
     # How long the group waits for a silent (crashed) worker before handing its partitions
     # to the others. The broker refuses values below its group.min.session.timeout.ms (6 s).
     session_timeout_ms: int = Field(default=30_000, ge=6_000, le=300_000)
+    # How long the broker may hold a fetch for partitions with nothing new. faust fixes it at
+    # 1.5 s, which delays messages on quiet partitions while busy ones are being drained.
+    fetch_max_wait_ms: int = Field(default=50, ge=5, le=5_000)
 
 
 class RulesSettings(BaseModel):

@@ -13,6 +13,7 @@ def create_app(settings: Settings) -> BatchingApp:
     return BatchingApp(
         worker.app_id,
         batch_size_max=worker.batch_size_max,
+        fetch_max_wait_ms=worker.fetch_max_wait_ms,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         # No faust tables: all state lives in the ledger database, written in the same
         # transaction as the points it explains. So no changelogs and no recovery to stall.

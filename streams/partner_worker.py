@@ -7,7 +7,7 @@ Topics are created if missing; the schema is migrated by ``alembic upgrade head`
 
 Latency tuning (profiled with bench-swaps):
 
-- the consumer's fetch wait is ``FETCH_MAX_WAIT_MS`` instead of faust's hard-coded 1 500 ms.
+- the consumer's fetch wait is short (``POINTS_WORKER__FETCH_MAX_WAIT_MS``, see fastpath.py).
   aiokafka keeps at most one fetch in flight per broker; a fetch sent while a busy partition
   still had buffered records covers only the other (idle) partitions -- the bank topics, the
   other partners' events -- and the broker holds it for the whole wait, so the busy partition's
@@ -22,10 +22,8 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import faust
-from faust.transport.drivers import aiokafka as aiokafka_driver
 
 from adapters.topics import PartnerTopics
 from points.outbox_store import OutboxStore
@@ -39,49 +37,19 @@ from streams.agents.partners import (
     request_signer,
 )
 from streams.app import create_app
-from streams.fastpath import BatchConsumer, BatchingApp, BatchTransport
+from streams.fastpath import BatchingApp
 from streams.relay import register_relay
 from streams.topics import ensure_topics_sync
 
 __all__ = [
-    "FETCH_MAX_WAIT_MS",
     "RELAY_BATCH_SIZE_MAX",
     "RELAY_INTERVAL_S",
     "build_partner_app",
     "main",
 ]
 
-FETCH_MAX_WAIT_MS = 50
 RELAY_INTERVAL_S = 0.05
 RELAY_BATCH_SIZE_MAX = 2000
-
-
-class _ShortFetchWaitThread(aiokafka_driver.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        # faust 0.15.3 passes fetch_max_wait_ms=1500 and offers no setting; the consumer hands
-        # this attribute to its Fetcher in start() (pinned with the faust version, see
-        # streams/fastpath.py and tests/unit/exchange/test_partner_worker_tuning.py).
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return consumer
-
-
-class _ShortFetchWaitConsumer(BatchConsumer):
-    def _new_consumer_thread(self) -> Any:
-        return _ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _ShortFetchWaitTransport(BatchTransport):
-    Consumer = _ShortFetchWaitConsumer
-
-
-def _use_short_fetch_wait(app: BatchingApp) -> None:
-    """Make ``app`` build its consumer with the short fetch wait (before the app starts)."""
-
-    def new_transport() -> Any:
-        return _ShortFetchWaitTransport(app.conf.broker_consumer, app)
-
-    app._new_transport = new_transport  # type: ignore[method-assign]
 
 
 def build_partner_app(settings: Settings) -> BatchingApp:
@@ -92,8 +60,7 @@ def build_partner_app(settings: Settings) -> BatchingApp:
             )
         }
     )
-    app = create_app(settings)
-    _use_short_fetch_wait(app)
+    app = create_app(settings)  # fetch wait: POINTS_WORKER__FETCH_MAX_WAIT_MS (50 ms)
     registry = build_partner_registry(settings)
     service = build_exchange_service(settings, registry=registry)
     register_partner_agents(app, settings, service, with_bank_topics=True)

@@ -84,6 +84,16 @@ class OutboxRelay:
         self.interval_s = interval_s
 
     async def relay_once(self) -> int:
+        lease = self._store.lease()
+        if not await asyncio.to_thread(lease.__enter__):
+            await asyncio.to_thread(lease.__exit__, None, None, None)
+            return 0  # another process is relaying this round
+        try:
+            return await self._relay_round()
+        finally:
+            await asyncio.to_thread(lease.__exit__, None, None, None)
+
+    async def _relay_round(self) -> int:
         pending = await asyncio.to_thread(self._store.pending, self.batch_size_max)
         if not pending:
             return 0

@@ -37,6 +37,7 @@ def _swap(i: int, now: datetime) -> saga.Swap:
 
 
 def test_insert_update_and_replies_round_trip(url: str) -> None:
+    """Insert update and replies round trip."""
     engine = make_engine(url)
     now = datetime(2026, 3, 1, 9, 0, 0, 123456, tzinfo=UTC)
     opened = [_swap(i, now) for i in range(3)]

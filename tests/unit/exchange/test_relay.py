@@ -4,6 +4,8 @@ round marks its rows relayed only after the broker acknowledged every one of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +30,12 @@ class FakeStore:
     def mark_relayed(self, ids: list[int]) -> None:
         self.marked.append(list(ids))
 
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[bool]:
+        yield self.leased
+
+    leased = True
+
 
 class FakeBroker:
     """``send`` enqueues and returns a future the test resolves (the broker's ack)."""
@@ -45,6 +53,7 @@ class FakeBroker:
 
 
 def test_defaults_are_unchanged_for_the_earning_worker() -> None:
+    """Defaults are unchanged for the earning worker."""
     relay = OutboxRelay(FakeStore(0), FakeBroker().send)  # type: ignore[arg-type]
     assert (relay.batch_size_max, relay.interval_s) == (DEFAULT_BATCH_SIZE_MAX, DEFAULT_INTERVAL_S)
     assert (DEFAULT_BATCH_SIZE_MAX, DEFAULT_INTERVAL_S) == (500, 0.2)
@@ -52,11 +61,13 @@ def test_defaults_are_unchanged_for_the_earning_worker() -> None:
 
 @pytest.mark.parametrize("kwargs", [{"batch_size_max": 0}, {"interval_s": 0.0}])
 def test_rejects_nonsense_tuning(kwargs: dict[str, Any]) -> None:
+    """Rejects nonsense tuning."""
     with pytest.raises(ValueError):
         OutboxRelay(FakeStore(0), FakeBroker().send, **kwargs)  # type: ignore[arg-type]
 
 
 def test_marks_a_round_only_after_every_ack_and_in_batches_of_the_configured_size() -> None:
+    """Marks a round only after every ack and in batches of the configured size."""
     async def scenario() -> None:
         store, broker = FakeStore(5), FakeBroker()
         relay = OutboxRelay(store, broker.send, batch_size_max=3)  # type: ignore[arg-type]
@@ -98,6 +109,7 @@ def test_an_unacknowledged_round_is_never_marked() -> None:
 
 
 def test_drain_relays_until_the_outbox_is_empty() -> None:
+    """Drain relays until the outbox is empty."""
     async def scenario() -> None:
         store = FakeStore(7)
 
@@ -111,3 +123,14 @@ def test_drain_relays_until_the_outbox_is_empty() -> None:
         assert store.marked == [[1, 2, 3], [4, 5, 6], [7]]
 
     asyncio.run(scenario())
+
+
+def test_a_relay_without_the_lease_sends_nothing_this_round() -> None:
+    """Another process holds the outbox lease: this relay skips the round, nothing is sent
+    twice and nothing is marked."""
+    store = FakeStore(3)
+    store.leased = False
+    broker = FakeBroker()
+    relay = OutboxRelay(store, broker.send)  # type: ignore[arg-type]
+    assert asyncio.run(relay.relay_once()) == 0
+    assert broker.sent == [] and store.marked == []

@@ -5,6 +5,8 @@ stays in one place, ``ConfiguredPartner.sign``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +52,7 @@ def test_requests_are_signed_in_one_place() -> None:
 
 
 def test_a_late_request_is_stale_as_stored_but_valid_as_relayed() -> None:
+    """A late request is stale as stored but valid as relayed."""
     stored = _stored_request()
     late = WRITTEN + timedelta(seconds=REPLAY_WINDOW_S + 600)
     as_stored = [(k, v.encode()) for k, v in stored.headers.items()]
@@ -60,12 +63,14 @@ def test_a_late_request_is_stale_as_stored_but_valid_as_relayed() -> None:
 
 
 def test_only_partner_request_topics_are_signed_again() -> None:
+    """Only partner request topics are signed again."""
     assert REGISTRY.sign_request("rs.points.ledger", b"{}", WRITTEN) is None
     assert REGISTRY.sign_request(TOPICS.events("ridehail"), b"{}", WRITTEN) is None
     assert REGISTRY.sign_request(TOPICS.requests("nobody"), b"{}", WRITTEN) is None
 
 
 def test_the_relay_publishes_the_same_bytes_with_fresh_signature_headers() -> None:
+    """The relay publishes the same bytes with fresh signature headers."""
     stored = _stored_request()
     other = OutboxMessage(2, "rs.points.ledger", b"c-1", b'{"n":1}', {"content-type": "x"},
                           "ledger:k")
@@ -80,6 +85,10 @@ def test_the_relay_publishes_the_same_bytes_with_fresh_signature_headers() -> No
 
         def mark_relayed(self, ids: list[int]) -> None:
             self.marked.extend(ids)
+
+        @contextlib.contextmanager
+        def lease(self) -> Iterator[bool]:
+            yield True
 
     async def send(topic: str, key: bytes | None, value: bytes,
                    headers: list[tuple[str, bytes]]) -> Any:

@@ -26,6 +26,7 @@ def _simulator(log_replies: bool) -> PartnerSimulator:
 def test_quiet_answers_the_same_bytes_and_logs_no_reply_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Quiet answers the same bytes and logs no reply line."""
     swap = swaps.open_swap(
         swap_id="sw-q", customer_id="c-1", partner_id="ridehail", partner_member_id="m-1",
         points=20_000, fee_points=0, partner_units=5000, quote_id="q-1", rate_version="v1",
@@ -40,5 +41,6 @@ def test_quiet_answers_the_same_bytes_and_logs_no_reply_line(
 
 
 def test_quiet_is_off_by_default() -> None:
+    """Quiet is off by default."""
     assert parse_args(["--partner", "ridehail"]).quiet is False
     assert parse_args(["--partner", "ridehail", "--quiet"]).quiet is True

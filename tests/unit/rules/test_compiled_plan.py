@@ -55,6 +55,7 @@ def test_evaluating_leaves_rule_set_equality_alone() -> None:
 
 
 def test_a_plan_is_released_with_its_rule_set() -> None:
+    """A plan is released with its rule set."""
     ruleset = make_ruleset(RULES)
     assert plan_of(ruleset) is plan_of(ruleset)
     key = id(ruleset)
@@ -74,6 +75,7 @@ def test_a_plan_is_released_with_its_rule_set() -> None:
     ],
 )
 def test_campaign_windows_compare_instants_in_any_zone(when: str, fires: bool) -> None:
+    """Campaign windows compare instants in any zone."""
     ruleset = make_ruleset(RULES)
     event = purchase(10_000, mcc="5812", when=when)
     result = evaluate(ruleset, event, profile(), RuleState(), now=at("2027-01-01"))
@@ -129,5 +131,6 @@ def test_from_json_rejects_bad_counters(counters: Any) -> None:
 
 @pytest.mark.parametrize("badges", [["a", 1], [None], "ab", ("a",)])
 def test_from_json_rejects_bad_string_lists(badges: Any) -> None:
+    """From json rejects bad string lists."""
     with pytest.raises(ValueError, match="list of strings"):
         RuleState.from_json({**RuleState().to_json(), "badges": badges})
