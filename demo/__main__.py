@@ -182,7 +182,14 @@ def run(customers: int, transactions: int) -> int:
                 asyncio.run(publish(settings, topic, records, bar, task))
 
         exchange_day = run_exchange_day(
-            exchange, engine, prefix, console, load_partners_config(), publish_now, topics
+            exchange,
+            engine,
+            prefix,
+            console,
+            load_partners_config(),
+            publish_now,
+            topics,
+            partner_signup_env=(env, settings.kafka.bootstrap_servers),
         )
         render_exchange(console, exchange_day)
         with engine.connect() as conn:

@@ -7,6 +7,7 @@ same development signing keys (kept in data/demo/partner-keys.env, never in the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from sqlalchemy import Engine, func, select
 
@@ -25,6 +27,7 @@ from points.exchange.tables import partner_links, referrals, swaps
 from points.ledger.tables import accounts, balances
 from points.partners import PartnersConfig
 from points.settings import TopicNames
+from points.signing import SigningKey, sign
 
 __all__ = ["ExchangeDay", "partner_env", "run_exchange_day"]
 
@@ -112,6 +115,93 @@ def invite_friends(
     publish(topics.bank_transactions, purchases)
 
 
+def partner_member_signups(
+    service: ExchangeService,
+    partners: PartnersConfig,
+    env: dict[str, str],
+    bootstrap: str,
+    prefix: str,
+    publish: Callable[[str, list[tuple[bytes, bytes]]], None],
+    topics: TopicNames,
+    per_partner: int = 20,
+) -> None:
+    """Partner-originated referrals: each partner reports members who opened a bank account with
+    its referral offer (a signed ``referral_signup`` on its events topic, exactly as a partner
+    would send it); the new customers then onboard and make a first qualifying purchase."""
+    now = datetime.now(UTC)
+    onboardings, purchases = [], []
+    for partner_id in PARTNERS:
+        config = partners.get(partner_id)
+        ref = config.signing_keys[0]
+        key = SigningKey(ref.key_id, partner_id, bytes.fromhex(env[ref.env]))
+        code = service.partner_referral_code(partner_id)
+        signed: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+        for i in range(per_partner):
+            customer = f"{prefix}-pm-{partner_id}-{i:03d}"
+            body = _json(
+                {
+                    "event_type": "referral_signup",
+                    "event_id": f"{customer}-signup",
+                    "customer_id": customer,
+                    "partner_id": partner_id,
+                    "occurred_at": now.isoformat(),
+                    "referral_code": code,
+                    "partner_member_id": f"PM{i:05d}",
+                }
+            )
+            signed.append((customer.encode(), body, list(sign(body, key, now))))
+            onboardings.append(
+                (
+                    customer.encode(),
+                    _json(
+                        {
+                            "event_type": "customer_onboarded",
+                            "event_id": f"{customer}-onboard",
+                            "customer_id": customer,
+                            "occurred_at": now.isoformat(),
+                            "joined_at": now.isoformat(),
+                            "segment": "young",
+                            "birth_year": 1999,
+                        }
+                    ),
+                )
+            )
+            purchases.append(
+                (
+                    customer.encode(),
+                    _json(
+                        {
+                            "event_type": "purchase",
+                            "event_id": f"{customer}-first",
+                            "customer_id": customer,
+                            "amount_minor": 8_800,
+                            "currency": "CNY",
+                            "mcc": "5411",
+                            "merchant_id": "M-00007",
+                            "channel": "card_present",
+                            "occurred_at": (now + timedelta(seconds=5)).isoformat(),
+                        }
+                    ),
+                )
+            )
+        asyncio.run(_send_signed(bootstrap, topics.partner_events(partner_id), signed))
+    publish(topics.bank_customers, onboardings)
+    time.sleep(3)  # the sign-up must be recorded before the qualifying purchase
+    publish(topics.bank_transactions, purchases)
+
+
+async def _send_signed(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
 def _json(body: dict[str, object]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -155,6 +245,7 @@ def run_exchange_day(
     *,
     swappers: int = 600,
     invites: int = 200,
+    partner_signup_env: tuple[dict[str, str], str] | None = None,
 ) -> ExchangeDay:
     day = ExchangeDay()
     started = datetime.now(UTC)
@@ -172,6 +263,9 @@ def run_exchange_day(
         service.join_partner(customer, partner, f"M{customer[-7:]}", member_name="Demo Member")
     like = f"{prefix}%"
     invite_friends(service, [c for c, _, _ in plan[:invites]], prefix, publish, topics)
+    if partner_signup_env is not None:
+        env, bootstrap = partner_signup_env
+        partner_member_signups(service, partners, env, bootstrap, prefix, publish, topics)
 
     def links_settled() -> bool:
         with engine.connect() as conn:
@@ -233,7 +327,19 @@ def run_exchange_day(
                 .tuples()
                 .all()
             )
-        waiting = by_status.get("signed_up", 0) + by_status.get("qualified", 0)
+            by_status_pm = dict(
+                conn.execute(
+                    select(referrals.c.status, func.count())
+                    .where(referrals.c.referee_id.like(f"{prefix}-pm-%"))
+                    .group_by(referrals.c.status)
+                )
+                .tuples()
+                .all()
+            )
+        waiting = sum(
+            counts.get("signed_up", 0) + counts.get("qualified", 0)
+            for counts in (by_status, by_status_pm)
+        )
         return sum(by_status.values()) >= min(invites, len(plan)) and waiting == 0
 
     _wait("referrals qualifying", referrals_settled, console, 60)

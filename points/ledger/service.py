@@ -63,6 +63,7 @@ def apply_batch(
     if not operations:
         return []
     store = Store(conn)
+    store.hold_write_lock()
     digests = [request_hash(op) for op in operations]
     results: list[OperationResult | None] = [None] * len(operations)
     valid: list[int] = []

@@ -87,6 +87,20 @@ def _ref(program: str, owner: str, kind: str) -> AccountRef:
 class Store:
     """One batch's view of the database through the caller's connection."""
 
+    def hold_write_lock(self) -> None:
+        """On SQLite, take the database's write lock before the batch reads anything.
+
+        Python's sqlite3 driver runs SELECTs outside a transaction until the first write, so
+        the batch's reads (next entry id, balances, lots) could see a state another process
+        is about to change, and two processes then chose the same entry ids (seen in the
+        demo: the earning worker, the partner worker and the API share one SQLite file). A
+        no-op write first makes the driver BEGIN and SQLite grant the write lock (waiting up
+        to busy_timeout), so every read of the batch is under it. PostgreSQL locks rows
+        instead (FOR UPDATE, sequences) and needs nothing here.
+        """
+        if not self.pg:
+            self.conn.exec_driver_sql("UPDATE ledger_accounts SET id = id WHERE id = -1")
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pg = conn.dialect.name == "postgresql"
