@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import faust
 
@@ -35,8 +36,23 @@ def build_worker_app(settings: Settings) -> BatchingApp:
         lot_lifetime_days=settings.rules.lot_lifetime_days,
     )
     register_earning_agent(app, settings, service)
-    register_relay(app, OutboxStore(engine))
+    register_relay(app, OutboxStore(engine), sign=_partner_request_signer(settings))
     return app
+
+
+def _partner_request_signer(settings: Settings) -> Any:
+    """Sign partner requests afresh when this worker's relay publishes them — possible only
+    where the partner keys are configured; without them requests keep the signature they were
+    written with (the partner worker's relay re-signs; see docs/partners.md)."""
+    from adapters.config import MissingSigningKey
+    from streams.agents.partners import build_partner_registry, request_signer
+
+    try:
+        _, registry = build_partner_registry(settings)
+    except MissingSigningKey:
+        logging.getLogger(__name__).info("no partner keys: relayed requests keep their signature")
+        return None
+    return request_signer(registry)
 
 
 def main(argv: list[str] | None = None) -> None:
