@@ -256,6 +256,9 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=2_000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes in the group (the floor is for 1)"
+    )
     parser.add_argument("--latency-seconds", type=int, default=15)
     parser.add_argument("--pg-url", default=os.environ.get("POINTS_BENCH_PG_URL"))
     args = parser.parse_args()
@@ -289,7 +292,8 @@ def main() -> None:
     engine = make_engine(args.pg_url)
     log_path = ROOT / "data" / f"bench-pipeline-{suffix}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    worker = start_worker(env, log_path)
+    workers = [start_worker(env, log_path) for _ in range(args.workers)]
+    worker = workers[0]
     expected_profiles = len(day.customers)
     expected = expected_profiles + day.distinct_valid_transactions
     try:
@@ -306,8 +310,10 @@ def main() -> None:
             )
         )
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        for each in workers:
+            each.terminate()
+        for each in workers:
+            each.wait(timeout=60)
         engine.dispose()
     sent = 1000 * args.latency_seconds
     result = {
@@ -323,7 +329,7 @@ def main() -> None:
         "worker_vs_db_only": round(events_per_s / db_per_s, 2),
         "worker_vs_raw_consume": round(events_per_s / raw_per_s, 3),
         "batch_size_max": args.batch_size,
-        "workers": 1,
+        "workers": args.workers,
         "partitions": settings.kafka.topic_partitions,
         "cores": os.cpu_count(),
     }
