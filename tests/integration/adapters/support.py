@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,6 +21,7 @@ from adapters.registry import PartnerRegistry, build_registry
 from adapters.topics import PartnerTopics, ensure_topics
 from points.ports import Accepted, InboundMessage, OutboundMessage, Refused
 from points.settings import load_settings
+from tests.integration.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 PARTNERS = ("ridehail", "eshop", "airline")
@@ -66,48 +64,12 @@ def new_partner_env(bootstrap: str) -> PartnerEnv:
     return env
 
 
-class SimulatorProcess:
+class SimulatorProcess(ManagedProcess):
     """A ``python -m adapters.simulator`` subprocess with its output captured to a file."""
 
     def __init__(self, env: PartnerEnv, args: Sequence[str], log_path: Path) -> None:
-        self._env = env
-        self._args = list(args)
-        self._log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> SimulatorProcess:
-        log = self._log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "adapters.simulator", "--topic-prefix", self._env.prefix,
-             *self._args],
-            cwd=ROOT,
-            env=self._env.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final commit — a crash."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self, timeout_s: float = 30) -> int:
-        """SIGTERM and wait; SIGKILL if it does not stop in time."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-            raise
-
-    def log(self) -> str:
-        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+        module_and_args = ["adapters.simulator", "--topic-prefix", env.prefix, *args]
+        super().__init__(module_and_args, env.env, log_path)
 
     def wait_for_log(self, text: str, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s

@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,8 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from points.settings import Settings, load_settings
 from streams.topics import ensure_topics_sync
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.integration.processes import ManagedProcess
 
 
 @dataclass
@@ -82,46 +78,11 @@ def new_stream_env(bootstrap: str, database_url: str, partitions: int = 4) -> St
     return env
 
 
-class Worker:
-    """A `python -m streams.worker` subprocess with its log captured to a file."""
+class Worker(ManagedProcess):
+    """A `python -m streams.worker` subprocess for one test's topics and database."""
 
     def __init__(self, env: StreamEnv, log_path: Path) -> None:
-        self._env = env
-        self._log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        log = self._log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.worker"],
-            cwd=ROOT,
-            env=self._env.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no final commit — a crash."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self, timeout_s: float = 30) -> int:
-        """SIGTERM and wait: the graceful stop a supervisor performs."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait(timeout=30)
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        super().__init__(["streams.worker"], env.env, log_path)
 
 
 def purchase(

@@ -16,9 +16,9 @@ from points.intake import dead_letters, inbound_events
 from points.ledger import customer_balance, statement
 from points.migrate import upgrade
 from points.rules import load_ruleset
+from tests.integration.processes import ROOT
 from tests.integration.streams import scenario
 from tests.integration.streams.support import (
-    ROOT,
     StreamEnv,
     Worker,
     consume_all,
