@@ -40,7 +40,10 @@ stack-status: venv
 migrate: venv
 	$(PY) -m alembic upgrade head
 
-demo: stack-up
+# The demo's ledger is embedded SQLite unless POINTS_DATABASE__URL is set: then it needs only
+# the broker (and no PostgreSQL install).
+demo: venv
+	$(PY) -m devstack up $(if $(POINTS_DATABASE__URL),,--only kafka)
 	$(STACK_ENV) && $(PY) -m demo
 
 demo-stop: venv
