@@ -29,7 +29,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -279,7 +278,3 @@ def _insert_outbox(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 outbox = outbox_table  # the table's public name; ``record_batch`` takes rows by that name
-
-
-def count_inbound(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(inbound_events)).scalar_one())
