@@ -7,18 +7,38 @@ not be the requester; the table's CHECK constraint refuses it too.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
+from sqlalchemy import Connection
 
 from points.cli.context import ops_of, require_operator
 from points.cli.errors import AlreadyDecided, NotFound, SameOperator
 from points.cli.output import fmt_signed
-from points.cli.store import decide_request, request_by_id
+from points.cli.store import AdjustmentRequest, decide_request, request_by_id
 from points.ledger import Adjust, Reason, Rejected, apply_batch
 
 RequestId = Annotated[int, typer.Argument(help="The request's id (see `adjust list`).",
                                           show_default=False)]
+
+
+def take_decision(
+    conn: Connection, request_id: int, *, operator: str, status: str, now: datetime
+) -> AdjustmentRequest:
+    """Lock a pending request and record the checker's decision (approve or reject); the four-
+    eyes rule and "decided once" are checked here and by the table's constraints."""
+    request = request_by_id(conn, request_id, lock=True)
+    if request is None:
+        raise NotFound(f"no adjustment request {request_id}")
+    if request.status != "pending":
+        raise AlreadyDecided(f"request {request_id} was {request.status} by {request.decided_by}")
+    if request.requested_by == operator:
+        verb = "approve" if status == "approved" else "decide"
+        raise SameOperator(f"{operator} requested {request_id}; another operator must {verb} it")
+    if not decide_request(conn, request_id, status=status, operator=operator, now=now):
+        raise AlreadyDecided(f"request {request_id} was decided meanwhile")
+    return request
 
 
 def command(ctx: typer.Context, request_id: RequestId,
@@ -30,17 +50,7 @@ def command(ctx: typer.Context, request_id: RequestId,
     operator = require_operator(operator)
     now = ops.now()
     with ops.engine().begin() as conn:
-        request = request_by_id(conn, request_id, lock=True)
-        if request is None:
-            raise NotFound(f"no adjustment request {request_id}")
-        if request.status != "pending":
-            raise AlreadyDecided(
-                f"request {request_id} was {request.status} by {request.decided_by}")
-        if request.requested_by == operator:
-            raise SameOperator(
-                f"{operator} requested {request_id}; another operator must approve it")
-        if not decide_request(conn, request_id, status="approved", operator=operator, now=now):
-            raise AlreadyDecided(f"request {request_id} was decided meanwhile")
+        request = take_decision(conn, request_id, operator=operator, status="approved", now=now)
         (result,) = apply_batch(conn, [Adjust(
             idempotency_key=request.idempotency_key, customer_id=request.customer_id,
             delta=request.delta, program=request.program,

@@ -10,10 +10,8 @@ from typing import Annotated
 
 import typer
 
-from points.cli.commands.adjust_approve import RequestId
+from points.cli.commands.adjust_approve import RequestId, take_decision
 from points.cli.context import ops_of, require_operator
-from points.cli.errors import AlreadyDecided, NotFound, SameOperator
-from points.cli.store import decide_request, request_by_id
 
 
 def command(ctx: typer.Context, request_id: RequestId,
@@ -25,17 +23,7 @@ def command(ctx: typer.Context, request_id: RequestId,
     operator = require_operator(operator)
     now = ops.now()
     with ops.engine().begin() as conn:
-        request = request_by_id(conn, request_id, lock=True)
-        if request is None:
-            raise NotFound(f"no adjustment request {request_id}")
-        if request.status != "pending":
-            raise AlreadyDecided(
-                f"request {request_id} was {request.status} by {request.decided_by}")
-        if request.requested_by == operator:
-            raise SameOperator(
-                f"{operator} requested {request_id}; another operator must decide it")
-        if not decide_request(conn, request_id, status="rejected", operator=operator, now=now):
-            raise AlreadyDecided(f"request {request_id} was decided meanwhile")
+        request = take_decision(conn, request_id, operator=operator, status="rejected", now=now)
     data = {**request.to_json(), "status": "rejected", "decided_by": operator,
             "decided_at": now}
     ops.output.emit(data, f"rejected request {request_id} of {request.requested_by}")

@@ -162,6 +162,19 @@ def reference_run(
     return snap
 
 
+def assert_same_ledger(url: str, expected: scenario.LedgerSnapshot) -> None:
+    """A clean verify, and entries, balances and rule state equal to the reference run's."""
+    engine = make_engine(url)
+    try:
+        scenario.assert_clean(engine)
+        actual = scenario.snapshot(engine)
+    finally:
+        engine.dispose()
+    assert actual.entries == expected.entries
+    assert actual.balances == expected.balances
+    assert actual.rule_states == expected.rule_states
+
+
 def publish_profiles_and_wait(env: StreamEnv, day: scenario.Scenario, worker: Worker) -> None:
     """Profiles first, consumed before any purchase: cross-topic order is not Kafka's to keep."""
     produce_sync(env.bootstrap, env.topic("bank_customers"), day.profiles)
@@ -205,15 +218,7 @@ def test_kill_9_at_random_points_ends_with_the_same_ledger_as_an_undisturbed_run
         )
     finally:
         assert worker.stop() == 0, worker.log_tail()
-    engine = make_engine(stream_env.database_url)
-    try:
-        scenario.assert_clean(engine)
-        actual = scenario.snapshot(engine)
-    finally:
-        engine.dispose()
-    assert actual.entries == expected.entries
-    assert actual.balances == expected.balances
-    assert actual.rule_states == expected.rule_states
+    assert_same_ledger(stream_env.database_url, expected)
 
 
 def test_two_workers_share_the_partitions_and_losing_one_loses_nothing(
@@ -245,12 +250,4 @@ def test_two_workers_share_the_partitions_and_losing_one_loses_nothing(
         )
     finally:
         assert second.stop() == 0, second.log_tail()
-    engine = make_engine(stream_env.database_url)
-    try:
-        scenario.assert_clean(engine)
-        actual = scenario.snapshot(engine)
-    finally:
-        engine.dispose()
-    assert actual.entries == expected.entries
-    assert actual.balances == expected.balances
-    assert actual.rule_states == expected.rule_states
+    assert_same_ledger(stream_env.database_url, expected)
