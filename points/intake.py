@@ -13,7 +13,7 @@ from base64 import b64encode
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -37,13 +37,17 @@ from points import jsonfast
 from points.db import metadata
 
 __all__ = [
+    "BUNDLE_CONTENT_TYPE",
     "AcceptedEvent",
+    "BundledMessage",
     "RejectedMessage",
+    "bundle_row",
     "dead_letters",
     "inbound_events",
     "outbox",
     "outbox_table",
     "record_batch",
+    "unbundle",
 ]
 
 # BigInteger ids autoincrement on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
@@ -275,6 +279,51 @@ def _insert_outbox(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         for r in rows
     ]
     conn.execute(_OUTBOX_INSERT_PG, {"rows": jsonfast.dumps(payload)})
+
+
+# -- bundles: many messages of one topic in one outbox row ------------------------------------
+#
+# The earning worker announces every entry it commits on points.ledger: one outbox row per
+# entry was a sixth of the database work of a batch (an insert plus its index entries, then
+# the relay's read and mark). A bundle row carries all of a batch's announcements; the relay
+# expands it back into the same messages (key, value, per-message dedupe_key) in the same order.
+# Bundled values are JSON and keys UTF-8 text, which is what points.ledger carries.
+
+BUNDLE_CONTENT_TYPE = "application/vnd.points.outbox-bundle+json"
+
+
+class BundledMessage(NamedTuple):
+    key: str
+    #: the message value: a JSON-ready object when bundling, its JSON bytes when unbundled
+    value: Any
+    dedupe_key: str
+
+
+def bundle_row(topic: str, messages: Sequence[BundledMessage]) -> dict[str, Any]:
+    """One outbox row holding ``messages`` (values as JSON-ready objects, encoded here in one
+    call); its own dedupe key is the first message's (each message's is unique, so a bundle
+    is queued at most once too)."""
+    if not messages:
+        raise ValueError("an outbox bundle needs at least one message")
+    value = jsonfast.dumps_bytes(
+        [{"key": key, "value": body, "dedupe_key": dedupe} for key, body, dedupe in messages]
+    )
+    return {
+        "topic": topic,
+        "message_key": None,
+        "message_value": value,
+        "headers": {"content-type": BUNDLE_CONTENT_TYPE},
+        "dedupe_key": f"bundle:{messages[0].dedupe_key}",
+    }
+
+
+def unbundle(value: bytes) -> list[BundledMessage]:
+    """The messages of a bundle row's value, in the order they were bundled, each value as
+    its own JSON document (bytes)."""
+    return [
+        BundledMessage(str(m["key"]), orjson.dumps(m["value"]), str(m["dedupe_key"]))
+        for m in orjson.loads(value)
+    ]
 
 
 outbox = outbox_table  # the table's public name; ``record_batch`` takes rows by that name

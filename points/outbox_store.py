@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text, update
 
-from points.intake import outbox
+from points.intake import BUNDLE_CONTENT_TYPE, outbox, unbundle
 
 __all__ = ["OutboxMessage", "OutboxStore"]
 
@@ -51,8 +51,9 @@ class OutboxStore:
         if self._engine.dialect.name == "postgresql":
             with self._engine.connect() as conn:
                 got = bool(
-                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK_KEY})
-                    .scalar()
+                    conn.execute(
+                        text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK_KEY}
+                    ).scalar()
                 )
                 conn.commit()
                 try:
@@ -81,28 +82,49 @@ class OutboxStore:
             os.close(fd)
 
     def pending(self, limit: int) -> list[OutboxMessage]:
-        """The oldest unrelayed messages, in the order they were written."""
+        """The messages of the oldest ``limit`` unrelayed rows, in the order they were written
+        (a bundle row gives all its messages)."""
         query = (
             select(outbox).where(outbox.c.relayed_at.is_(None)).order_by(outbox.c.id).limit(limit)
         )
         with self._engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [
-            OutboxMessage(
-                id=row["id"],
-                topic=row["topic"],
-                key=row["message_key"],
-                value=row["message_value"],
-                headers=dict(row["headers"] or {}),
-                dedupe_key=row["dedupe_key"],
+        messages: list[OutboxMessage] = []
+        for row in rows:
+            headers = dict(row["headers"] or {})
+            if headers.get("content-type") == BUNDLE_CONTENT_TYPE:
+                # One row, many messages (points/intake.py): each goes out on its own, and the
+                # row is marked relayed once all of them were acknowledged.
+                messages.extend(
+                    OutboxMessage(
+                        id=row["id"],
+                        topic=row["topic"],
+                        key=m.key.encode(),
+                        value=m.value,
+                        headers={"content-type": "application/json"},
+                        dedupe_key=m.dedupe_key,
+                    )
+                    for m in unbundle(row["message_value"])
+                )
+                continue
+            messages.append(
+                OutboxMessage(
+                    id=row["id"],
+                    topic=row["topic"],
+                    key=row["message_key"],
+                    value=row["message_value"],
+                    headers=headers,
+                    dedupe_key=row["dedupe_key"],
+                )
             )
-            for row in rows
-        ]
+        return messages
 
     def mark_relayed(self, ids: list[int]) -> None:
         if not ids:
             return
         with self._engine.begin() as conn:
             conn.execute(
-                update(outbox).where(outbox.c.id.in_(ids)).values(relayed_at=datetime.now(UTC))
+                update(outbox)
+                .where(outbox.c.id.in_(sorted(set(ids))))
+                .values(relayed_at=datetime.now(UTC))
             )

@@ -77,6 +77,16 @@ class WorkerSettings(BaseModel):
     # How long the broker may hold a fetch for partitions with nothing new. faust fixes it at
     # 1.5 s, which delays messages on quiet partitions while busy ones are being drained.
     fetch_max_wait_ms: int = Field(default=50, ge=5, le=5_000)
+    # Database transactions one worker runs at once, each on its own share of the fetched
+    # partitions (partition number modulo lanes): while one waits for PostgreSQL, another
+    # evaluates rules. SQLite takes one writer at a time, so it always gets one lane.
+    db_lanes: int = Field(default=2, ge=1, le=16)
+    # Customers whose rule state and profile the worker keeps in memory between batches
+    # (points/earning/working_set.py); 0 reads every batch's customers from the database.
+    working_set_capacity: int = Field(default=200_000, ge=0, le=50_000_000)
+    # Young-generation threshold of Python's cycle collector in the worker (see
+    # streams/runtime.py): the default 700 made collections a third of the worker's CPU.
+    gc_gen0_threshold: int = Field(default=50_000, ge=700, le=10_000_000)
 
 
 class RulesSettings(BaseModel):

@@ -39,6 +39,7 @@ from streams.agents.partners import (
 from streams.app import create_app
 from streams.fastpath import BatchingApp
 from streams.relay import register_relay
+from streams.runtime import tune_garbage_collector
 from streams.topics import ensure_topics_sync
 
 __all__ = [
@@ -91,6 +92,7 @@ def main() -> None:
     ]
     ensure_topics_sync(settings, partner_topics)
     app = build_partner_app(settings)
+    tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
     sys.exit(worker.exitcode if hasattr(worker, "exitcode") else 0)

@@ -21,6 +21,7 @@ from streams.agents.earning import register_earning_agent
 from streams.app import create_app
 from streams.fastpath import BatchingApp
 from streams.relay import register_relay
+from streams.runtime import tune_garbage_collector
 from streams.topics import ensure_topics_sync
 
 __all__ = ["build_worker_app", "main"]
@@ -34,6 +35,7 @@ def build_worker_app(settings: Settings) -> BatchingApp:
         load_ruleset(settings.rules.path),
         settings.kafka.topics,
         lot_lifetime_days=settings.rules.lot_lifetime_days,
+        working_set_capacity=settings.worker.working_set_capacity,
     )
     register_earning_agent(app, settings, service)
     register_relay(app, OutboxStore(engine), sign=_partner_request_signer(settings))
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     if created:
         logging.getLogger(__name__).info("created topics: %s", ", ".join(created))
     app = build_worker_app(settings)
+    tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
     sys.exit(worker.exitcode if hasattr(worker, "exitcode") else 0)

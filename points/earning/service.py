@@ -2,10 +2,13 @@
 
 1. decode and validate every message (bad ones become dead letters);
 2. record the valid ones in the inbox; only ids that were not there before go on;
-3. load the rule state, profiles and earning records of the batch's customers;
+3. load the rule state and profiles of the batch's customers that the worker does not hold in
+   memory (points/earning/working_set.py; versioned, so a stale copy is caught at write
+   time), and the earning records a refund needs;
 4. evaluate the rules event by event, in partition order (pure functions, in memory);
-5. write the ledger operations (``points.ledger.apply_batch``), the new rule state, the
-   earning records, profile changes, parked refunds and ``points.ledger`` outbox rows;
+5. write the ledger operations (``points.ledger.apply_batch``), the new rule state (only over
+   the version it was read at), the earning records, profile changes, parked refunds and one
+   ``points.ledger`` outbox bundle row;
 6. commit. The caller acks the batch's offsets only after this returns.
 
 A replayed batch finds its ids in the inbox and changes nothing, so a crash anywhere is safe.
@@ -22,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from points import jsonfast
 from points.earning import store
+from points.earning.working_set import CachedCustomer, StaleWorkingSet, WorkingSet
 from points.events import (
     ChallengeOptIn,
     CheckIn,
@@ -38,7 +41,13 @@ from points.events import (
     customer_activity_adapter,
 )
 from points.ingest import Decoded, Decoder, RawMessage, classify
-from points.intake import AcceptedEvent, RejectedMessage, record_batch
+from points.intake import (
+    AcceptedEvent,
+    BundledMessage,
+    RejectedMessage,
+    bundle_row,
+    record_batch,
+)
 from points.ledger import apply_batch
 from points.ledger.model import Applied, Clawback, Earn, Reason, Rejected
 from points.rules import (
@@ -90,7 +99,10 @@ class _Plan:
     operations: list[Earn | Clawback] = field(default_factory=list)
     # the customer each operation belongs to, for the points.ledger notification
     op_customers: list[str] = field(default_factory=list)
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # customer -> (state JSON, the version it is written as)
+    states: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    # what the working set learns once the batch commits
+    remembered: dict[str, CachedCustomer] = field(default_factory=dict)
     records: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     profiles: dict[str, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
     parked: list[dict[str, Any]] = field(default_factory=list)
@@ -128,12 +140,14 @@ class EarningService:
         *,
         lot_lifetime_days: int = 365,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        working_set_capacity: int = 200_000,
     ) -> None:
         self._engine = engine
         self._ruleset = ruleset
         self._topics = topics
         self._lot_lifetime = timedelta(days=lot_lifetime_days)
         self._clock = clock
+        self._working_set = WorkingSet(working_set_capacity)
         self._decoders: dict[str, Decoder] = {
             topics.bank_transactions: bank_transaction_adapter,
             topics.customer_activity: customer_activity_adapter,
@@ -144,7 +158,27 @@ class EarningService:
     def topics(self) -> list[str]:
         return list(self._decoders)
 
+    def forget_working_set(self) -> None:
+        """Drop what this worker remembers of its customers (say, on a rebalance): it is read
+        from the database again as customers come back."""
+        self._working_set.clear()
+
     def process(self, messages: Sequence[RawMessage]) -> BatchOutcome:
+        """Apply one consumed batch in one transaction (see the module docstring)."""
+        try:
+            return self._process(messages)
+        except StaleWorkingSet as stale:
+            # Another worker wrote one of these customers (a rebalance came and went): the
+            # transaction rolled back; run the batch again from the database, under row locks.
+            log.info("working set was stale (%s); batch retried from the database", stale)
+            self._working_set.clear()
+            return self._process(messages)
+        except BaseException:
+            # The outcome of a failed commit is unknown: trust nothing remembered.
+            self._working_set.clear()
+            raise
+
+    def _process(self, messages: Sequence[RawMessage]) -> BatchOutcome:
         decoded, rejected = classify(messages, self._decoders)
         outcome = BatchOutcome(messages=len(messages))
         now = self._clock()
@@ -155,7 +189,9 @@ class EarningService:
             plan = self._plan(conn, fresh, now)
             results = apply_batch(conn, plan.operations, now=now) if plan.operations else []
             outbox = self._ledger_notifications(plan, results, outcome)
-            store.save_states(conn, plan.states)
+            written = store.save_states_versioned(conn, plan.states)
+            if written != len(plan.states):
+                raise StaleWorkingSet(f"{len(plan.states) - written} customers moved on")
             store.save_records(conn, plan.records)
             store.save_profiles(conn, plan.profiles)
             store.park(conn, plan.parked)
@@ -164,6 +200,7 @@ class EarningService:
                 record_batch(
                     conn, [], plan.late_rejects, dlq_topic=self._topics.points_dlq, outbox=outbox
                 )
+        self._working_set.put(plan.remembered)
         outcome.stored = len(fresh)
         outcome.duplicates = len(accepted) - len(fresh)
         outcome.rejected = len(rejected) + len(plan.late_rejects)
@@ -181,10 +218,15 @@ class EarningService:
         if not fresh:
             return plan
         customers = {d.accepted.customer_id for d in fresh}
-        raw_states = store.load_states(conn, customers)
-        raw_profiles = store.load_profiles(conn, customers)
-        states = {c: RuleState.from_json(s) for c, s in raw_states.items()}
-        profiles = {c: _profile_from_json(c, p) for c, p in raw_profiles.items()}
+        held, missing = self._working_set.split(customers)
+        versions = {c: entry.version for c, entry in held.items()}
+        states = {c: entry.state for c, entry in held.items() if entry.state is not None}
+        profiles = {c: entry.profile for c, entry in held.items() if entry.profile is not None}
+        for c, (raw_state, version) in store.load_states_versioned(conn, missing).items():
+            states[c] = RuleState.from_json(raw_state)
+            versions[c] = version
+        for c, raw_profile in store.load_profiles(conn, missing).items():
+            profiles[c] = _profile_from_json(c, raw_profile)
         originals = {
             d.event.original_event_id for d in fresh if isinstance(d.event, Refund | Reversal)
         }
@@ -252,6 +294,9 @@ class EarningService:
                 profiles[customer_id] = profile
                 code = event.referral_code if isinstance(event, CustomerOnboarded) else None
                 plan.profiles[customer_id] = (_profile_to_json(profile), None)
+                # Bump the customer's state version too: it is what vouches for a remembered
+                # profile (points/earning/working_set.py).
+                states.setdefault(customer_id, state_of(customer_id))
                 if code:
                     log.info("customer %s onboarded with referral code %s", customer_id, code)
                 continue
@@ -296,14 +341,21 @@ class EarningService:
                 plan.unparked.append(refund.event_id)
                 apply_refund(refund, None)
 
-        plan.states = {c: states[c].to_json() for c in customers if c in states}
+        for c in customers:
+            state = states.get(c)
+            version = versions.get(c, 0)
+            if state is not None:
+                version += 1
+                plan.states[c] = (state.to_json(), version)
+            plan.remembered[c] = CachedCustomer(version, state, profiles.get(c))
         return plan
 
     def _ledger_notifications(
         self, plan: _Plan, results: Sequence[Any], outcome: BatchOutcome
     ) -> list[dict[str, Any]]:
-        """points.ledger messages for every entry this batch committed (via the outbox)."""
-        rows: list[dict[str, Any]] = []
+        """points.ledger messages for every entry this batch committed: one outbox bundle row
+        (points/intake.py), which the relay sends as one message per entry."""
+        messages: list[BundledMessage] = []
         for op, customer_id, result in zip(
             plan.operations, plan.op_customers, results, strict=True
         ):
@@ -313,30 +365,26 @@ class EarningService:
                 continue
             if not isinstance(result, Applied):
                 continue  # already applied by an earlier run: its notification exists already
-            signed = op.amount if isinstance(op, Earn) else -(op.amount or 0)
-            if isinstance(op, Earn):
-                outcome.points_earned += op.amount
+            earned = isinstance(op, Earn)
+            points = op.amount or 0
+            if earned:
+                outcome.points_earned += points
             else:
-                outcome.points_clawed_back += op.amount or 0
+                outcome.points_clawed_back += points
+            reason = op.reason
             body = {
                 "entry_key": op.idempotency_key,
-                "kind": "earn" if isinstance(op, Earn) else "clawback",
+                "kind": "earn" if earned else "clawback",
                 "customer_id": customer_id,
-                "points": signed,
-                "rule_ids": list(op.reason.rule_ids),
-                "ruleset_version": op.reason.ruleset_version,
-                "source_event": op.reason.source_event,
+                "points": points if earned else -points,
+                "rule_ids": list(reason.rule_ids),
+                "ruleset_version": reason.ruleset_version,
+                "source_event": reason.source_event,
             }
-            rows.append(
-                {
-                    "topic": self._topics.points_ledger,
-                    "message_key": customer_id.encode(),
-                    "message_value": jsonfast.dumps_bytes(body),
-                    "headers": {"content-type": "application/json"},
-                    "dedupe_key": f"ledger:{op.idempotency_key}",
-                }
-            )
-        return rows
+            messages.append(BundledMessage(customer_id, body, f"ledger:{op.idempotency_key}"))
+        if not messages:
+            return []
+        return [bundle_row(self._topics.points_ledger, messages)]
 
 
 def _first_occurrences(decoded: list[Decoded], new_ids: set[str]) -> list[Decoded]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select, text
+from sqlalchemy import Connection, Table, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from points import jsonfast
@@ -29,10 +29,12 @@ __all__ = [
     "load_profiles",
     "load_records",
     "load_states",
+    "load_states_versioned",
     "park",
     "save_profiles",
     "save_records",
     "save_states",
+    "save_states_versioned",
 ]
 
 
@@ -68,6 +70,31 @@ def load_states(conn: Connection, customer_ids: Iterable[str]) -> dict[str, dict
     return _load_json_by_key(
         conn, customer_rule_state, "customer_id", "state", customer_ids, lock=True
     )
+
+
+def load_states_versioned(
+    conn: Connection, customer_ids: Iterable[str]
+) -> dict[str, tuple[dict[str, Any], int]]:
+    """Each customer's rule state and its version (``events_applied``), locked FOR UPDATE on
+    PostgreSQL like :func:`load_states`."""
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return {}
+    if conn.dialect.name == "postgresql":
+        statement = text(
+            "SELECT customer_id, state, events_applied FROM customer_rule_state "
+            "WHERE customer_id = ANY(CAST(:keys AS varchar[])) ORDER BY customer_id FOR UPDATE"
+        )
+        rows = conn.execute(statement, {"keys": wanted}).tuples()
+        return {c: (state, version) for c, state, version in rows}
+    t = customer_rule_state
+    out: dict[str, tuple[dict[str, Any], int]] = {}
+    for chunk in _chunks(wanted):
+        query = select(t.c.customer_id, t.c.state, t.c.events_applied).where(
+            t.c.customer_id.in_(chunk)
+        )
+        out.update({c: (state, version) for c, state, version in conn.execute(query).tuples()})
+    return out
 
 
 def load_profiles(conn: Connection, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -138,6 +165,50 @@ def _pg_type(table: Table, column: str) -> str:
 def save_states(conn: Connection, states: Mapping[str, dict[str, Any]]) -> None:
     rows = [{"customer_id": k, "state": v} for k, v in sorted(states.items())]
     _upsert(conn, customer_rule_state, "customer_id", rows, ("state",))
+
+
+_SAVE_VERSIONED_PG = text(
+    """
+    INSERT INTO customer_rule_state (customer_id, state, events_applied)
+    SELECT r.customer_id, r.state, r.events_applied
+    FROM json_to_recordset(CAST(:rows AS json)) AS r(
+        customer_id varchar, state json, events_applied integer)
+    ON CONFLICT (customer_id) DO UPDATE
+        SET state = EXCLUDED.state, events_applied = EXCLUDED.events_applied, updated_at = now()
+        WHERE customer_rule_state.events_applied = EXCLUDED.events_applied - 1
+    """
+)
+
+
+def save_states_versioned(
+    conn: Connection, states: Mapping[str, tuple[dict[str, Any], int]]
+) -> int:
+    """Write each ``customer -> (state, new_version)`` only where the stored version is
+    ``new_version - 1`` (version 1 inserts a customer's first row); return how many rows were
+    written. Fewer than ``len(states)`` means some row moved on: the caller must roll back."""
+    if not states:
+        return 0
+    rows = [
+        {"customer_id": c, "state": state, "events_applied": version}
+        for c, (state, version) in sorted(states.items())
+    ]
+    if conn.dialect.name == "postgresql":
+        result = conn.execute(_SAVE_VERSIONED_PG, {"rows": jsonfast.dumps(rows)})
+        return int(result.rowcount)
+    t = customer_rule_state
+    stmt = sqlite.insert(t)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={
+            "state": stmt.excluded.state,
+            "events_applied": stmt.excluded.events_applied,
+            "updated_at": func.now(),
+        },
+        where=t.c.events_applied == stmt.excluded.events_applied - 1,
+    )
+    # One row at a time: sqlite3's executemany reports an upsert whose WHERE failed
+    # inconsistently across versions, and this counts exactly.
+    return sum(int(conn.execute(upsert, row).rowcount) for row in rows)
 
 
 def save_profiles(

@@ -285,6 +285,20 @@ def test_postgres_conf_listens_on_loopback_with_socket_in_data_dir(tmp_path: Pat
     assert "max_connections = 200" in conf
 
 
+def test_postgres_conf_keeps_durability_and_sizes_the_wal_like_production(
+    tmp_path: Path,
+) -> None:
+    """Benchmarks run on production-like WAL settings (checkpoints apart, compressed full-page
+    images, no JIT) without giving up durable commits."""
+    conf = postgres.render_conf(_config(tmp_path, pg_port=15432))
+    assert "max_wal_size = 4GB" in conf
+    assert "checkpoint_timeout = 15min" in conf
+    assert "wal_compression = lz4" in conf
+    assert "jit = off" in conf
+    assert "synchronous_commit" not in conf  # stays on (the default)
+    assert "fsync = on" in conf
+
+
 def test_find_bin_dir_prefers_the_newest_major_with_both_tools(tmp_path: Path) -> None:
     """Among /usr/lib/postgresql/<major>/bin dirs, the newest one holding initdb and pg_ctl wins;
     a dir missing pg_ctl is skipped."""

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from points.earning import EarningService
+from points.earning import EarningService, store
 from points.ingest import RawMessage
-from points.intake import dead_letters, outbox
+from points.intake import dead_letters
 from points.ledger import customer_balance, verify
 from points.ledger.tables import entries
+from points.outbox_store import OutboxStore
 from points.rules import load_ruleset
 from points.settings import TopicNames
 
@@ -232,13 +233,119 @@ def test_every_committed_entry_is_announced_once_on_points_ledger(
     batch = [feed.purchase("p1", "ivy", 10_000), feed.check_in("c1", "ivy")]
     service.process(batch)
     service.process(batch)
-    with engine.connect() as conn:
-        rows = (
-            conn.execute(
-                select(outbox.c.message_value).where(outbox.c.topic == TOPICS.points_ledger)
-            )
-            .scalars()
-            .all()
-        )
-    bodies = sorted((json.loads(r)["entry_key"], json.loads(r)["points"]) for r in rows)
+    messages = [m for m in OutboxStore(engine).pending(1000) if m.topic == TOPICS.points_ledger]
+    bodies = sorted(
+        (json.loads(m.value)["entry_key"], json.loads(m.value)["points"]) for m in messages
+    )
     assert bodies == [("earn:c1", 5), ("earn:p1", 200)]
+    assert {m.key for m in messages} == {b"ivy"}
+    assert sorted(m.dedupe_key for m in messages) == ["ledger:earn:c1", "ledger:earn:p1"]
+
+
+# -- the working set: what a worker remembers between batches ---------------------------------
+
+SEGMENT_RULES = """
+version: "test-segments-1"
+currency: CNY
+currency_exponent: 2
+timezone: UTC
+eligible_statuses: [active, dormant]
+mcc_groups:
+  groceries: ["5411"]
+caps: {per_transaction: 100000, per_day: 1000000, per_month: 10000000}
+rules:
+  - id: base-everyday
+    kind: base_rate
+    description: "1 point per yuan"
+    points: 1
+    per_minor: 100
+  - id: long-tail-bonus
+    kind: campaign
+    description: "Long-tail customers: 20 bonus points per purchase"
+    window: {starts_at: "2026-01-01T00:00:00+00:00", ends_at: "2027-12-31T00:00:00+00:00"}
+    audience: {segments: [long_tail]}
+    fixed_points: 20
+"""
+
+
+def stored_state(engine: Engine, customer: str) -> tuple[dict[str, Any], int]:
+    with engine.connect() as conn:
+        return store.load_states_versioned(conn, [customer])[customer]
+
+
+def profile(feed: Feed, event_id: str, customer: str, segment: str) -> RawMessage:
+    return feed.raw(
+        TOPICS.bank_customers,
+        {
+            "event_type": "customer_profile",
+            "event_id": event_id,
+            "customer_id": customer,
+            "occurred_at": "2026-11-27T08:00:00+00:00",
+            "segment": segment,
+            "joined_at": "2020-01-01T00:00:00+00:00",
+            "status": "active",
+        },
+    )
+
+
+def test_a_worker_whose_remembered_state_is_stale_redoes_the_batch_from_the_database(
+    engine: Engine,
+) -> None:
+    """Worker A remembers alice after her first purchase; worker B (a rebalance) then applies
+    her second. A's third purchase must build on B's state, not on what A remembered: the
+    versioned write refuses A's stale copy, and A redoes the batch from the database."""
+    rules = load_ruleset(RULES)
+    worker_a = EarningService(engine, rules, TOPICS, clock=lambda: NOW)
+    worker_b = EarningService(engine, rules, TOPICS, clock=lambda: NOW)
+    feed = Feed()
+    assert worker_a.process([feed.purchase("p1", "alice", 1_000)]).points_earned == 110
+    assert worker_b.process([feed.purchase("p2", "alice", 1_000)]).points_earned == 10
+    outcome = worker_a.process([feed.purchase("p3", "alice", 1_000)])
+    assert (outcome.stored, outcome.points_earned) == (1, 10)  # no second first-purchase bonus
+    state, version = stored_state(engine, "alice")
+    assert (state["purchase_count"], version) == (3, 3)
+    assert balance(engine, "alice") == (130, 0)
+    assert_verified(engine)
+
+
+def test_a_profile_change_by_another_worker_reaches_a_worker_that_remembered_the_old_one(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A profile is remembered with the customer's state version, and every profile change
+    bumps that version: so a segment change applied elsewhere is never missed."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(SEGMENT_RULES)
+    rules = load_ruleset(rules_file)
+    worker_a = EarningService(engine, rules, TOPICS, clock=lambda: NOW)
+    worker_b = EarningService(engine, rules, TOPICS, clock=lambda: NOW)
+    feed = Feed()
+    worker_a.process([profile(feed, "prof-1", "bo", "mass")])
+    assert worker_a.process([feed.purchase("p1", "bo", 1_000)]).points_earned == 10
+    worker_b.process([profile(feed, "prof-2", "bo", "long_tail")])
+    assert worker_a.process([feed.purchase("p2", "bo", 1_000)]).points_earned == 30
+    assert stored_state(engine, "bo")[1] == 4  # profile, purchase, profile, purchase
+    assert_verified(engine)
+
+
+def test_a_batch_that_fails_leaves_nothing_remembered(engine: Engine) -> None:
+    """If the transaction fails, nothing the batch computed is remembered: the next batch
+    reads the customer from the database (here: the purchase was never stored, so the retry
+    earns the first-purchase bonus exactly once)."""
+    rules = load_ruleset(RULES)
+    calls = {"n": 0}
+
+    def failing_once_clock() -> datetime:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated failure inside the batch")
+        return NOW
+
+    worker = EarningService(engine, rules, TOPICS, clock=failing_once_clock)
+    feed = Feed()
+    worker.process([feed.check_in("c1", "cy")])
+    purchase = feed.purchase("p1", "cy", 1_000)
+    with pytest.raises(RuntimeError):
+        worker.process([purchase])
+    assert worker.process([purchase]).points_earned == 110
+    assert balance(engine, "cy") == (115, 0)
+    assert stored_state(engine, "cy")[1] == 2
