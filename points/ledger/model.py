@@ -336,10 +336,13 @@ def request_hash(op: Operation) -> int:
         r = op.reason
         when: object = op.expires_at
         if type(r) is Reason and isinstance(when, datetime):
-            text = repr(["Earn", op.customer_id, op.amount, when.isoformat(), op.program,
-                         op.kind, op.from_partner,
-                         (r.rule_ids, r.ruleset_version, r.campaign, r.operator,
-                          r.source_event, r.note)])
+            # ``%r`` is ``repr``, so this is the text ``repr([...])`` of the general code
+            # gives, without building the list and tuple first (a fifth of the hash's cost).
+            text = _EARN_TEXT % (
+                op.customer_id, op.amount, when.isoformat(), op.program, op.kind,
+                op.from_partner, r.rule_ids, r.ruleset_version, r.campaign, r.operator,
+                r.source_event, r.note,
+            )
             return int.from_bytes(_blake2b(text.encode(), digest_size=8).digest(), "big",
                                   signed=True)
     cls = type(op)
@@ -360,6 +363,7 @@ def request_hash(op: Operation) -> int:
 
 
 _blake2b = hashlib.blake2b
+_EARN_TEXT: Final = "['Earn', %r, %r, %r, %r, %r, %r, (%r, %r, %r, %r, %r, %r)]"
 
 
 # --- results ------------------------------------------------------------------------------

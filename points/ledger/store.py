@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 from sqlalchemy import Connection
@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from points.ledger.engine import EntryDraft, EntryInfo, HoldState, LotState
 from points.ledger.model import (
     ACCOUNT_SIGN,
+    HOT_KINDS,
     NO_REASON,
     AccountKind,
     AccountRef,
@@ -53,6 +54,8 @@ def _ints(values: Iterable[int | None]) -> str:
         values = list(values)
     if None not in values:
         return "{" + ",".join(map(str, values)) + "}"
+    if values.count(None) == len(values):  # e.g. reverses_entry_id of a batch of earnings
+        return "{" + ",".join(["NULL"] * len(values)) + "}"
     return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
 
 
@@ -61,6 +64,13 @@ def _texts(values: Sequence[str | None]) -> str:
         raw = "".join(values)  # type: ignore[arg-type]
         if '"' not in raw and "\\" not in raw:  # nothing to escape: one C-level join
             return '{"' + '","'.join(values) + '"}' if values else "{}"  # type: ignore[arg-type]
+        # Something to escape (every reason's JSON has quotes): escape the joined text in C
+        # rather than each value in Python. The values are joined on NUL, which no value
+        # can hold (PostgreSQL text cannot), so the separators are found again after.
+        joined = "\x00".join(values)  # type: ignore[arg-type]
+        if joined.count("\x00") == len(values) - 1:
+            return '{"' + joined.replace("\\", "\\\\").replace('"', '\\"').replace(
+                "\x00", '","') + '"}'
     elif values.count(None) == len(values):
         return "{" + ",".join(["NULL"] * len(values)) + "}"
     return "{" + ",".join([
@@ -78,6 +88,30 @@ def _times(values: Iterable[datetime]) -> str:
             t = text[v] = '"' + v.isoformat() + '"'
         out.append(t)
     return "{" + ",".join(out) + "}"
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_EXACT_MICROS: Final = 2**53
+"""PostgreSQL multiplies ``bigint * interval`` in float8, exact for integers below 2**53
+(1685 to 2255 as microseconds from the epoch; checked against the text form)."""
+EPOCH_MICROS_SQL: Final = "timestamptz 'epoch' + {} * interval '1 microsecond'"
+
+
+def _epoch_micros(values: Sequence[datetime]) -> str | None:
+    """Aware times as one bigint array literal of microseconds since the epoch, for
+    ``EPOCH_MICROS_SQL``: a quarter of the cost of ``isoformat`` (measured), the same
+    instants. None when a time is naive or too far out to be exact: send ``_times``."""
+    try:
+        micros = [(v - _EPOCH) // _MICROSECOND for v in values]
+    except TypeError:  # naive: only its text says what it means
+        return None
+    if micros and (min(micros) <= -_EXACT_MICROS or max(micros) >= _EXACT_MICROS):
+        return None
+    return "{" + ",".join(map(str, micros)) + "}"
+
+
+_new_tuple = tuple.__new__  # an AccountRef from a row slice, without NamedTuple.__new__
 
 
 def _ref(program: str, owner: str, kind: str) -> AccountRef:
@@ -104,6 +138,9 @@ class Store:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pg = conn.dialect.name == "postgresql"
+        # (program, owner) pairs whose customer accounts load_customers last read: any of
+        # their accounts missing from its ids did not exist then (see resolve_accounts)
+        self.customers_read: set[tuple[str, str]] = set()
         if not self.pg and conn.dialect.name != "sqlite":  # pragma: no cover
             raise NotImplementedError(f"unsupported database {conn.dialect.name}")
 
@@ -292,7 +329,9 @@ class Store:
         commute, and the receivable's CHECK refuses a debt paid twice by racing earnings.
         """
         locked = sorted(set(debtors))
-        unlocked = sorted(set(creditors) - set(locked))
+        # unordered: read without locks, into dicts (sorting them cost more than the query)
+        unlocked = list(set(creditors).difference(locked))
+        self.customers_read = {*locked, *unlocked}
         balances: dict[AccountRef, int] = {}
         ids: dict[AccountRef, int] = {}
         rows: list[Any] = []
@@ -333,9 +372,10 @@ class Store:
                     f" AND a.kind IN {CUSTOMER_KINDS_SQL}",
                     (program, json.dumps(owners)),
                 ))
-        for account_id, program, owner, kind, balance in rows:
-            ref = _ref(program, owner, kind)
-            ids[ref] = account_id
+        for row in rows:
+            ref = _new_tuple(AccountRef, row[1:4])
+            ids[ref] = row[0]
+            balance = row[4]
             if balance is not None:
                 balances[ref] = balance
         return balances, ids
@@ -378,24 +418,34 @@ class Store:
         wanted = sorted({ref for ref in refs if ref not in ids})
         if not wanted:
             return
-        self._select_ids(wanted, ids)
+        # A customer account of a customer load_customers read, and not in ids, did not exist
+        # when it read: no need to look again (most of a batch's new wallets). One created
+        # since by another writer is met by ON CONFLICT below and looked up after it.
+        read = self.customers_read
+        lookup = [ref for ref in wanted if ref[2] in HOT_KINDS or (ref[0], ref[1]) not in read]
+        if lookup:
+            self._select_ids(lookup, ids)
         missing = [ref for ref in wanted if ref not in ids]
         if not missing:
             return
-        shard_counts = [HOT_SHARDS if (self.pg and ref.is_hot) else 1 for ref in missing]
-        signs = [ACCOUNT_SIGN[ref.kind] for ref in missing]
+        programs, owners, kinds = zip(*missing, strict=True)  # columns, transposed in C
+        shard_counts = ([HOT_SHARDS if kind in HOT_KINDS else 1 for kind in kinds] if self.pg
+                        else [1] * len(kinds))
+        signs = [ACCOUNT_SIGN[kind] for kind in kinds]
         if self.pg:
             created = self._rows(
                 "INSERT INTO ledger_accounts (program, owner, kind, sign, shard_count,"
                 " created_at) SELECT p, o, k, s, n, ? FROM unnest(?::text[], ?::text[],"
                 " ?::text[], ?::smallint[], ?::smallint[]) AS t(p, o, k, s, n)"
                 " ON CONFLICT (program, owner, kind) DO NOTHING"
-                " RETURNING id, sign, shard_count",
-                (now, _texts([r.program for r in missing]), _texts([r.owner for r in missing]),
-                 _texts([r.kind for r in missing]), _ints(signs), _ints(shard_counts)),
+                " RETURNING id, sign, shard_count, program, owner, kind",
+                (now, _texts(programs), _texts(owners), _texts(kinds), _ints(signs),
+                 _ints(shard_counts)),
             )
+            for row in created:  # no second look-up for the accounts just created
+                ids[_new_tuple(AccountRef, row[3:6])] = row[0]
             # shard 0 for an ordinary account, 1..n for a hot one (see the legs trigger)
-            shard_rows = [(i, s, sign) for i, sign, n in created
+            shard_rows = [(i, s, sign) for i, sign, n, *_ in created
                           for s in ((0,) if n == 1 else range(1, n + 1))]
             if shard_rows:
                 self.conn.exec_driver_sql(
@@ -413,8 +463,12 @@ class Store:
                 [(r.program, r.owner, r.kind, s, n, created_at)
                  for r, s, n in zip(missing, signs, shard_counts, strict=True)],
             )
-        self._select_ids(missing, ids)
-        if not self.pg:
+        if self.pg:
+            raced = [ref for ref in missing if ref not in ids]  # created meanwhile by others
+            if raced:
+                self._select_ids(raced, ids)
+        else:
+            self._select_ids(missing, ids)
             self._many(
                 "INSERT INTO ledger_balances (account_id, shard, sign, balance)"
                 " VALUES (?, 0, ?, 0) ON CONFLICT DO NOTHING",
@@ -441,8 +495,8 @@ class Store:
                 " AND a.kind = json_extract(j.value, '$[2]')",
                 (json.dumps([[r.program, r.owner, r.kind] for r in refs]),),
             )
-        for account_id, program, owner, kind in rows:
-            ids[_ref(program, owner, kind)] = account_id
+        for row in rows:
+            ids[_new_tuple(AccountRef, row[1:])] = row[0]
 
     # --- writing ------------------------------------------------------------------------
 
@@ -456,39 +510,41 @@ class Store:
         back to its savepoint and take the looked-up path.
         """
         entry_rows: list[tuple[Any, ...]] = []
-        leg_rows = []
-        lot_rows = []
+        leg_rows: list[tuple[Any, ...]] = []
+        lot_rows: list[tuple[Any, ...]] = []
         move_rows = []
         lot_deltas: dict[int, int] = {}
         hold_rows = []
         resolution_rows = []
-        times: dict[datetime, Any] = {}  # batches share a few expiry dates: convert each once
+        add_entry, add_leg, add_lot = entry_rows.append, leg_rows.append, lot_rows.append
         for d in drafts:
             error = d.error
             reason = d.reason
             text = None if reason is None or reason is NO_REASON else reason_json(reason)
+            entry_id = d.entry_id
             if error is None:
-                entry_rows.append((
-                    d.entry_id, d.key, d.kind, "committed", d.request_hash, d.program,
+                add_entry((
+                    entry_id, d.key, d.kind, "committed", d.request_hash, d.program,
                     d.customer_id, d.amount, None, None, text, d.reverses_entry_id,
                     d.target_entry_id,
                 ))
             else:
-                entry_rows.append((
-                    d.entry_id, d.key, d.kind, "rejected", d.request_hash, d.program,
+                add_entry((
+                    entry_id, d.key, d.kind, "rejected", d.request_hash, d.program,
                     d.customer_id, d.amount, error.code, error.message[:500], text,
                     d.reverses_entry_id, d.target_entry_id,
                 ))
                 continue
-            entry_id = d.entry_id
-            for n, (debit, credit, amount) in enumerate(d.legs):
-                leg_rows.append((entry_id, n, ids[debit], ids[credit], amount))
+            legs = d.legs
+            if len(legs) == 1:  # an earning: one leg, no enumerate
+                debit, credit, amount = legs[0]
+                add_leg((entry_id, 0, ids[debit], ids[credit], amount))
+            else:
+                for n, (debit, credit, amount) in enumerate(legs):
+                    add_leg((entry_id, n, ids[debit], ids[credit], amount))
             if d.new_lot:
                 wallet, expires_at, amount = d.new_lot
-                when = times.get(expires_at)
-                if when is None:
-                    when = times[expires_at] = self.time(expires_at)
-                lot_rows.append((entry_id, ids[wallet], when, amount))
+                add_lot((entry_id, ids[wallet], expires_at, amount))  # time: converted below
             if d.lot_moves:
                 moves: dict[int, int] = {}
                 for lot_id, delta in d.lot_moves:  # one row per lot per entry (e.g. two
@@ -520,8 +576,15 @@ class Store:
         def col(rows: list[tuple[Any, ...]], i: int) -> list[Any]:
             return [row[i] for row in rows]
 
+        ids_text: tuple[tuple[int, ...], str] = ((), "")  # the entry ids, formatted once
+
+        def id_column(column: tuple[int, ...]) -> str:
+            # An earnings batch repeats the entry ids in its legs and lots (one each)
+            return ids_text[1] if column == ids_text[0] else _ints(column)
+
         if entry_rows:
             c = list(zip(*entry_rows, strict=True))  # columns (transposed in C)
+            ids_text = (c[0], _ints(c[0]))
             inserted = execute(
                 "INSERT INTO ledger_entries (id, idempotency_key, kind, status, request_hash,"
                 " program, customer_id, amount, reject_code, reject_message, reason,"
@@ -531,33 +594,44 @@ class Store:
                 " %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
                 " %s::bigint[]) AS x(i, k, t, s, h, p, c, a, rc, rm, r, rv, tg)"
                 + (" ON CONFLICT (idempotency_key) DO NOTHING" if optimistic else ""),
-                (now, _ints(c[0]), _texts(c[1]), _texts(c[2]), _texts(c[3]), _ints(c[4]),
+                (now, ids_text[1], _texts(c[1]), _texts(c[2]), _texts(c[3]), _ints(c[4]),
                  _texts(c[5]), _texts(c[6]), _ints(c[7]), _texts(c[8]), _texts(c[9]),
                  _texts(c[10]), _ints(c[11]), _ints(c[12])),
             ).rowcount
             if optimistic and inserted != len(entry_rows):
                 raise KeyTaken(f"{len(entry_rows) - inserted} keys exist")
         if lot_rows:
-            execute(
-                "INSERT INTO ledger_lots (entry_id, account_id, expires_at, amount, remaining)"
-                " SELECT e, a, x, m, m FROM unnest(%s::bigint[], %s::bigint[],"
-                " %s::timestamptz[], %s::bigint[]) AS t(e, a, x, m)",
-                (_ints(col(lot_rows, 0)), _ints(col(lot_rows, 1)), _times(col(lot_rows, 2)),
-                 _ints(col(lot_rows, 3))),
-            )
+            c = list(zip(*lot_rows, strict=True))
+            micros = _epoch_micros(c[2])
+            if micros is not None:
+                execute(
+                    "INSERT INTO ledger_lots (entry_id, account_id, expires_at, amount,"
+                    " remaining) SELECT e, a, " + EPOCH_MICROS_SQL.format("x") + ", m, m"
+                    " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+                    " AS t(e, a, x, m)",
+                    (id_column(c[0]), _ints(c[1]), micros, _ints(c[3])),
+                )
+            else:
+                execute(
+                    "INSERT INTO ledger_lots (entry_id, account_id, expires_at, amount,"
+                    " remaining) SELECT e, a, x, m, m FROM unnest(%s::bigint[], %s::bigint[],"
+                    " %s::timestamptz[], %s::bigint[]) AS t(e, a, x, m)",
+                    (id_column(c[0]), _ints(c[1]), _times(c[2]), _ints(c[3])),
+                )
         if leg_rows:
+            c = list(zip(*leg_rows, strict=True))
             # The statement trigger turns these legs into one balance update per account.
             execute(
                 "INSERT INTO ledger_legs (entry_id, leg_no, debit_account_id,"
                 " credit_account_id, amount) SELECT * FROM unnest(%s::bigint[],"
                 " %s::smallint[], %s::bigint[], %s::bigint[], %s::bigint[])",
-                tuple(_ints(col(leg_rows, i)) for i in range(5)),
+                (id_column(c[0]), *map(_ints, c[1:])),
             )
         if move_rows:
             execute(
                 "INSERT INTO ledger_lot_moves (entry_id, lot_id, delta)"
                 " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
-                tuple(_ints(col(move_rows, i)) for i in range(3)),
+                tuple(map(_ints, zip(*move_rows, strict=True))),
             )
         changed = sorted((lot, delta) for lot, delta in lot_deltas.items() if delta)
         if changed:
@@ -596,10 +670,14 @@ class Store:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(*row, created_at) for row in entry_rows],
         )
+        times: dict[datetime, Any] = {}  # batches share a few expiry dates: convert each once
+        for row in lot_rows:
+            if row[2] not in times:
+                times[row[2]] = self.time(row[2])
         self._many(
             "INSERT INTO ledger_lots (entry_id, account_id, expires_at, amount, remaining)"
             " VALUES (?, ?, ?, ?, ?)",
-            [(*row, row[3]) for row in lot_rows],
+            [(e, a, times[x], m, m) for e, a, x, m in lot_rows],
         )
         # In draft order: the row trigger applies each leg, so every intermediate balance is
         # one the engine already checked.
