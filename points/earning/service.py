@@ -104,6 +104,8 @@ class _Plan:
     # what the working set learns once the batch commits
     remembered: dict[str, CachedCustomer] = field(default_factory=dict)
     records: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # records of purchases first seen in this batch (inserted, never replacing a row)
+    new_records: set[str] = field(default_factory=set)
     profiles: dict[str, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
     parked: list[dict[str, Any]] = field(default_factory=list)
     unparked: list[str] = field(default_factory=list)
@@ -184,7 +186,10 @@ class EarningService:
         now = self._clock()
         with self._engine.begin() as conn:
             accepted = [d.accepted for d in decoded]
-            new_ids = record_batch(conn, accepted, rejected, dlq_topic=self._topics.points_dlq)
+            # bulk: a concurrent writer of the same ids makes this raise; the caller retries.
+            new_ids = record_batch(
+                conn, accepted, rejected, dlq_topic=self._topics.points_dlq, bulk=True
+            )
             fresh = _first_occurrences(decoded, new_ids)
             plan = self._plan(conn, fresh, now)
             results = apply_batch(conn, plan.operations, now=now) if plan.operations else []
@@ -192,7 +197,7 @@ class EarningService:
             written = store.save_states_versioned(conn, plan.states)
             if written != len(plan.states):
                 raise StaleWorkingSet(f"{len(plan.states) - written} customers moved on")
-            store.save_records(conn, plan.records)
+            store.save_records(conn, plan.records, new_ids=plan.new_records)
             store.save_profiles(conn, plan.profiles)
             store.park(conn, plan.parked)
             store.delete_parked(conn, plan.unparked)
@@ -322,6 +327,7 @@ class EarningService:
                 record = evaluation.record()
                 records[event.event_id] = record
                 plan.records[event.event_id] = (customer_id, record.to_json())
+                plan.new_records.add(event.event_id)
             if evaluation.points > 0:
                 plan.operations.append(
                     Earn(

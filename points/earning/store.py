@@ -9,7 +9,7 @@ instead of overwriting it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, select, text
@@ -22,6 +22,7 @@ from points.earning.tables import (
     earning_records,
     parked_events,
 )
+from points.pgcopy import copy_rows
 
 __all__ = [
     "delete_parked",
@@ -167,12 +168,12 @@ def save_states(conn: Connection, states: Mapping[str, dict[str, Any]]) -> None:
     _upsert(conn, customer_rule_state, "customer_id", rows, ("state",))
 
 
+# Three arrays rather than one JSON document: PostgreSQL parses them with less CPU (measured).
 _SAVE_VERSIONED_PG = text(
     """
     INSERT INTO customer_rule_state (customer_id, state, events_applied)
-    SELECT r.customer_id, r.state, r.events_applied
-    FROM json_to_recordset(CAST(:rows AS json)) AS r(
-        customer_id varchar, state json, events_applied integer)
+    SELECT * FROM unnest(CAST(:customers AS text[]), CAST(:states AS json[]),
+                         CAST(:versions AS integer[]))
     ON CONFLICT (customer_id) DO UPDATE
         SET state = EXCLUDED.state, events_applied = EXCLUDED.events_applied, updated_at = now()
         WHERE customer_rule_state.events_applied = EXCLUDED.events_applied - 1
@@ -188,13 +189,22 @@ def save_states_versioned(
     written. Fewer than ``len(states)`` means some row moved on: the caller must roll back."""
     if not states:
         return 0
+    ordered = sorted(states.items())  # one lock order for every writer
+    if conn.dialect.name == "postgresql":
+        dumps = jsonfast.dumps
+        result = conn.execute(
+            _SAVE_VERSIONED_PG,
+            {
+                "customers": [c for c, _ in ordered],
+                "states": [dumps(state) for _, (state, _) in ordered],
+                "versions": [version for _, (_, version) in ordered],
+            },
+        )
+        return int(result.rowcount)
     rows = [
         {"customer_id": c, "state": state, "events_applied": version}
-        for c, (state, version) in sorted(states.items())
+        for c, (state, version) in ordered
     ]
-    if conn.dialect.name == "postgresql":
-        result = conn.execute(_SAVE_VERSIONED_PG, {"rows": jsonfast.dumps(rows)})
-        return int(result.rowcount)
     t = customer_rule_state
     stmt = sqlite.insert(t)
     upsert = stmt.on_conflict_do_update(
@@ -221,7 +231,27 @@ def save_profiles(
     _upsert(conn, customer_profiles, "customer_id", rows, ("profile",), ("referral_code",))
 
 
-def save_records(conn: Connection, records: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
+def save_records(
+    conn: Connection,
+    records: Mapping[str, tuple[str, dict[str, Any]]],
+    new_ids: Collection[str] = (),
+) -> None:
+    """Insert or replace earning records. ``new_ids``: events whose records cannot exist yet
+    (first seen in this transaction); on PostgreSQL they are loaded with COPY (points/pgcopy.py),
+    which fails, rolling the transaction back, if a concurrent writer stored one first."""
+    if conn.dialect.name == "postgresql" and new_ids:
+        dumps = jsonfast.dumps
+        copy_rows(
+            conn,
+            earning_records.name,
+            ("event_id", "customer_id", "record"),
+            (
+                (k, customer, dumps(record))
+                for k, (customer, record) in records.items()
+                if k in new_ids
+            ),
+        )
+        records = {k: v for k, v in records.items() if k not in new_ids}
     rows = [
         {"event_id": k, "customer_id": customer, "record": record}
         for k, (customer, record) in sorted(records.items())

@@ -79,3 +79,64 @@ def test_a_dead_letter_is_queued_for_the_dlq_topic_with_its_reason_in_the_header
     assert row["message_value"] == b"{"
     assert row["headers"]["dlq.reason_code"] == "invalid_json"
     assert row["headers"]["dlq.source"] == "bank.transactions/0/5"
+
+
+def test_bulk_recording_skips_stored_ids_and_duplicates_within_the_batch(engine: Engine) -> None:
+    """The bulk path (look up, then COPY on PostgreSQL) reports the same new ids as the
+    insert path: stored ids and a repeated id inside the batch are not new."""
+    with engine.begin() as conn:
+        record_batch(conn, [accepted("e1", 0)], [], dlq_topic="points.dlq")
+    batch = [accepted("e1", 1), accepted("e2", 2), accepted("e2", 3), accepted("e3", 4)]
+    with engine.begin() as conn:
+        new = record_batch(conn, batch, [], dlq_topic="points.dlq", bulk=True)
+    assert new == {"e2", "e3"}
+    assert count(engine, inbound_events) == 3
+    with engine.connect() as conn:
+        payload = conn.execute(
+            select(inbound_events.c.payload).where(inbound_events.c.event_id == "e2")
+        ).scalar_one()
+    assert payload == {"event_id": "e2"}
+
+
+def test_bulk_recording_refuses_an_id_a_concurrent_writer_stored_first(pg_url: str) -> None:
+    """Two writers bulk-record the same id at once: the second waits for the first's commit,
+    then fails with a unique violation (its whole transaction rolls back for a retry) rather
+    than applying the event a second time."""
+    import threading
+
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from points.db import make_engine
+    from points.migrate import upgrade
+    from tests.conftest import reset_pg_schema
+
+    reset_pg_schema(pg_url)
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    errors: list[BaseException] = []
+    try:
+        first = engine.connect()
+        first.begin()
+        assert record_batch(first, [accepted("x1", 0)], [], dlq_topic="d", bulk=True) == {"x1"}
+
+        def second_writer() -> None:
+            try:
+                with engine.begin() as conn:
+                    record_batch(conn, [accepted("x1", 0)], [], dlq_topic="d", bulk=True)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive(), "the second writer should wait for the first's commit"
+        first.commit()
+        first.close()
+        thread.join(timeout=30)
+        assert len(errors) == 1
+        with pytest.raises(IntegrityError):
+            raise errors[0]
+        assert count(engine, inbound_events) == 1
+    finally:
+        engine.dispose()
