@@ -124,7 +124,7 @@ def test_bulk_recording_refuses_an_id_a_concurrent_writer_stored_first(pg_url: s
             try:
                 with engine.begin() as conn:
                     record_batch(conn, [accepted("x1", 0)], [], dlq_topic="d", bulk=True)
-            except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            except BaseException as exc:  # handed to the test thread
                 errors.append(exc)
 
         thread = threading.Thread(target=second_writer)
