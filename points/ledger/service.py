@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from points.errors import (
     IdempotencyConflict,
     InvalidRequest,
+    LedgerInvariantViolated,
     LimitExceeded,
     error_for_code,
 )
@@ -107,7 +109,12 @@ def _apply_batch(conn: Connection, operations: Sequence[Operation],
         store.savepoint()
         try:
             _decide_and_write(store, operations, digests, new, attempt, now, optimistic=True)
-        except KeyTaken:
+        except (KeyTaken, IntegrityError, LedgerInvariantViolated):
+            # A stored key: the attempt decided as if it were new. If another operation of the
+            # batch names that key (a clawback of a replayed earning, a post of a replayed
+            # hold), the attempt fails on the reference before the key check can say so.
+            # Either way the looked-up path decides again from what is stored, and raises
+            # anything that was not caused by the assumption.
             store.rollback_to_savepoint()
             first_seen = {}
         else:

@@ -210,3 +210,25 @@ def test_a_wallet_created_by_another_writer_meanwhile_is_used(
         lots = [lot.amount for lot in customer_lots(conn, "racer")]
     assert wallets == 1 and sorted(lots) == [3, 10]
     assert_clean(engine)
+
+
+def test_a_large_batch_with_a_replayed_earning_and_its_clawback_applies_the_clawback(
+    engine: Engine,
+) -> None:
+    """A redelivered earning (its key stored) and a clawback of it in one large batch: the
+    earning is answered as already applied and the clawback is applied against the stored
+    entry — the batch does not fail on the reference to the replayed key."""
+    with engine.begin() as conn:
+        apply_batch(conn, [Earn("kept", "ada", 100, LATER)], now=NOW)
+    filler = [Earn(f"f{i}", f"c{i}", 5, LATER) for i in range(OPTIMISTIC_BATCH_MIN)]
+    batch: list[Operation] = [
+        *filler, Earn("kept", "ada", 100, LATER), Clawback("claw", "kept", amount=40)
+    ]
+    with engine.begin() as conn:
+        results = apply_batch(conn, batch, now=NOW)
+    assert isinstance(results[-2], AlreadyApplied)
+    assert isinstance(results[-1], Applied)
+    assert all(isinstance(r, Applied) for r in results[:-2])
+    with engine.connect() as conn:
+        assert sum(lot.remaining for lot in customer_lots(conn, "ada")) == 60
+    assert_clean(engine)
