@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -18,12 +20,14 @@ from points.ledger import (
     OperationResult,
     Spend,
     apply_batch,
+    customer_lots,
     verify,
 )
 from points.ledger.queries import account_balance, customer_balance
 from points.ledger.service import OPTIMISTIC_BATCH_MIN
+from points.ledger.store import Store
 from points.migrate import upgrade
-from tests.integration.ledger.support import NOW
+from tests.integration.ledger.support import LATER, NOW, assert_clean
 
 SOON = NOW + timedelta(days=30)
 
@@ -151,3 +155,35 @@ def test_a_large_batch_racing_an_uncommitted_one_on_a_key_replays_it(pg_engine: 
         assert customer_balance(conn, "dave", now=NOW).available == 7
         assert customer_balance(conn, "bob", now=NOW).available == size
     pg_engine.dispose()
+
+
+def test_a_wallet_created_by_another_writer_meanwhile_is_used(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new wallet is not looked up again before it is inserted; if another writer commits
+    it in between, the insert meets it and the batch uses that account."""
+    # PostgreSQL only: SQLite has one writer at a time, so nothing can come in between.
+    engine = pg_engine
+    load: Callable[..., Any] = Store.load_customers
+    raced = {"done": False}
+
+    def load_then_race(self: Store, *args: Any) -> Any:
+        found = load(self, *args)
+        if not raced["done"]:
+            raced["done"] = True
+            with engine.begin() as other:  # another writer, committed before we insert
+                apply_batch(other, [Earn("other-writer", "racer", 3, LATER)], now=NOW)
+        return found
+
+    monkeypatch.setattr(Store, "load_customers", load_then_race)
+    ops = [Earn(f"race-{i}", "racer" if i == 7 else f"r{i}", 10, LATER)
+           for i in range(OPTIMISTIC_BATCH_MIN)]
+    with engine.begin() as conn:
+        results = apply_batch(conn, ops, now=NOW)
+    assert raced["done"] and all(isinstance(r, Applied) for r in results)
+    with engine.connect() as conn:
+        wallets = conn.execute(text(
+            "SELECT count(*) FROM ledger_accounts WHERE owner = 'racer'")).scalar_one()
+        lots = [lot.amount for lot in customer_lots(conn, "racer")]
+    assert wallets == 1 and sorted(lots) == [3, 10]
+    assert_clean(engine)
