@@ -18,12 +18,14 @@ treats it (``clawback``): see :mod:`points.rules.clawback`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+from pydantic_core import TzInfo
 
 from points.events import (
     ChallengeOptIn,
@@ -47,12 +49,15 @@ from points.rules.plan import (
 )
 from points.rules.ruleset import ChallengeRule, RuleSet
 from points.rules.state import (
+    DAY_COUNTERS_KEPT,
+    MONTH_COUNTERS_KEPT,
     ChallengeState,
     RuleState,
     StreakState,
-    advance_counters,
+    _month_index,
     copy_of,
     month_of,
+    pruned,
 )
 
 __all__ = [
@@ -204,6 +209,9 @@ class EarningRecord:
         return sum(line.points for line in self.lines)
 
     def to_json(self) -> dict[str, Any]:
+        # Once per purchase: each line's dict is built inline (Line.to_json's shape), and an
+        # empty ``clawed`` (every record until a refund) skips the sort.
+        clawed = self.clawed
         return {
             "event_id": self.event_id,
             "customer_id": self.customer_id,
@@ -211,9 +219,18 @@ class EarningRecord:
             "amount_minor": self.amount_minor,
             "currency": self.currency,
             "partner_id": self.partner_id,
-            "lines": [line.to_json() for line in self.lines],
+            "lines": [
+                {
+                    "rule_id": line.rule_id,
+                    "kind": line.kind,
+                    "points": line.points,
+                    "explanation": line.explanation,
+                    "clawback": line.clawback,
+                }
+                for line in self.lines
+            ],
             "refunded_minor": self.refunded_minor,
-            "clawed": dict(sorted(self.clawed.items())),
+            "clawed": dict(sorted(clawed.items())) if clawed else {},
         }
 
     @classmethod
@@ -226,7 +243,7 @@ class EarningRecord:
             amount_minor=int(data["amount_minor"]),
             currency=str(data["currency"]),
             partner_id=None if partner is None else str(partner),
-            lines=tuple(Line.from_json(line) for line in data["lines"]),
+            lines=tuple(_line_in(line) for line in data["lines"]),
             refunded_minor=int(data["refunded_minor"]),
             clawed={str(k): int(v) for k, v in data["clawed"].items()},
         )
@@ -255,15 +272,24 @@ class Evaluation:
 
     def record(self) -> EarningRecord:
         """The record a later refund of this event needs (see points.rules.clawback)."""
-        return EarningRecord(
-            event_id=self.event_id,
-            customer_id=self.customer_id,
-            ruleset_version=self.ruleset_version,
-            amount_minor=self.amount_minor,
-            currency=self.currency or "",
-            partner_id=self.partner_id,
-            lines=self.lines,
+        # Made for every purchase: the instance dict is filled at once (see _evaluation).
+        record = _new(EarningRecord)
+        _set_dict(
+            record,
+            "__dict__",
+            {
+                "event_id": self.event_id,
+                "customer_id": self.customer_id,
+                "ruleset_version": self.ruleset_version,
+                "amount_minor": self.amount_minor,
+                "currency": self.currency or "",
+                "partner_id": self.partner_id,
+                "lines": self.lines,
+                "refunded_minor": 0,
+                "clawed": {},
+            },
         )
+        return record
 
     def explain(self) -> str:
         """A few readable lines: total, then each rule's points and reason, then notes."""
@@ -272,6 +298,32 @@ class Evaluation:
         out += [f"  badge: {badge}" for badge in self.badges_awarded]
         out += [f"  note: {note}" for note in self.notes]
         return "\n".join(out)
+
+
+_POLICIES = frozenset({"proportional", "full_refund", "milestone", "kept"})
+
+
+def _line_in(data: Mapping[str, Any]) -> Line:
+    """``Line.from_json(data)``: the stored shape (str fields, a plain int) checked inline."""
+    try:
+        rule_id = data["rule_id"]
+        kind = data["kind"]
+        policy = data["clawback"]
+        points = data["points"]
+        explanation = data["explanation"]
+    except (KeyError, TypeError):
+        return Line.from_json(data)  # raises what it always raised
+    if (
+        type(rule_id) is str
+        and type(kind) is str
+        and type(policy) is str
+        and policy in _POLICIES
+        and type(points) is int
+        and points >= 0
+        and type(explanation) is str
+    ):
+        return _line(rule_id, kind, points, explanation, policy)  # type: ignore[arg-type]
+    return Line.from_json(data)
 
 
 # ------------------------------------------------------------------------------- public API
@@ -286,7 +338,28 @@ def evaluate(
     Refunds and reversals are not earning events: use :func:`points.rules.clawback.clawback`.
     """
     if isinstance(event, Purchase):
-        return _evaluate_spend(ruleset, Spend.from_purchase(event), profile, state, now)
+        # The hot path: a purchase is read field by field instead of through a Spend (a
+        # frozen dataclass with checks, built and dropped per event). A purchase that would
+        # fail Spend's checks (the event model already enforces them) still gets Spend's error.
+        amount = event.amount_minor
+        occurred_at = event.occurred_at
+        if type(amount) is not int or amount <= 0 or occurred_at.tzinfo is None:
+            Spend.from_purchase(event)
+        return _spend(
+            plan_of(ruleset),
+            amount,
+            event.currency,
+            event.mcc,
+            event.merchant_id,
+            event.channel,
+            occurred_at,
+            event.partner_id,
+            event.event_id,
+            event.customer_id,
+            profile,
+            state,
+            now,
+        )
     if isinstance(event, PartnerPurchase):
         return _evaluate_spend(ruleset, Spend.from_partner_purchase(event), profile, state, now)
     if isinstance(event, CheckIn | Share | ChallengeOptIn):
@@ -307,57 +380,176 @@ def preview(
 #
 # Everything below reads the rule set through its compiled plan (points.rules.plan): see
 # there why. The order of the steps, and every text and number, is the documented one above.
+#
+# This is the per-event path of the earning worker (tens of thousands of events a second), so
+# it avoids work that does not depend on the event: what a calendar day implies (ISO text,
+# counter keys, week and month numbers) is worked out once per day (_Day), results are built
+# without the frozen dataclasses' per-field __init__ (_line, _evaluation), and values used by
+# several rules (days since joining or since the last purchase) are computed once, when first
+# needed. Every result is the same as the plain reading of the rules.
 
 #: a candidate line: (position of its rule in the file, the rule, points, why, clawback policy)
 _Candidate = tuple[int, Head, int, str, ClawbackPolicy]
 _FUTURE_NOTE = "occurred_at is later than now; evaluated as of now"
+_CACHE_MAX = 4096
+_new = object.__new__
 
 
-def _position(candidate: _Candidate) -> int:
-    return candidate[0]
+class _Day:
+    """What the rules need to know about one calendar day (in the rule set's zone)."""
+
+    __slots__ = (
+        "day",
+        "day_prefix",
+        "day_total",
+        "iso_week",
+        "month",
+        "month_index",
+        "month_prefix",
+        "month_total",
+        "ordinal",
+        "rule_keys",
+        "week",
+        "year",
+    )
+
+    def __init__(self, day: date) -> None:
+        iso = day.isoformat()
+        self.day = day
+        self.year = day.year
+        self.ordinal = day.toordinal()
+        # date(1, 1, 1) is a Monday, so (ordinal - 1) // 7 numbers ISO weeks (Monday to Sunday).
+        self.week = (self.ordinal - 1) // 7
+        self.month_index = _month_index(day)
+        # Counter keys are "d:<YYYY-MM-DD>:<name>" and "m:<YYYY-MM>:<name>" (see state.day_key).
+        self.day_prefix = f"d:{iso}:"
+        self.month_prefix = f"m:{iso[:7]}:"
+        self.day_total = self.day_prefix + _TOTAL
+        self.month_total = self.month_prefix + _TOTAL
+        # Challenge periods: "YYYY-MM" and "YYYY-Www".
+        self.month = month_of(day)
+        year, week, _ = day.isocalendar()
+        self.iso_week = f"{year:04d}-W{week:02d}"
+        #: a capped rule's counter name -> its (day key, month key) for this day: one string
+        #: object per key shared by every state, instead of two new strings per event
+        self.rule_keys: dict[str, tuple[str, str]] = {}
+
+    def keys_of(self, counter: str) -> tuple[str, str]:
+        keys = self.rule_keys.get(counter)
+        if keys is None:
+            keys = self.rule_keys[counter] = (
+                self.day_prefix + counter,
+                self.month_prefix + counter,
+            )
+        return keys
+
+
+_DAYS: dict[date, _Day] = {}
+
+
+def _day(day: date) -> _Day:
+    found = _DAYS.get(day)
+    if found is None:
+        found = _Day(day)
+        if len(_DAYS) >= _CACHE_MAX:
+            _DAYS.clear()
+        _DAYS[day] = found
+    return found
+
+
+#: a state's latest day -> (the day a counted day must be after, the month index a counted
+#: month must be after): RuleState.is_day_kept and is_month_kept, worked out once per day.
+_KEPT: dict[date, tuple[date, int]] = {}
+
+
+def _kept_after(latest_day: date) -> tuple[date, int]:
+    found = _KEPT.get(latest_day)
+    if found is None:
+        found = (
+            latest_day - timedelta(days=DAY_COUNTERS_KEPT),
+            _month_index(latest_day) - MONTH_COUNTERS_KEPT,
+        )
+        if len(_KEPT) >= _CACHE_MAX:
+            _KEPT.clear()
+        _KEPT[latest_day] = found
+    return found
+
+
+#: time zone types whose utcoffset() is never None (so astimezone(UTC) is exact)
+_OFFSET_ZONES = frozenset({timezone, ZoneInfo, TzInfo})
 
 
 def _moment(
     zone: ZoneInfo, occurred_at: datetime, now: datetime
-) -> tuple[datetime, date, list[str]]:
-    """The moment an event counts at (never later than ``now``), its day in ``zone``, notes."""
+) -> tuple[datetime, datetime, date, list[str]]:
+    """The moment an event counts at (never later than ``now``), that moment in UTC, its day
+    in ``zone``, and notes.
+
+    Comparing datetimes of two different zones, and converting from the event model's zone,
+    are slow; with both instants in UTC (exactly equivalent for zones that always give an
+    offset) the comparison is field by field, and the day comes from the UTC instant.
+    """
     if now.tzinfo is None:
         raise ValueError("now must carry a time zone")
-    if occurred_at > now:
-        return now, now.astimezone(zone).date(), [_FUTURE_NOTE]
-    return occurred_at, occurred_at.astimezone(zone).date(), []
+    occurred_zone = occurred_at.tzinfo
+    now_zone = now.tzinfo
+    if occurred_zone is now_zone or not (
+        type(occurred_zone) in _OFFSET_ZONES and type(now_zone) in _OFFSET_ZONES
+    ):
+        future = occurred_at > now  # the same zone object compares wall-clock fields
+        occurred_utc = None
+    else:
+        occurred_utc = occurred_at.astimezone(UTC)
+        future = occurred_utc > now.astimezone(UTC)
+    if future:
+        at, notes = now, [_FUTURE_NOTE]
+        at_utc = now.astimezone(UTC)
+    else:
+        at, notes = occurred_at, []
+        at_utc = occurred_at.astimezone(UTC) if occurred_utc is None else occurred_utc
+    # at.astimezone(zone) returns ``at`` itself when already in ``zone``; otherwise it is the
+    # UTC instant's conversion.
+    day = at.date() if at.tzinfo is zone else at_utc.astimezone(zone).date()
+    return at, at_utc, day, notes
 
 
-def _joined_on(plan: RulePlan, profile: Profile) -> date:
-    return profile.joined_at.astimezone(plan.zone).date()
+def _days_since_joining(plan: RulePlan, profile: Profile, today: _Day) -> int:
+    return today.ordinal - plan.joined_on(profile.joined_at).toordinal()
 
 
-def _days_since_purchase(plan: RulePlan, profile: Profile, state: RuleState, day: date) -> int:
-    reference = state.last_purchase_on or _joined_on(plan, profile)
-    return max(0, (day - reference).days)
+def _days_since_purchase(plan: RulePlan, profile: Profile, state: RuleState, today: _Day) -> int:
+    reference = state.last_purchase_on or plan.joined_on(profile.joined_at)
+    return max(0, today.ordinal - reference.toordinal())
 
 
 def _audience_matches(
-    plan: RulePlan, audience: AudiencePlan, profile: Profile, state: RuleState, day: date
+    plan: RulePlan,
+    audience: AudiencePlan,
+    profile: Profile,
+    state: RuleState,
+    today: _Day,
+    idle: int | None,
 ) -> bool:
+    """Whether the customer is in ``audience``; ``idle``: days since purchase if known."""
     if audience.segments is not None and profile.segment not in audience.segments:
         return False
     if audience.statuses is not None and profile.status not in audience.statuses:
         return False
-    age = None if profile.birth_year is None else day.year - profile.birth_year
+    age = None if profile.birth_year is None else today.year - profile.birth_year
     if audience.age_below is not None and (age is None or age >= audience.age_below):
         return False
     if audience.age_at_least is not None and (age is None or age < audience.age_at_least):
         return False
     if (
         audience.joined_within_days is not None
-        and (day - _joined_on(plan, profile)).days >= audience.joined_within_days
+        and _days_since_joining(plan, profile, today) >= audience.joined_within_days
     ):
         return False
-    return not (
-        audience.dormant_for_days is not None
-        and _days_since_purchase(plan, profile, state, day) < audience.dormant_for_days
-    )
+    if audience.dormant_for_days is None:
+        return True
+    if idle is None:
+        idle = _days_since_purchase(plan, profile, state, today)
+    return idle >= audience.dormant_for_days
 
 
 def _later(current: date | None, day: date) -> date:
@@ -374,36 +566,147 @@ def _refrozen(updated: dict[str, Any], before: Mapping[str, Any]) -> Mapping[str
     return MappingProxyType(dict(sorted(updated.items())))
 
 
+# Results are frozen dataclasses; their generated __init__ sets each field through
+# object.__setattr__, about twice the cost of filling the slots (Line) or the instance dict
+# (Evaluation, EarningRecord) directly, and a few of them are made for every event.
+def _line_setter(name: str) -> Callable[[Line, Any], None]:
+    setter: Callable[[Line, Any], None] = getattr(Line, name).__set__
+    return setter
+
+
+_set_line_rule_id = _line_setter("rule_id")
+_set_line_kind = _line_setter("kind")
+_set_line_points = _line_setter("points")
+_set_line_explanation = _line_setter("explanation")
+_set_line_clawback = _line_setter("clawback")
+_set_dict = object.__setattr__
+
+
+def _line(rule_id: str, kind: str, points: int, explanation: str, policy: ClawbackPolicy) -> Line:
+    """``Line(rule_id, kind, points, explanation, policy)``, built faster."""
+    line = _new(Line)
+    _set_line_rule_id(line, rule_id)
+    _set_line_kind(line, kind)
+    _set_line_points(line, points)
+    _set_line_explanation(line, explanation)
+    _set_line_clawback(line, policy)
+    return line
+
+
+def _evaluation(
+    event_id: str,
+    customer_id: str,
+    ruleset_version: str,
+    points: int,
+    lines: tuple[Line, ...],
+    badges_awarded: tuple[str, ...],
+    notes: tuple[str, ...],
+    state: RuleState,
+    amount_minor: int = 0,
+    currency: str | None = None,
+    partner_id: str | None = None,
+) -> Evaluation:
+    """``Evaluation(...)`` with the same fields, built faster."""
+    evaluation = _new(Evaluation)
+    _set_dict(
+        evaluation,
+        "__dict__",
+        {
+            "event_id": event_id,
+            "customer_id": customer_id,
+            "ruleset_version": ruleset_version,
+            "points": points,
+            "lines": lines,
+            "badges_awarded": badges_awarded,
+            "notes": notes,
+            "state": state,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "partner_id": partner_id,
+        },
+    )
+    return evaluation
+
+
 # --------------------------------------------------------------------------------- spending
 
 
 def _evaluate_spend(
     ruleset: RuleSet, spend: Spend, profile: Profile, state: RuleState, now: datetime
 ) -> Evaluation:
-    plan = plan_of(ruleset)
-    at, day, notes = _moment(plan.zone, spend.occurred_at, now)
-    group = plan.mcc_group(spend.mcc)
-    partner = spend.partner_id
+    return _spend(
+        plan_of(ruleset),
+        spend.amount_minor,
+        spend.currency,
+        spend.mcc,
+        spend.merchant_id,
+        spend.channel,
+        spend.occurred_at,
+        spend.partner_id,
+        spend.event_id,
+        spend.customer_id,
+        profile,
+        state,
+        now,
+    )
+
+
+def _spend(
+    plan: RulePlan,
+    amount: int,
+    currency: str,
+    mcc: str | None,
+    merchant_id: str,
+    channel: str,
+    occurred_at: datetime,
+    partner: str | None,
+    event_id: str,
+    customer_id: str,
+    profile: Profile,
+    state: RuleState,
+    now: datetime,
+) -> Evaluation:
+    """The purchase path of :func:`evaluate` (a checked Spend's fields, one by one)."""
+    _, at_utc, day, notes = _moment(plan.zone, occurred_at, now)
+    group = plan.mcc_group(mcc)
     if partner is None:
-        partner = plan.merchant_partner.get(spend.merchant_id)
-    amount = spend.amount_minor
+        partner = plan.merchant_partner.get(merchant_id)
 
     if profile.status not in plan.eligible_statuses:
-        return _nothing(
-            plan, spend, partner, notes, f"customer status {profile.status!r} does not earn", state
-        )
-    if spend.currency != plan.currency:
-        touched = replace(state, last_activity_on=_later(state.last_activity_on, day))
-        return _nothing(
-            plan,
-            spend,
+        return _evaluation(
+            event_id,
+            customer_id,
+            plan.version,
+            0,
+            (),
+            (),
+            (*notes, f"customer status {profile.status!r} does not earn"),
+            state,
+            amount,
+            currency,
             partner,
-            notes,
-            f"currency {spend.currency} does not earn (rule set earns on {plan.currency})",
+        )
+    if currency != plan.currency:
+        touched = replace(state, last_activity_on=_later(state.last_activity_on, day))
+        return _evaluation(
+            event_id,
+            customer_id,
+            plan.version,
+            0,
+            (),
+            (),
+            (
+                *notes,
+                f"currency {currency} does not earn (rule set earns on {plan.currency})",
+            ),
             touched,
+            amount,
+            currency,
+            partner,
         )
 
-    route = plan.route(group, spend.channel, partner)
+    today = _DAYS.get(day) or _day(day)
+    route = plan.route(group, channel, partner)
     candidates: list[_Candidate] = []
     next_count = state.purchase_count + 1
     next_spend = state.cumulative_spend_minor + amount
@@ -417,8 +720,7 @@ def _evaluate_spend(
                 base.head,
                 base_points,
                 f"{base.rate_text}{plan.money(amount)} "
-                f"({group or 'unclassified'} MCC {spend.mcc or '-'}, {spend.channel}), "
-                "rounded down",
+                f"({group or 'unclassified'} MCC {mcc or '-'}, {channel}), rounded down",
                 "proportional",
             )
         )
@@ -439,60 +741,64 @@ def _evaluate_spend(
             )
         )
 
-    if route.campaigns:
-        at_utc = at.astimezone(UTC)  # campaign windows are compiled to UTC
-        for campaign in route.campaigns:
-            if (
-                campaign.starts_at <= at_utc < campaign.ends_at
-                and amount >= campaign.min_amount_minor
-                and (
-                    campaign.audience is None
-                    or _audience_matches(plan, campaign.audience, profile, state, day)
-                )
-            ):
-                if campaign.extra_percent is not None:
-                    points = base_points * campaign.extra_percent // 100
-                else:
-                    points = campaign.fixed_points
-                candidates.append(
-                    (
-                        campaign.head.index,
-                        campaign.head,
-                        points,
-                        campaign.explanation,
-                        campaign.policy,
-                    )
-                )
+    # Days since the last purchase: reactivations always need it, dormant audiences may.
+    idle = _days_since_purchase(plan, profile, state, today) if plan.reactivations else None
 
+    for campaign in route.campaigns:
+        if (
+            campaign.starts_at <= at_utc < campaign.ends_at  # windows are compiled to UTC
+            and amount >= campaign.min_amount_minor
+            and (
+                campaign.audience is None
+                or _audience_matches(plan, campaign.audience, profile, state, today, idle)
+            )
+        ):
+            if campaign.extra_percent is not None:
+                points = base_points * campaign.extra_percent // 100
+            else:
+                points = campaign.fixed_points
+            candidates.append(
+                (
+                    campaign.head.index,
+                    campaign.head,
+                    points,
+                    campaign.explanation,
+                    campaign.policy,
+                )
+            )
+
+    partners_seen = state.partners_seen
     for first, explanation in route.first_partner:
-        if partner not in state.partners_seen and amount >= first.min_amount_minor:
+        if partner not in partners_seen and amount >= first.min_amount_minor:
             candidates.append(
                 (first.head.index, first.head, first.points, explanation, "full_refund")
             )
 
-    for comeback in plan.reactivations:
-        idle = _days_since_purchase(plan, profile, state, day)
-        if (
-            idle >= comeback.dormant_days
-            and amount >= comeback.min_amount_minor
-            and (
-                comeback.audience is None
-                or _audience_matches(plan, comeback.audience, profile, state, day)
-            )
-        ):
-            candidates.append(
-                (
-                    comeback.head.index,
-                    comeback.head,
-                    comeback.points,
-                    f"welcome back: first purchase after {idle} days (>= {comeback.dormant_days})",
-                    "full_refund",
+    if idle is not None:
+        for comeback in plan.reactivations:
+            if (
+                idle >= comeback.dormant_days
+                and amount >= comeback.min_amount_minor
+                and (
+                    comeback.audience is None
+                    or _audience_matches(plan, comeback.audience, profile, state, today, idle)
                 )
-            )
+            ):
+                candidates.append(
+                    (
+                        comeback.head.index,
+                        comeback.head,
+                        comeback.points,
+                        f"welcome back: first purchase after {idle} days "
+                        f"(>= {comeback.dormant_days})",
+                        "full_refund",
+                    )
+                )
 
     reached: list[str] = []
+    milestones = state.milestones
     for milestone in plan.milestones:
-        if milestone.head.id not in state.milestones:
+        if milestone.head.id not in milestones:
             value = next_count if milestone.by_count else next_spend
             if value >= milestone.threshold:
                 reached.append(milestone.head.id)
@@ -511,7 +817,12 @@ def _evaluate_spend(
     streaks: dict[str, StreakState] | None = None
     for streak in plan.purchase_streaks:
         if amount >= streak.min_amount_minor:
-            moved, award = _advance_streak(streak, state.streaks, day)
+            current = state.streaks.get(streak.head.id)
+            if current is not None and current.last_period >= (
+                today.ordinal if streak.daily else today.week
+            ):
+                continue  # counted this period already: what _advance_streak would say
+            moved, award = _advance_streak(streak, state.streaks, today)
             if moved is not None:
                 if streaks is None:
                     streaks = copy_of(state.streaks)
@@ -523,7 +834,9 @@ def _evaluate_spend(
 
     challenges: dict[str, ChallengeState] | None = None
     for challenge in route.challenges:
-        progress, award = _advance_challenge(challenge, state.challenges, day, group, amount, notes)
+        progress, award = _advance_challenge(
+            challenge, state.challenges, today, group, amount, notes
+        )
         if progress is not None:
             if challenges is None:
                 challenges = copy_of(state.challenges)
@@ -533,28 +846,28 @@ def _evaluate_spend(
                 (challenge.head.index, challenge.head, challenge.points, award, "full_refund")
             )
 
-    # Candidates were gathered kind by kind; lines and caps go in file order.
-    candidates.sort(key=_position)
-    lines, increments, total = _apply_caps(plan, candidates, state, day)
+    # Candidates were gathered kind by kind; lines and caps go in file order. Each rule gives
+    # at most one candidate, so positions are unique and a plain tuple sort orders by them.
+    candidates.sort()
+    lines, total, counters, latest_day = _apply_caps(plan, candidates, state, today)
 
-    milestones = state.milestones
     if reached:
         updated = copy_of(milestones)
         awarded = {line.rule_id: line.points for line in lines}
         for rule_id in reached:
             updated[rule_id] = awarded[rule_id]
         milestones = _refrozen(updated, state.milestones)
-    partners_seen = state.partners_seen
     if partner is not None and partner not in partners_seen:
         partners_seen = partners_seen | {partner}
     badges = _new_badges(candidates, state)
-    counters, latest_day = advance_counters(state.counters, state.latest_day, increments, day)
 
+    last_purchase_on = state.last_purchase_on
+    last_activity_on = state.last_activity_on
     next_state = RuleState._trusted(
         next_count,
         next_spend,
-        _later(state.last_purchase_on, day),
-        _later(state.last_activity_on, day),
+        day if last_purchase_on is None else max(last_purchase_on, day),
+        day if last_activity_on is None else max(last_activity_on, day),
         latest_day,
         state.badges | frozenset(badges) if badges else state.badges,
         partners_seen,
@@ -563,41 +876,18 @@ def _evaluate_spend(
         state.challenges if challenges is None else _refrozen(challenges, state.challenges),
         counters,
     )
-    return Evaluation(
-        event_id=spend.event_id,
-        customer_id=spend.customer_id,
-        ruleset_version=plan.version,
-        points=total,
-        lines=lines,
-        badges_awarded=tuple(badges),
-        notes=tuple(notes),
-        state=next_state,
-        amount_minor=amount,
-        currency=spend.currency,
-        partner_id=partner,
-    )
-
-
-def _nothing(
-    plan: RulePlan,
-    spend: Spend,
-    partner: str | None,
-    notes: list[str],
-    reason: str,
-    next_state: RuleState,
-) -> Evaluation:
-    return Evaluation(
-        event_id=spend.event_id,
-        customer_id=spend.customer_id,
-        ruleset_version=plan.version,
-        points=0,
-        lines=(),
-        badges_awarded=(),
-        notes=(*notes, reason),
-        state=next_state,
-        amount_minor=spend.amount_minor,
-        currency=spend.currency,
-        partner_id=partner,
+    return _evaluation(
+        event_id,
+        customer_id,
+        plan.version,
+        total,
+        lines,
+        tuple(badges),
+        tuple(notes),
+        next_state,
+        amount,
+        currency,
+        partner,
     )
 
 
@@ -622,7 +912,8 @@ def _evaluate_activity(
     now: datetime,
 ) -> Evaluation:
     plan = plan_of(ruleset)
-    _, day, notes = _moment(plan.zone, event.occurred_at, now)
+    _, _, day, notes = _moment(plan.zone, event.occurred_at, now)
+    today = _DAYS.get(day) or _day(day)
     action = event.event_type
     candidates: list[_Candidate] = []
     streaks: dict[str, StreakState] | None = None  # copied when a streak moves
@@ -635,7 +926,7 @@ def _evaluate_activity(
     if isinstance(event, ChallengeOptIn):
         target = plan.by_id.get(event.challenge_id)
         if isinstance(target, ChallengeRule) and target.enabled:
-            period = _challenge_period(target.period == "month", day)
+            period = today.month if target.period == "month" else today.iso_week
             challenges = copy_of(state.challenges)
             current = challenges.get(target.id)
             if current is None or current.period != period:
@@ -648,7 +939,7 @@ def _evaluate_activity(
         if isinstance(rule, SocialPlan):
             candidates.append((rule.head.index, rule.head, rule.points, rule.explanation, "kept"))
         else:
-            moved, award = _advance_streak(rule, state.streaks, day)
+            moved, award = _advance_streak(rule, state.streaks, today)
             if moved is not None:
                 if streaks is None:
                     streaks = copy_of(state.streaks)
@@ -656,9 +947,8 @@ def _evaluate_activity(
             if award is not None:
                 candidates.append((rule.head.index, rule.head, rule.points, award, "kept"))
 
-    lines, increments, total = _apply_caps(plan, candidates, state, day)
+    lines, total, counters, latest_day = _apply_caps(plan, candidates, state, today)
     badges = _new_badges(candidates, state)
-    counters, latest_day = advance_counters(state.counters, state.latest_day, increments, day)
     next_state = RuleState._trusted(
         state.purchase_count,
         state.cumulative_spend_minor,
@@ -672,15 +962,15 @@ def _evaluate_activity(
         state.challenges if challenges is None else _refrozen(challenges, state.challenges),
         counters,
     )
-    return Evaluation(
-        event_id=event.event_id,
-        customer_id=event.customer_id,
-        ruleset_version=plan.version,
-        points=total,
-        lines=lines,
-        badges_awarded=tuple(badges),
-        notes=tuple(notes),
-        state=next_state,
+    return _evaluation(
+        event.event_id,
+        event.customer_id,
+        plan.version,
+        total,
+        lines,
+        tuple(badges),
+        tuple(notes),
+        next_state,
     )
 
 
@@ -688,11 +978,10 @@ def _evaluate_activity(
 
 
 def _advance_streak(
-    rule: StreakPlan, streaks: Mapping[str, StreakState], day: date
+    rule: StreakPlan, streaks: Mapping[str, StreakState], today: _Day
 ) -> tuple[StreakState | None, str | None]:
     """Count this period in the streak: its new position (None: unchanged) and award text."""
-    # date(1, 1, 1) is a Monday, so (ordinal - 1) // 7 numbers ISO weeks (Monday to Sunday).
-    index = day.toordinal() if rule.daily else (day.toordinal() - 1) // 7
+    index = today.ordinal if rule.daily else today.week
     current = streaks.get(rule.head.id)
     if current is not None and index <= current.last_period:
         return None, None  # counted this period already, or a late event: the streak stays
@@ -707,38 +996,37 @@ def _advance_streak(
     return moved, f"streak: {length} consecutive {rule.period}s{rule.grace_text}"
 
 
-def _challenge_period(monthly: bool, day: date) -> str:
-    if monthly:
-        return month_of(day)
-    year, week, _ = day.isocalendar()
-    return f"{year:04d}-W{week:02d}"
-
-
 def _advance_challenge(
     rule: ChallengePlan,
     challenges: Mapping[str, ChallengeState],
-    day: date,
+    today: _Day,
     group: str | None,
     amount_minor: int,
     notes: list[str],
 ) -> tuple[ChallengeState | None, str | None]:
     """Count the purchase's category: the new progress (None: unchanged) and award text."""
     # The route only lists challenges the purchase's MCC group can count for.
-    period = _challenge_period(rule.monthly, day)
-    rule_id = rule.head.id
-    current = challenges.get(rule_id)
+    period = today.month if rule.monthly else today.iso_week
+    current = challenges.get(rule.head.id)
     if current is None or current.period != period:
-        current = ChallengeState(period=period)
-    if current.completed or group is None or amount_minor < rule.min_amount_minor:
+        # No progress in this period yet: what a fresh ChallengeState(period) would hold,
+        # without making one for the (common) purchases that end up not counting.
+        opted_in = completed = False
+        categories: frozenset[str] = frozenset()
+    else:
+        opted_in = current.opted_in
+        completed = current.completed
+        categories = current.categories
+    if completed or group is None or amount_minor < rule.min_amount_minor:
         return None, None
     if rule.categories is not None and group not in rule.categories:
         return None, None
-    if rule.requires_opt_in and not current.opted_in:
-        notes.append(f"challenge {rule_id} not joined this period; purchase not counted")
+    if rule.requires_opt_in and not opted_in:
+        notes.append(rule.not_joined_note)
         return None, None
-    categories = current.categories | {group}
+    categories = categories | {group}
     completed = len(categories) >= rule.target
-    progress = ChallengeState(current.period, current.opted_in, categories, completed)
+    progress = ChallengeState(period, opted_in, categories, completed)
     if not completed:
         return progress, None
     names = ", ".join(sorted(categories))
@@ -749,50 +1037,70 @@ def _advance_challenge(
 
 
 def _room(
-    cap: CapPlan,
-    name: str,
-    counters: Mapping[str, int],
-    day_prefix: str | None,
-    month_prefix: str | None,
+    cap: CapPlan, counters: Mapping[str, int], day_key: str | None, month_key: str | None
 ) -> tuple[int, str]:
-    """Points still allowed under ``cap`` for counter ``name``, and which limit binds.
+    """Points still allowed under ``cap`` (its counters at these keys), and which limit binds.
 
-    A prefix is None when that period's counters are no longer kept (a late event): its cap
-    counts as used up.
+    A key is None when that period's counters are no longer kept (a late event): its cap
+    counts as used up. Of equal rooms the label that sorts first binds (min over the pairs).
     """
-    limits: list[tuple[int, str]] = []
-    if cap.per_transaction is not None:
-        limits.append((cap.per_transaction, cap.transaction_label))
-    if cap.per_day is not None:
-        used = cap.per_day if day_prefix is None else counters.get(day_prefix + name, 0)
-        limits.append((max(0, cap.per_day - used), cap.day_label))
-    if cap.per_month is not None:
-        used = cap.per_month if month_prefix is None else counters.get(month_prefix + name, 0)
-        limits.append((max(0, cap.per_month - used), cap.month_label))
-    return min(limits)
+    room: tuple[int, str] | None = None
+    limit = cap.per_transaction
+    if limit is not None:
+        room = (limit, cap.transaction_label)
+    limit = cap.per_day
+    if limit is not None:
+        left = 0 if day_key is None else limit - counters.get(day_key, 0)
+        pair = (left if left > 0 else 0, cap.day_label)
+        if room is None or pair < room:
+            room = pair
+    limit = cap.per_month
+    if limit is not None:
+        left = 0 if month_key is None else limit - counters.get(month_key, 0)
+        pair = (left if left > 0 else 0, cap.month_label)
+        if room is None or pair < room:
+            room = pair
+    if room is None:
+        raise ValueError("min() arg is an empty sequence")  # what min([]) said: a cap of none
+    return room
 
 
 def _apply_caps(
-    plan: RulePlan, candidates: Sequence[_Candidate], state: RuleState, day: date
-) -> tuple[tuple[Line, ...], dict[str, int], int]:
-    # Counter keys are "d:<YYYY-MM-DD>:<name>" and "m:<YYYY-MM>:<name>" (see state.day_key).
-    day_iso = day.isoformat()
-    day_prefix = f"d:{day_iso}:"
-    month_prefix = f"m:{day_iso[:7]}:"
+    plan: RulePlan, candidates: Sequence[_Candidate], state: RuleState, today: _Day
+) -> tuple[tuple[Line, ...], int, Mapping[str, int], date]:
+    """The lines after the caps, their total, and the state's next counters and latest day.
+
+    The counters are advanced as ``advance_counters`` does with the points each capped rule
+    and the total earned (zeros add nothing), added straight into a copy of the counters.
+    """
     counters = state.counters
-    kept_day = day_prefix if state.is_day_kept(day) else None
-    kept_month = month_prefix if state.is_month_kept(day) else None
-    increments: dict[str, int] = {}
+    latest_day = state.latest_day
+    if latest_day is None:
+        kept_day = kept_month = True
+    else:
+        after_day, after_month = _KEPT.get(latest_day) or _kept_after(latest_day)
+        kept_day = today.day > after_day
+        kept_month = today.month_index > after_month
+    updated = copy_of(counters)  # rooms read ``counters``, points go into ``updated``
+    added = False
     lines: list[Line] = []
     total_room: int | None = None
     total_label = ""
     if plan.caps is not None:
-        total_room, total_label = _room(plan.caps, _TOTAL, counters, kept_day, kept_month)
+        total_room, total_label = _room(
+            plan.caps,
+            counters,
+            today.day_total if kept_day else None,
+            today.month_total if kept_month else None,
+        )
     total = 0
     for _, head, points, explanation, policy in candidates:
         cap = head.cap
         if cap is not None:
-            rule_room, rule_label = _room(cap, head.counter, counters, kept_day, kept_month)
+            day_key, month_key = today.rule_keys.get(head.counter) or today.keys_of(head.counter)
+            rule_room, rule_label = _room(
+                cap, counters, day_key if kept_day else None, month_key if kept_month else None
+            )
             if points > rule_room:
                 points = rule_room
                 explanation += f"; capped at {rule_label} for this rule"
@@ -801,13 +1109,29 @@ def _apply_caps(
                 points = total_room
                 explanation += f"; capped at {total_label} overall"
             total_room -= points
-        if cap is not None:
-            key = day_prefix + head.counter
-            increments[key] = increments.get(key, 0) + points
-            key = month_prefix + head.counter
-            increments[key] = increments.get(key, 0) + points
-        lines.append(Line(head.id, head.kind, points, explanation, policy))
+        if cap is not None and points:
+            # Rule ids are unique, so each rule's counters get at most this one amount.
+            if day_key in updated:
+                updated[day_key] += points
+            else:
+                updated[day_key] = points
+                added = True
+            if month_key in updated:
+                updated[month_key] += points
+            else:
+                updated[month_key] = points
+                added = True
+        lines.append(_line(head.id, head.kind, points, explanation, policy))
         total += points
-    increments[day_prefix + _TOTAL] = total
-    increments[month_prefix + _TOTAL] = total
-    return tuple(lines), increments, total
+    if total:
+        for key in (today.day_total, today.month_total):
+            if key in updated:
+                updated[key] += total
+            else:
+                updated[key] = total
+                added = True
+    day = today.day
+    next_counters, next_latest = pruned(
+        updated, added, day if latest_day is None else max(latest_day, day)
+    )
+    return tuple(lines), total, next_counters, next_latest

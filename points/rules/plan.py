@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
@@ -203,6 +203,7 @@ class ChallengePlan:
     min_amount_minor: int
     requires_opt_in: bool
     points: int
+    not_joined_note: str  # the note when a purchase does not count for lack of opting in
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +246,11 @@ class RulePlan:
     """One rule set, compiled; see the module docstring. Build with :func:`plan_of`."""
 
     __slots__ = (
+        "_joined_on",
         "_mcc_groups",
         "_mcc_ranges",
+        "_money_part",
+        "_money_scale",
         "_routes",
         "activity",
         "bases",
@@ -272,6 +276,8 @@ class RulePlan:
         self.version = ruleset.version
         self.currency = ruleset.currency
         self.currency_exponent = ruleset.currency_exponent
+        self._money_scale = 10**self.currency_exponent
+        self._money_part = f"0{self.currency_exponent}d"  # the format of the minor digits
         self.zone: ZoneInfo = ruleset.zone
         self.eligible_statuses = frozenset(ruleset.eligible_statuses)
         self.caps = CapPlan.of(ruleset.caps)
@@ -287,6 +293,7 @@ class RulePlan:
                 ranges.append((int(lo), int(hi or lo), group))
         self._mcc_ranges = tuple(sorted(ranges))
         self._mcc_groups: dict[str | None, str | None] = {}
+        self._joined_on: dict[datetime, date] = {}
         self._routes: dict[tuple[str | None, str, str | None], Route] = {}
         #: every rule, enabled or not, by id (what ``RuleSet.rule`` answers)
         self.by_id = {rule.id: rule for rule in ruleset.rules}
@@ -422,6 +429,7 @@ class RulePlan:
                         rule.min_amount_minor,
                         rule.requires_opt_in,
                         rule.points,
+                        f"challenge {rule.id} not joined this period; purchase not counted",
                     )
                 )
         self.reactivations = tuple(reactivations)
@@ -441,7 +449,12 @@ class RulePlan:
     # ---------------------------------------------------------------------- per event
 
     def money(self, amount_minor: int) -> str:
-        return _money(self.currency_exponent, self.currency, amount_minor)
+        """``_money(currency_exponent, currency, amount_minor)``: in every base-rate line."""
+        scale = self._money_scale
+        if scale == 1:
+            return f"{amount_minor} {self.currency}"
+        whole, part = divmod(amount_minor, scale)
+        return f"{whole}.{format(part, self._money_part)} {self.currency}"
 
     def mcc_group(self, mcc: str | None) -> str | None:
         """``RuleSet.mcc_group``, remembered per MCC (there are a few hundred in use)."""
@@ -460,6 +473,22 @@ class RulePlan:
             self._mcc_groups.clear()
         self._mcc_groups[mcc] = group
         return group
+
+    def joined_on(self, joined_at: datetime) -> date:
+        """The day a customer joined, in the rule set's zone (remembered per join time).
+
+        Audiences and reactivations ask for it on most purchases; the zone conversion costs
+        more than a lookup. A time with fold=1 (the repeat of a wall-clock hour) compares
+        equal to its fold=0 twin but may be another day, so it is not remembered.
+        """
+        found = self._joined_on.get(joined_at)
+        if found is None or joined_at.fold:
+            found = joined_at.astimezone(self.zone).date()
+            if not joined_at.fold:
+                if len(self._joined_on) >= _CACHE_MAX:
+                    self._joined_on.clear()
+                self._joined_on[joined_at] = found
+        return found
 
     def route(self, group: str | None, channel: str, partner: str | None) -> Route:
         key = (group, channel, partner)

@@ -31,6 +31,7 @@ __all__ = [
     "day_key",
     "month_key",
     "month_of",
+    "pruned",
 ]
 
 STATE_FORMAT: Final = 1
@@ -96,8 +97,24 @@ class ChallengeState:
     completed: bool = False
 
 
+class _RuleStateType(type):
+    """RuleState's metaclass: ``RuleState()`` (no arguments) returns one shared empty state.
+
+    The stream worker makes a fresh empty state for every customer it has none for, in every
+    batch; the frozen dataclass ``__init__`` (eleven ``object.__setattr__`` calls, four default
+    dicts) and ``__post_init__`` (freezing them) cost about 2 µs each time for a value that is
+    always the same. A state is immutable (frozen, read-only mappings), so one instance can
+    serve everyone. Any argument, or a subclass, goes the ordinary dataclass way.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs and cls is RuleState and _EMPTY_STATE is not None:
+            return _EMPTY_STATE
+        return super().__call__(*args, **kwargs)
+
+
 @dataclass(frozen=True, slots=True)
-class RuleState:
+class RuleState(metaclass=_RuleStateType):
     """Everything the rules remember about one customer between events."""
 
     purchase_count: int = 0
@@ -192,24 +209,34 @@ class RuleState:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (sorted, plain types) that :meth:`from_json` turns back exactly."""
         # Runs once per customer per batch: empty collections (most are) skip sorting and
-        # comprehensions, and the read-only mappings are copied at C speed (copy_of).
+        # comprehensions, dates come from a cache of their ISO text, and the read-only
+        # mappings (always MappingProxyType over a dict, see _trusted) are copied at C speed.
+        iso = _ISO_DATES.get
         last_purchase_on = self.last_purchase_on
         last_activity_on = self.last_activity_on
         latest_day = self.latest_day
         badges = self.badges
         partners_seen = self.partners_seen
+        milestones = self.milestones
         streaks = self.streaks
         challenges = self.challenges
+        counters = self.counters
         return {
             "format": STATE_FORMAT,
             "purchase_count": self.purchase_count,
             "cumulative_spend_minor": self.cumulative_spend_minor,
-            "last_purchase_on": None if last_purchase_on is None else _iso(last_purchase_on),
-            "last_activity_on": None if last_activity_on is None else _iso(last_activity_on),
-            "latest_day": None if latest_day is None else _iso(latest_day),
+            "last_purchase_on": None
+            if last_purchase_on is None
+            else iso(last_purchase_on) or _iso(last_purchase_on),
+            "last_activity_on": None
+            if last_activity_on is None
+            else iso(last_activity_on) or _iso(last_activity_on),
+            "latest_day": None if latest_day is None else iso(latest_day) or _iso(latest_day),
             "badges": sorted(badges) if badges else [],
             "partners_seen": sorted(partners_seen) if partners_seen else [],
-            "milestones": copy_of(self.milestones),
+            "milestones": milestones.copy()
+            if type(milestones) is MappingProxyType
+            else dict(milestones),
             "streaks": {
                 rule_id: {"last_period": s.last_period, "length": s.length}
                 for rule_id, s in streaks.items()
@@ -227,42 +254,50 @@ class RuleState:
             }
             if challenges
             else {},
-            "counters": copy_of(self.counters),
+            "counters": counters.copy() if type(counters) is MappingProxyType else dict(counters),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RuleState:
         """Rebuild a state from :meth:`to_json` output; raise ValueError on anything else."""
-        # Every value is still checked (a corrupt stored state must not pass), but the checks
-        # take the common case first and the state is built once, not copied again by
-        # __post_init__: this runs once per customer per batch.
+        # Every value is still checked (a corrupt stored state must not pass), in the same
+        # order as ever so the same error is reported, but each check takes the common case
+        # inline (a plain int, a cached date, an empty collection) and only calls the general
+        # helper otherwise; the state is built once, not copied again by __post_init__: this
+        # runs once per customer per batch.
         try:
             if data.get("format") != STATE_FORMAT:
                 raise ValueError(f"unsupported rule state format {data.get('format')!r}")
-            purchase_count = _int(data["purchase_count"])
-            cumulative_spend_minor = _int(data["cumulative_spend_minor"])
-            last_purchase_on = _date_in(data["last_purchase_on"])
-            last_activity_on = _date_in(data["last_activity_on"])
-            latest_day = _date_in(data["latest_day"])
-            badges = _str_set(data["badges"])
-            partners_seen = _str_set(data["partners_seen"])
-            milestones = _counts_in(data["milestones"])
-            raw = data["streaks"]
-            streaks = (
-                _EMPTY
-                if type(raw) is dict and not raw
-                else _frozen_fresh(
-                    {
-                        str(k): _streak(_int(v["last_period"]), _int(v["length"]))
-                        for k, v in raw.items()
-                    }
-                )
+            purchase_count = data["purchase_count"]
+            if type(purchase_count) is not int or purchase_count < 0:
+                purchase_count = _int(purchase_count)
+            cumulative_spend_minor = data["cumulative_spend_minor"]
+            if type(cumulative_spend_minor) is not int or cumulative_spend_minor < 0:
+                cumulative_spend_minor = _int(cumulative_spend_minor)
+            dates = _DATES
+            value = data["last_purchase_on"]
+            last_purchase_on = (
+                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
             )
+            value = data["last_activity_on"]
+            last_activity_on = (
+                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
+            )
+            value = data["latest_day"]
+            latest_day = (
+                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
+            )
+            value = data["badges"]
+            badges = _NO_STRINGS if type(value) is list and not value else _str_set(value)
+            value = data["partners_seen"]
+            partners_seen = _NO_STRINGS if type(value) is list and not value else _str_set(value)
+            milestones = _counts_in(data["milestones"])
+            streaks = _streaks_in(data["streaks"])
             raw = data["challenges"]
-            challenges = (
-                _EMPTY
-                if type(raw) is dict and not raw
-                else _frozen_fresh(
+            if type(raw) is dict and not raw:
+                challenges = _EMPTY
+            else:
+                challenges = _frozen_fresh(
                     {
                         str(k): ChallengeState(
                             str(v["period"]),
@@ -273,23 +308,22 @@ class RuleState:
                         for k, v in raw.items()
                     }
                 )
-            )
             counters = _counts_in(data["counters"])
-            return cls._trusted(
-                purchase_count,
-                cumulative_spend_minor,
-                last_purchase_on,
-                last_activity_on,
-                latest_day,
-                badges,
-                partners_seen,
-                milestones,
-                streaks,
-                challenges,
-                counters,
-            )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed rule state: {exc!r}") from exc
+        return cls._trusted(
+            purchase_count,
+            cumulative_spend_minor,
+            last_purchase_on,
+            last_activity_on,
+            latest_day,
+            badges,
+            partners_seen,
+            milestones,
+            streaks,
+            challenges,
+            counters,
+        )
 
 
 def _slot_setter(name: str) -> Callable[[RuleState, Any], None]:
@@ -311,6 +345,10 @@ _set_streaks = _slot_setter("streaks")
 _set_challenges = _slot_setter("challenges")
 _set_counters = _slot_setter("counters")
 
+#: What ``RuleState()`` returns (see _RuleStateType): built the ordinary way, once.
+_EMPTY_STATE: RuleState | None = None
+_EMPTY_STATE = RuleState()
+
 
 # ------------------------------------------------------------------------ counter upkeep
 
@@ -331,6 +369,48 @@ def _counter_key(key: str) -> tuple[str, str, int]:
             _COUNTER_KEYS.clear()
         _COUNTER_KEYS[key] = found
     return found
+
+
+#: counter key -> the ordinal of the first latest day at which the key is dropped. Only for
+#: keys whose period is well formed (an ISO day or a year-month): for those, "stale" in
+#: advance_counters is exactly ``latest.toordinal() >= expiry``, so one C-level ``min`` over
+#: the keys tells whether anything is to be dropped (almost always nothing).
+_EXPIRIES: dict[str, int] = {}
+_NEVER: Final = date.max.toordinal() + 1
+
+
+def _expiry(key: str) -> int | None:
+    """The ordinal from which ``key`` is stale, or None to leave the key to the general rule.
+
+    A day key ``d:<P>:`` is stale when P < (latest - (DAY_COUNTERS_KEPT - 1) days) as ISO
+    text; for a real ISO day that is latest >= P + DAY_COUNTERS_KEPT days. A month key
+    ``m:<P>:`` is stale when its month index M < month_index(latest) - MONTH_COUNTERS_KEPT + 1,
+    that is from the first day of month index M + MONTH_COUNTERS_KEPT. Other scopes never are.
+    """
+    parts = key.split(":", 2)
+    if len(parts) != 3:
+        return None  # the general rule raises for it, as it always did
+    scope, period, _ = parts
+    if scope == "d":
+        try:
+            day = date.fromisoformat(period)
+        except ValueError:
+            return None
+        if day.isoformat() != period:
+            return None  # compared as text by the general rule, not as a day
+        return day.toordinal() + DAY_COUNTERS_KEPT
+    if scope == "m":
+        try:
+            month = _month_index_of(period)
+        except ValueError:
+            return None
+        first = month + MONTH_COUNTERS_KEPT  # the month index from which the key is stale
+        if first < 12:  # before year 1: every day is later
+            return 0
+        if first // 12 > date.max.year:
+            return _NEVER
+        return date(first // 12, first % 12 + 1, 1).toordinal()
+    return _NEVER
 
 
 def _horizon(latest: date) -> tuple[str, int]:
@@ -356,7 +436,7 @@ def advance_counters(
 
     ``counters`` must be key-sorted (every state's are); the result is read-only and sorted.
     """
-    updated = copy_of(counters)
+    updated = counters.copy() if type(counters) is MappingProxyType else dict(counters)
     added = False
     for key, amount in increments.items():
         if amount:
@@ -365,18 +445,35 @@ def advance_counters(
             else:
                 updated[key] = amount
                 added = True
-    latest = day if latest_day is None else max(latest_day, day)
-    oldest_day, oldest_month = _horizon(latest)
-    stale = []
-    for key in updated:
-        scope, period, month = _counter_key(key)
-        if (scope == "d" and period < oldest_day) or (scope == "m" and month < oldest_month):
-            stale.append(key)
-    for key in stale:
-        del updated[key]
+    return pruned(updated, added, day if latest_day is None else max(latest_day, day))
+
+
+def pruned(updated: dict[str, int], added: bool, latest: date) -> tuple[Mapping[str, int], date]:
+    """The end of :func:`advance_counters`: drop from ``updated`` (a key-sorted dict nobody
+    else holds, to which keys were ``added`` if so) the periods ``latest`` no longer keeps,
+    and freeze it (sorted again only if a key was added: deleting keeps the order)."""
+    oldest_day, oldest_month = _HORIZONS.get(latest) or _horizon(latest)
+    try:
+        # Almost every event: every key known and none due (see _EXPIRIES).
+        keep_all = not updated or min(map(_EXPIRIES.__getitem__, updated)) > latest.toordinal()
+    except KeyError:
+        keep_all = False
+    if not keep_all:
+        stale = []
+        for key in updated:
+            scope, period, month = _COUNTER_KEYS.get(key) or _counter_key(key)
+            if (scope == "d" and period < oldest_day) or (scope == "m" and month < oldest_month):
+                stale.append(key)
+            elif key not in _EXPIRIES:
+                expiry = _expiry(key)
+                if expiry is not None:
+                    if len(_EXPIRIES) >= _CACHE_MAX:
+                        _EXPIRIES.clear()
+                    _EXPIRIES[key] = expiry
+        for key in stale:
+            del updated[key]
     if not updated:
         return _EMPTY, latest
-    # Deleting keeps the order; only a new key can put the mapping out of order.
     return MappingProxyType(dict(sorted(updated.items())) if added else updated), latest
 
 
@@ -465,14 +562,41 @@ def _counts_in(raw: Any) -> Mapping[str, int]:
     if type(raw) is dict:
         if not raw:
             return _EMPTY
+        if len(raw) == 1:  # most milestones: one entry, nothing to sort
+            ((key, value),) = raw.items()
+            if type(key) is str and type(value) is int and value >= 0:
+                return MappingProxyType({key: value})
         values = raw.values()
         if (
-            _INT_TYPE.issuperset(map(type, values))
+            _STR_TYPE.issuperset(map(type, raw))
+            and _INT_TYPE.issuperset(map(type, values))
             and min(values) >= 0
-            and _STR_TYPE.issuperset(map(type, raw))
         ):
-            return _frozen_fresh(raw.copy())
+            # What _frozen_fresh does, inline: stored mappings are already in key order.
+            counts = raw.copy()
+            if len(counts) < 2 or [*counts] == sorted(counts):
+                return MappingProxyType(counts)
+            return MappingProxyType(dict(sorted(counts.items())))
     return _frozen_fresh({str(k): _int(v) for k, v in raw.items()})
+
+
+def _streaks_in(raw: Any) -> Mapping[str, StreakState]:
+    """The ``streaks`` of a stored state, the common case (str keys, int fields) inline."""
+    if type(raw) is dict and not raw:
+        return _EMPTY
+    shared = _STREAKS
+    streaks = {}
+    for k, v in raw.items():
+        last_period = v["last_period"]
+        if type(last_period) is not int or last_period < 0:
+            last_period = _int(last_period)
+        length = v["length"]
+        if type(length) is not int or length < 0:
+            length = _int(length)
+        streaks[k if type(k) is str else str(k)] = shared.get((last_period, length)) or _streak(
+            last_period, length
+        )
+    return _frozen_fresh(streaks)
 
 
 def _str_set(value: object) -> frozenset[str]:
