@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from points import jsonfast
 from points.db import metadata
+from points.pgarrays import text_array_literal
 from points.pgcopy import copy_rows
 
 __all__ = [
@@ -172,7 +173,7 @@ def _copy_inbox_pg(conn: Connection, events: Sequence[AcceptedEvent]) -> set[str
     stored = set(
         conn.execute(
             text("SELECT event_id FROM inbound_events WHERE event_id = ANY(CAST(:ids AS text[]))"),
-            {"ids": [e.event_id for e in events]},
+            {"ids": text_array_literal([e.event_id for e in events])},
         ).scalars()
     )
     new = [e for e in events if e.event_id not in stored]
@@ -349,10 +350,11 @@ class BundledMessage(NamedTuple):
     dedupe_key: str
 
 
-def bundle_row(topic: str, messages: Sequence[BundledMessage]) -> dict[str, Any]:
-    """One outbox row holding ``messages`` (values as JSON-ready objects, encoded here in one
-    call); its own dedupe key is the first message's (each message's is unique, so a bundle
-    is queued at most once too)."""
+def bundle_row(topic: str, messages: Sequence[tuple[str, Any, str]]) -> dict[str, Any]:
+    """One outbox row holding ``messages``: (key, JSON-ready value, dedupe key) each, plain
+    tuples or :class:`BundledMessage`; the values are encoded here in one call. The row's own
+    dedupe key is the first message's (each message's is unique, so a bundle is queued at most
+    once too)."""
     if not messages:
         raise ValueError("an outbox bundle needs at least one message")
     value = jsonfast.dumps_bytes(
@@ -363,7 +365,7 @@ def bundle_row(topic: str, messages: Sequence[BundledMessage]) -> dict[str, Any]
         "message_key": None,
         "message_value": value,
         "headers": {"content-type": BUNDLE_CONTENT_TYPE},
-        "dedupe_key": f"bundle:{messages[0].dedupe_key}",
+        "dedupe_key": f"bundle:{messages[0][2]}",
     }
 
 

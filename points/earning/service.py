@@ -43,7 +43,6 @@ from points.events import (
 from points.ingest import Decoded, Decoder, RawMessage, classify
 from points.intake import (
     AcceptedEvent,
-    BundledMessage,
     RejectedMessage,
     bundle_row,
     record_batch,
@@ -361,7 +360,7 @@ class EarningService:
     ) -> list[dict[str, Any]]:
         """points.ledger messages for every entry this batch committed: one outbox bundle row
         (points/intake.py), which the relay sends as one message per entry."""
-        messages: list[BundledMessage] = []
+        messages: list[tuple[str, dict[str, Any], str]] = []
         for op, customer_id, result in zip(
             plan.operations, plan.op_customers, results, strict=True
         ):
@@ -387,7 +386,7 @@ class EarningService:
                 "ruleset_version": reason.ruleset_version,
                 "source_event": reason.source_event,
             }
-            messages.append(BundledMessage(customer_id, body, f"ledger:{op.idempotency_key}"))
+            messages.append((customer_id, body, f"ledger:{op.idempotency_key}"))
         if not messages:
             return []
         return [bundle_row(self._topics.points_ledger, messages)]

@@ -24,6 +24,8 @@ from points.ledger.model import (
     AccountRef,
     reason_json,
 )
+from points.pgarrays import int_array_literal as _ints
+from points.pgarrays import text_array_literal as _texts
 
 __all__ = ["HOT_SHARDS", "KeyTaken", "Store", "StoredEntry"]
 
@@ -44,39 +46,6 @@ class StoredEntry:
     status: str
     reject_code: str | None
     reject_message: str | None
-
-
-def _ints(values: Iterable[int | None]) -> str:
-    """A PostgreSQL array literal. Sent as one text parameter and cast server-side: adapting
-    Python lists element by element costs more than the INSERT itself (measured: 16 ms
-    against 6 ms for 1,000 entry rows)."""
-    if not isinstance(values, list | tuple):
-        values = list(values)
-    if None not in values:
-        return "{" + ",".join(map(str, values)) + "}"
-    if values.count(None) == len(values):  # e.g. reverses_entry_id of a batch of earnings
-        return "{" + ",".join(["NULL"] * len(values)) + "}"
-    return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
-
-
-def _texts(values: Sequence[str | None]) -> str:
-    if None not in values:
-        raw = "".join(values)  # type: ignore[arg-type]
-        if '"' not in raw and "\\" not in raw:  # nothing to escape: one C-level join
-            return '{"' + '","'.join(values) + '"}' if values else "{}"  # type: ignore[arg-type]
-        # Something to escape (every reason's JSON has quotes): escape the joined text in C
-        # rather than each value in Python. The values are joined on NUL, which no value
-        # can hold (PostgreSQL text cannot), so the separators are found again after.
-        joined = "\x00".join(values)  # type: ignore[arg-type]
-        if joined.count("\x00") == len(values) - 1:
-            return '{"' + joined.replace("\\", "\\\\").replace('"', '\\"').replace(
-                "\x00", '","') + '"}'
-    elif values.count(None) == len(values):
-        return "{" + ",".join(["NULL"] * len(values)) + "}"
-    return "{" + ",".join([
-        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        for v in values
-    ]) + "}"
 
 
 def _times(values: Iterable[datetime]) -> str:

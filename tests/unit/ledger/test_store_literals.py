@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from points.ledger.model import BANK, Earn, Reason, request_hash
-from points.ledger.store import _EXACT_MICROS, _epoch_micros, _ints, _texts
+from points.ledger.store import _EXACT_MICROS, _epoch_micros
+from points.pgarrays import int_array_literal as _ints
+from points.pgarrays import text_array_literal as _texts
 
 
 def _texts_one_by_one(values: Sequence[str | None]) -> str:
