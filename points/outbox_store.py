@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select, text, update
 
 from points.intake import BUNDLE_CONTENT_TYPE, outbox, unbundle
 
-__all__ = ["OutboxMessage", "OutboxStore"]
+__all__ = ["BUNDLED_HEADERS", "OutboxBundle", "OutboxMessage", "OutboxStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,32 @@ class OutboxMessage:
     value: bytes
     headers: dict[str, Any]
     dedupe_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBundle:
+    """One outbox row holding many messages of one topic (points/intake.py)."""
+
+    id: int
+    topic: str
+    value: bytes
+
+    def messages(self) -> list[OutboxMessage]:
+        return [
+            OutboxMessage(
+                id=self.id,
+                topic=self.topic,
+                key=m.key.encode(),
+                value=m.value,
+                headers=dict(BUNDLED_HEADERS),
+                dedupe_key=m.dedupe_key,
+            )
+            for m in unbundle(self.value)
+        ]
+
+
+#: the headers of every bundled message (besides its dedupe_key)
+BUNDLED_HEADERS: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
 
 
 # An arbitrary constant naming "the outbox relay" among the cluster's advisory locks.
@@ -84,30 +110,29 @@ class OutboxStore:
     def pending(self, limit: int) -> list[OutboxMessage]:
         """The messages of the oldest ``limit`` unrelayed rows, in the order they were written
         (a bundle row gives all its messages)."""
+        messages: list[OutboxMessage] = []
+        for row in self.pending_rows(limit):
+            if isinstance(row, OutboxBundle):
+                messages.extend(row.messages())
+            else:
+                messages.append(row)
+        return messages
+
+    def pending_rows(self, limit: int) -> list[OutboxMessage | OutboxBundle]:
+        """The oldest ``limit`` unrelayed rows, in the order they were written; a bundle row
+        comes as it is stored, for a relay that sends its messages in bulk."""
         query = (
             select(outbox).where(outbox.c.relayed_at.is_(None)).order_by(outbox.c.id).limit(limit)
         )
         with self._engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        messages: list[OutboxMessage] = []
+        out: list[OutboxMessage | OutboxBundle] = []
         for row in rows:
             headers = dict(row["headers"] or {})
             if headers.get("content-type") == BUNDLE_CONTENT_TYPE:
-                # One row, many messages (points/intake.py): each goes out on its own, and the
-                # row is marked relayed once all of them were acknowledged.
-                messages.extend(
-                    OutboxMessage(
-                        id=row["id"],
-                        topic=row["topic"],
-                        key=m.key.encode(),
-                        value=m.value,
-                        headers={"content-type": "application/json"},
-                        dedupe_key=m.dedupe_key,
-                    )
-                    for m in unbundle(row["message_value"])
-                )
+                out.append(OutboxBundle(row["id"], row["topic"], row["message_value"]))
                 continue
-            messages.append(
+            out.append(
                 OutboxMessage(
                     id=row["id"],
                     topic=row["topic"],
@@ -117,7 +142,7 @@ class OutboxStore:
                     dedupe_key=row["dedupe_key"],
                 )
             )
-        return messages
+        return out
 
     def mark_relayed(self, ids: list[int]) -> None:
         if not ids:

@@ -8,12 +8,13 @@ from streams.fastpath import BatchingApp
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings) -> BatchingApp:
+def create_app(settings: Settings, *, batch_lanes: int = 1) -> BatchingApp:
     worker = settings.worker
     return BatchingApp(
         worker.app_id,
         batch_size_max=worker.batch_size_max,
         fetch_max_wait_ms=worker.fetch_max_wait_ms,
+        batch_lanes=batch_lanes,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         # No faust tables: all state lives in the ledger database, written in the same
         # transaction as the points it explains. So no changelogs and no recovery to stall.

@@ -10,9 +10,15 @@ handler. Every other topic (and faust's own internal topics) keeps faust's norma
 What stays faust's: the consumer group, partition assignment and rebalancing, offset tracking
 and commits (``Consumer.ack`` / ``Consumer.commit``), the producer, timers, the worker.
 
+Batches go through lanes (:class:`_Lane`): partition ``p`` of a handler's topics always goes to
+lane ``p % batch_lanes``, each lane runs its batches one after another, and the lanes run side
+by side while the consumer fetches ahead (a bounded queue per lane is the backpressure). So one
+worker keeps its database busy from one lane while another evaluates rules, and a partition's
+messages are still handled in offset order.
+
 The contract that keeps points exactly once: a batch handler must commit its database
-transaction before it returns; only then does :func:`_deliver` ack the batch's messages, and
-only acked offsets are ever committed. If the handler raises, nothing is acked and the error
+transaction before it returns; only then does its lane ack the batch's messages, and only
+acked offsets are ever committed. If the handler raises, nothing is acked and the error
 propagates (the worker crashes and a restart replays the batch, which the ledger's inbox makes
 harmless). Pinned to faust-streaming 0.15.3: ``_drain_messages`` is a private method, so
 ``tests/unit/test_fastpath_pin.py`` fails on any other version until this module is re-checked.
@@ -38,8 +44,40 @@ BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 class BatchConsumer(aiokafka_driver.Consumer):
     """faust's aiokafka consumer, with whole-batch delivery for registered topics."""
 
+    # (handler, lane number) -> its lane, made on first use
+    _batch_lanes: dict[tuple[BatchHandler, int], _Lane] | None = None
+
     def _new_consumer_thread(self) -> Any:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _dispatch(self, handler: BatchHandler, messages: list[Message]) -> None:
+        """Hand a fetched batch to the handler's lanes: partition ``p`` always goes to lane
+        ``p % lanes`` (so one partition's messages stay in order), at most ``batch_size_max``
+        messages per call."""
+        app = cast(BatchingApp, self.app)
+        lanes = app.batch_lanes
+        by_lane: dict[int, list[Message]] = {}
+        if lanes == 1:
+            by_lane[0] = messages
+        else:
+            for message in messages:
+                by_lane.setdefault(message.partition % lanes, []).append(message)
+        lane_runners = self._batch_lanes
+        if lane_runners is None:
+            lane_runners = self._batch_lanes = {}
+        size = app.batch_size_max
+        for lane_no, lane_messages in by_lane.items():
+            lane = lane_runners.get((handler, lane_no))
+            if lane is None:
+                lane = lane_runners[(handler, lane_no)] = _Lane(self, handler, app.lane_depth)
+            for start in range(0, len(lane_messages), size):
+                await lane.submit(lane_messages[start : start + size])
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        # Whatever is still queued was never acked: a restart replays it.
+        for lane in (self._batch_lanes or {}).values():
+            lane.cancel()
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - see tests
         # Mirrors faust 0.15.3's Consumer._drain_messages (read offsets, gaps, commit_every,
@@ -75,7 +113,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
                             batches.setdefault(handler, []).append(message)
                         set_read_offset(tp, offset)
                 for batch_handler, messages in batches.items():
-                    await _deliver(self, batch_handler, messages)
+                    await self._dispatch(batch_handler, messages)
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -92,16 +130,50 @@ class BatchConsumer(aiokafka_driver.Consumer):
             self.diag.unset_flag("CONSUMER_FETCHING")
 
 
-async def _deliver(consumer: BatchConsumer, handler: BatchHandler, messages: list[Message]) -> None:
-    size = cast(BatchingApp, consumer.app).batch_size_max
-    for start in range(0, len(messages), size):
-        chunk = messages[start : start + size]
-        for message in chunk:
-            # In flight until acked: a rebalance waits for these (Consumer.wait_empty).
+class _Lane:
+    """One lane of a batch handler: its batches run one after another, in the order fetched,
+    while the other lanes' batches run beside them and the consumer fetches on.
+
+    A message is tracked (a rebalance waits for it) from the moment it is queued, and acked
+    only after the handler returned for its batch — so only committed work is ever acked, and
+    offsets are committed per partition up to the first message not yet acked.
+    """
+
+    def __init__(self, consumer: BatchConsumer, handler: BatchHandler, depth: int) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        # Bounded: a full lane stops the drain loop from fetching more (backpressure).
+        self._queue: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize=depth)
+        self.failure: BaseException | None = None
+        self._task = asyncio.ensure_future(self._run())
+
+    async def submit(self, messages: list[Message]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        consumer = self._consumer
+        for message in messages:
             consumer.track_message(message)
-        await handler(chunk)
-        for message in chunk:
-            consumer.ack(message)
+        await self._queue.put(messages)
+
+    async def _run(self) -> None:
+        consumer, handler = self._consumer, self._handler
+        while True:
+            messages = await self._queue.get()
+            try:
+                await handler(messages)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                # Nothing of this batch (or anything queued after it) is acked: the worker
+                # stops, and a restart replays from the last committed offsets.
+                self.failure = exc
+                await consumer.crash(exc)
+                return
+            for message in messages:
+                consumer.ack(message)
+
+    def cancel(self) -> None:
+        self._task.cancel()
 
 
 class BatchConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
@@ -128,13 +200,25 @@ class BatchingApp(faust.App):
     """A faust App whose hot topics are consumed in whole fetched batches."""
 
     def __init__(
-        self, *args: Any, batch_size_max: int = 1000, fetch_max_wait_ms: int = 50, **kwargs: Any
+        self,
+        *args: Any,
+        batch_size_max: int = 1000,
+        fetch_max_wait_ms: int = 50,
+        batch_lanes: int = 1,
+        lane_depth: int = 2,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if batch_lanes < 1 or lane_depth < 1:
+            raise ValueError("batch_lanes and lane_depth must be at least 1")
         self.batch_handlers: dict[str, BatchHandler] = {}
         # A fetch can return tens of thousands of messages; handlers get at most this many.
         self.batch_size_max = batch_size_max
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        # Calls of one handler that may run at once, each on its own partitions; and how many
+        # batches may wait in each lane while the consumer fetches ahead.
+        self.batch_lanes = batch_lanes
+        self.lane_depth = lane_depth
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
@@ -143,7 +227,9 @@ class BatchingApp(faust.App):
         """Register ``handler(messages)`` for every batch fetched from ``topics``.
 
         Messages of one partition arrive in offset order; a batch may mix partitions and,
-        when the handler has several topics, topics.
+        when the handler has several topics, topics. With ``batch_lanes`` > 1 the handler
+        runs concurrently for disjoint sets of partitions (partition ``p`` in lane
+        ``p % batch_lanes``); each lane's calls are sequential.
         """
 
         def register(handler: BatchHandler) -> BatchHandler:
@@ -157,4 +243,3 @@ class BatchingApp(faust.App):
             return handler
 
         return register
-

@@ -24,7 +24,7 @@ from points.ingest import RawMessage
 from points.settings import Settings
 from streams.fastpath import BatchingApp
 
-__all__ = ["process_with_retry", "register_earning_agent", "split_into_lanes"]
+__all__ = ["process_with_retry", "register_earning_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +65,6 @@ async def process_with_retry(
     raise SystemExit(EXIT_DATABASE_UNAVAILABLE)  # only reached when exit_process is a fake
 
 
-def split_into_lanes(batch: Sequence[RawMessage], lanes: int) -> list[list[RawMessage]]:
-    """The batch's messages by ``partition % lanes``, each lane in the batch's order; empty
-    lanes are left out."""
-    if lanes == 1:
-        return [list(batch)] if batch else []
-    split: list[list[RawMessage]] = [[] for _ in range(lanes)]
-    for message in batch:
-        split[message.partition % lanes].append(message)
-    return [lane for lane in split if lane]
-
-
 def register_earning_agent(
     app: BatchingApp, settings: Settings, service: EarningService
 ) -> list[faust.TopicT]:
@@ -91,8 +80,6 @@ def register_earning_agent(
         for name in service.topics
     ]
 
-    lanes = 1 if settings.database_url.startswith("sqlite") else settings.worker.db_lanes
-
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_customers(sender: object, revoked: object, **kwargs: Any) -> None:
         # Partitions may move to another worker: what we remember of their customers could
@@ -101,27 +88,20 @@ def register_earning_agent(
 
     @app.batch_agent(*topics)
     async def earn_points(messages: Sequence[Message]) -> None:
+        # One lane's batch (streams/fastpath.py): lanes hold disjoint partitions, so disjoint
+        # customers (every topic is keyed by customer id with the same partition count), and
+        # each is its own transaction.
         started = time.perf_counter()
-        # Each lane is its own transaction on its own partitions, so on its own customers
-        # (every topic is keyed by customer id with the same partition count). All lanes
-        # commit before this returns and the batch is acked; if one fails after another
-        # committed, the replay finds the committed lane's events in the inbox.
-        outcomes = await asyncio.gather(
-            *(
-                process_with_retry(service.process, lane)
-                for lane in split_into_lanes([to_raw(m) for m in messages], lanes)
-            )
+        outcome = await process_with_retry(service.process, [to_raw(m) for m in messages])
+        log.info(
+            "batch=%d stored=%d duplicates=%d rejected=%d earned=%d clawed_back=%d in %.1f ms",
+            outcome.messages,
+            outcome.stored,
+            outcome.duplicates,
+            outcome.rejected,
+            outcome.points_earned,
+            outcome.points_clawed_back,
+            (time.perf_counter() - started) * 1000,
         )
-        for outcome in outcomes:
-            log.info(
-                "batch=%d stored=%d duplicates=%d rejected=%d earned=%d clawed_back=%d in %.1f ms",
-                outcome.messages,
-                outcome.stored,
-                outcome.duplicates,
-                outcome.rejected,
-                outcome.points_earned,
-                outcome.points_clawed_back,
-                (time.perf_counter() - started) * 1000,
-            )
 
     return topics

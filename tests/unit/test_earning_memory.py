@@ -5,10 +5,8 @@ from __future__ import annotations
 import orjson
 
 from points.earning.working_set import CachedCustomer, WorkingSet
-from points.ingest import RawMessage
 from points.intake import BUNDLE_CONTENT_TYPE, BundledMessage, bundle_row, unbundle
 from points.rules import RuleState
-from streams.agents.earning import split_into_lanes
 
 
 def entry(version: int) -> CachedCustomer:
@@ -57,17 +55,3 @@ def test_a_bundle_row_gives_back_each_message_in_order_with_its_own_dedupe_key()
         ("alice", {"entry_key": "earn:1", "points": 5}, "ledger:earn:1"),
         ("bob", {"entry_key": "earn:2", "points": -3}, "ledger:earn:2"),
     ]
-
-
-def test_lanes_split_a_batch_by_partition_and_keep_each_partitions_order() -> None:
-    batch = [RawMessage("t", p, o, b"k", b"v") for o, p in enumerate([0, 1, 2, 3, 0, 1, 2])]
-    lanes = split_into_lanes(batch, 2)
-    assert [[(m.partition, m.offset) for m in lane] for lane in lanes] == [
-        [(0, 0), (2, 2), (0, 4), (2, 6)],
-        [(1, 1), (3, 3), (1, 5)],
-    ]
-    assert split_into_lanes(batch, 1) == [batch]
-    assert split_into_lanes([m for m in batch if m.partition == 1], 2) == [
-        [m for m in batch if m.partition == 1]
-    ]
-    assert split_into_lanes([], 3) == []

@@ -22,6 +22,14 @@ def test_installed_faust_is_the_version_the_batch_path_was_checked_against() -> 
     assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_DRAIN_SHA256
 
 
+def test_the_relay_can_reach_fausts_aiokafka_producer() -> None:
+    """streams/relay.py sends bundles as record batches on faust's own aiokafka producer,
+    which faust 0.15.3 keeps behind a private accessor."""
+    from faust.transport.drivers.aiokafka import Producer
+
+    assert callable(Producer._ensure_producer)
+
+
 def test_a_batching_app_uses_the_batch_consumer() -> None:
     """The override is wired through the transport, so faust builds our consumer."""
     assert BatchTransport.Consumer is BatchConsumer

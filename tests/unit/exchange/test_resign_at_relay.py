@@ -80,7 +80,7 @@ def test_the_relay_publishes_the_same_bytes_with_fresh_signature_headers() -> No
         def __init__(self) -> None:
             self.marked: list[int] = []
 
-        def pending(self, limit: int) -> list[OutboxMessage]:
+        def pending_rows(self, limit: int) -> list[OutboxMessage]:
             return [] if self.marked else [stored, other]
 
         def mark_relayed(self, ids: list[int]) -> None:
