@@ -69,7 +69,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
         for lane_no, lane_messages in by_lane.items():
             lane = lane_runners.get((handler, lane_no))
             if lane is None:
-                lane = lane_runners[(handler, lane_no)] = _Lane(self, handler, app.lane_depth)
+                lane = lane_runners[(handler, lane_no)] = _Lane(self, handler, app.lane_depth, size)
             for start in range(0, len(lane_messages), size):
                 await lane.submit(lane_messages[start : start + size])
 
@@ -139,9 +139,12 @@ class _Lane:
     offsets are committed per partition up to the first message not yet acked.
     """
 
-    def __init__(self, consumer: BatchConsumer, handler: BatchHandler, depth: int) -> None:
+    def __init__(
+        self, consumer: BatchConsumer, handler: BatchHandler, depth: int, size_max: int
+    ) -> None:
         self._consumer = consumer
         self._handler = handler
+        self._size_max = size_max
         # Bounded: a full lane stops the drain loop from fetching more (backpressure).
         self._queue: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize=depth)
         self.failure: BaseException | None = None
@@ -157,8 +160,20 @@ class _Lane:
 
     async def _run(self) -> None:
         consumer, handler = self._consumer, self._handler
+        queue, size_max = self._queue, self._size_max
+        carried: list[Message] | None = None
         while True:
-            messages = await self._queue.get()
+            messages = carried if carried is not None else await queue.get()
+            carried = None
+            # Take what else waits, up to the batch size: one transaction for several small
+            # fetches (a quiet stream fetches often and little) keeps the lane from spending
+            # its time on per-transaction costs while messages queue behind it.
+            while not queue.empty():
+                waiting = queue.get_nowait()
+                if len(messages) + len(waiting) > size_max:
+                    carried = waiting
+                    break
+                messages = messages + waiting
             try:
                 await handler(messages)
             except asyncio.CancelledError:
@@ -205,7 +220,7 @@ class BatchingApp(faust.App):
         batch_size_max: int = 1000,
         fetch_max_wait_ms: int = 50,
         batch_lanes: int = 1,
-        lane_depth: int = 2,
+        lane_depth: int = 4,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)

@@ -103,3 +103,25 @@ async def test_a_failed_batch_is_not_acked_and_crashes_the_consumer() -> None:
     await settle()
     assert consumer.acked == []
     assert [str(e) for e in consumer.crashed] == ["database down"]
+
+
+async def test_a_busy_lane_takes_what_queued_behind_it_as_one_batch_up_to_the_size() -> None:
+    """Small fetches that queue while the lane works are handled together (one transaction),
+    never more than batch_size_max at once, and still in order."""
+    consumer = FakeConsumer(lanes=1, size=3, depth=4)
+    release = asyncio.Event()
+    calls: list[list[int]] = []
+
+    async def handler(batch: list[Msg]) -> None:
+        calls.append([m.offset for m in batch])
+        if len(calls) == 1:
+            await release.wait()
+
+    await consumer.dispatch(handler, [Msg(0, 0)])
+    await settle()
+    for offset in (1, 2, 3, 4):
+        await consumer.dispatch(handler, [Msg(0, offset)])
+    release.set()
+    await settle()
+    assert calls == [[0], [1, 2, 3], [4]]
+    assert [m.offset for m in consumer.acked] == [0, 1, 2, 3, 4]
