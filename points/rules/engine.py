@@ -18,7 +18,7 @@ treats it (``clawback``): see :mod:`points.rules.clawback`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from types import MappingProxyType
@@ -58,6 +58,7 @@ from points.rules.state import (
     copy_of,
     month_of,
     pruned,
+    slot_setter,
 )
 
 __all__ = [
@@ -569,16 +570,11 @@ def _refrozen(updated: dict[str, Any], before: Mapping[str, Any]) -> Mapping[str
 # Results are frozen dataclasses; their generated __init__ sets each field through
 # object.__setattr__, about twice the cost of filling the slots (Line) or the instance dict
 # (Evaluation, EarningRecord) directly, and a few of them are made for every event.
-def _line_setter(name: str) -> Callable[[Line, Any], None]:
-    setter: Callable[[Line, Any], None] = getattr(Line, name).__set__
-    return setter
-
-
-_set_line_rule_id = _line_setter("rule_id")
-_set_line_kind = _line_setter("kind")
-_set_line_points = _line_setter("points")
-_set_line_explanation = _line_setter("explanation")
-_set_line_clawback = _line_setter("clawback")
+_set_line_rule_id = slot_setter(Line, "rule_id")
+_set_line_kind = slot_setter(Line, "kind")
+_set_line_points = slot_setter(Line, "points")
+_set_line_explanation = slot_setter(Line, "explanation")
+_set_line_clawback = slot_setter(Line, "clawback")
 _set_dict = object.__setattr__
 
 

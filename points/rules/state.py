@@ -326,24 +326,26 @@ class RuleState(metaclass=_RuleStateType):
         )
 
 
-def _slot_setter(name: str) -> Callable[[RuleState, Any], None]:
-    setter: Callable[[RuleState, Any], None] = getattr(RuleState, name).__set__
+def slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """The slot descriptor's own setter for ``cls.name``: fills a frozen slotted dataclass
+    being built by trusted code, at about half the cost of its generated ``__init__``."""
+    setter: Callable[[Any, Any], None] = getattr(cls, name).__set__
     return setter
 
 
 # The slot setters RuleState._trusted fills a new state with (the frozen dataclass's own
 # __setattr__ refuses, as it should for everyone else).
-_set_purchase_count = _slot_setter("purchase_count")
-_set_cumulative_spend_minor = _slot_setter("cumulative_spend_minor")
-_set_last_purchase_on = _slot_setter("last_purchase_on")
-_set_last_activity_on = _slot_setter("last_activity_on")
-_set_latest_day = _slot_setter("latest_day")
-_set_badges = _slot_setter("badges")
-_set_partners_seen = _slot_setter("partners_seen")
-_set_milestones = _slot_setter("milestones")
-_set_streaks = _slot_setter("streaks")
-_set_challenges = _slot_setter("challenges")
-_set_counters = _slot_setter("counters")
+_set_purchase_count = slot_setter(RuleState, "purchase_count")
+_set_cumulative_spend_minor = slot_setter(RuleState, "cumulative_spend_minor")
+_set_last_purchase_on = slot_setter(RuleState, "last_purchase_on")
+_set_last_activity_on = slot_setter(RuleState, "last_activity_on")
+_set_latest_day = slot_setter(RuleState, "latest_day")
+_set_badges = slot_setter(RuleState, "badges")
+_set_partners_seen = slot_setter(RuleState, "partners_seen")
+_set_milestones = slot_setter(RuleState, "milestones")
+_set_streaks = slot_setter(RuleState, "streaks")
+_set_challenges = slot_setter(RuleState, "challenges")
+_set_counters = slot_setter(RuleState, "counters")
 
 #: What ``RuleState()`` returns (see _RuleStateType): built the ordinary way, once.
 _EMPTY_STATE: RuleState | None = None
