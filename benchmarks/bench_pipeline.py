@@ -178,6 +178,25 @@ def process_cpu_s(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def with_descendants(pids: list[int]) -> list[int]:
+    """These processes and every process below them (a worker's lane processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found = set(pids)
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        grew = bool(more)
+        found |= more
+    return sorted(found)
+
+
 def postgres_pids() -> list[int]:
     """Every PostgreSQL process on this machine (the stack's server and its backends)."""
     pids = []
@@ -359,7 +378,7 @@ def main() -> None:
         wait_for(lambda: count_rows(engine, inbound_events) > 0, 120, "the first batch", worker)
         first_count = count_rows(engine, inbound_events)
         first_at = time.perf_counter()
-        worker_pids = [w.pid for w in workers]
+        worker_pids = with_descendants([w.pid for w in workers])
         cpu_before = (process_cpu_s(worker_pids), process_cpu_s(postgres_pids()))
         progress = InboxProgress(engine, expected)
         wait_for(progress.done, 900, "all events", worker, progress.interval_s)

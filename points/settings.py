@@ -81,6 +81,9 @@ class WorkerSettings(BaseModel):
     # partitions (partition number modulo lanes): while one waits for PostgreSQL, another
     # evaluates rules. SQLite takes one writer at a time, so it always gets one lane.
     db_lanes: int = Field(default=2, ge=1, le=16)
+    # Run each lane in a child process of its own (when there is more than one), so the lanes'
+    # Python uses more than one core (streams/lane_processes.py); false keeps them in threads.
+    lane_processes: bool = True
     # Customers whose rule state and profile the worker keeps in memory between batches
     # (points/earning/working_set.py); 0 reads every batch's customers from the database.
     working_set_capacity: int = Field(default=200_000, ge=0, le=50_000_000)

@@ -20,6 +20,7 @@ from points.settings import Settings, load_settings
 from streams.agents.earning import register_earning_agent
 from streams.app import create_app
 from streams.fastpath import BatchingApp
+from streams.lane_processes import LaneProcesses
 from streams.relay import register_relay
 from streams.runtime import tune_garbage_collector
 from streams.topics import ensure_topics_sync
@@ -27,10 +28,17 @@ from streams.topics import ensure_topics_sync
 __all__ = ["build_worker_app", "main"]
 
 
-def build_worker_app(settings: Settings) -> BatchingApp:
+def build_worker_app(settings: Settings) -> tuple[BatchingApp, LaneProcesses | None]:
+    """The faust app, and the lanes' child processes if it runs them (to shut down after)."""
     # SQLite takes one writer at a time: more lanes would only queue on its lock.
     sqlite = settings.database_url.startswith("sqlite")
-    app = create_app(settings, batch_lanes=1 if sqlite else settings.worker.db_lanes)
+    lanes = 1 if sqlite else settings.worker.db_lanes
+    app = create_app(settings, batch_lanes=lanes)
+    lane_processes = (
+        LaneProcesses(lanes, gc_gen0_threshold=settings.worker.gc_gen0_threshold)
+        if lanes > 1 and settings.worker.lane_processes
+        else None
+    )
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     service = EarningService(
         engine,
@@ -39,9 +47,9 @@ def build_worker_app(settings: Settings) -> BatchingApp:
         lot_lifetime_days=settings.rules.lot_lifetime_days,
         working_set_capacity=settings.worker.working_set_capacity,
     )
-    register_earning_agent(app, settings, service)
+    register_earning_agent(app, settings, service, lane_processes)
     register_relay(app, OutboxStore(engine), sign=_partner_request_signer(settings))
-    return app
+    return app, lane_processes
 
 
 def _partner_request_signer(settings: Settings) -> Any:
@@ -70,10 +78,14 @@ def main(argv: list[str] | None = None) -> None:
     created = ensure_topics_sync(settings)
     if created:
         logging.getLogger(__name__).info("created topics: %s", ", ".join(created))
-    app = build_worker_app(settings)
+    app, lane_processes = build_worker_app(settings)
     tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if lane_processes is not None:
+            lane_processes.shutdown()
     sys.exit(worker.exitcode if hasattr(worker, "exitcode") else 0)
 
 

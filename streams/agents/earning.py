@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -23,6 +23,7 @@ from points.earning import BatchOutcome, EarningService
 from points.ingest import RawMessage
 from points.settings import Settings
 from streams.fastpath import BatchingApp
+from streams.lane_processes import LaneProcesses
 
 __all__ = ["process_with_retry", "register_earning_agent"]
 
@@ -48,11 +49,15 @@ async def process_with_retry(
     *,
     attempts: int = DB_RETRY_ATTEMPTS,
     exit_process: Callable[[int], None] = os._exit,
+    runner: Callable[[Sequence[RawMessage]], Awaitable[BatchOutcome]] | None = None,
 ) -> BatchOutcome:
-    """Run the batch in a worker thread, retrying transient database errors with backoff."""
+    """Run the batch in a worker thread (or with ``runner``, e.g. in a lane's process),
+    retrying transient database errors with backoff."""
     delay_s = 0.2
     for attempt in range(1, attempts + 1):
         try:
+            if runner is not None:
+                return await runner(batch)
             return await asyncio.to_thread(process, batch)
         except Exception:
             log.exception("batch of %d failed (attempt %d/%d)", len(batch), attempt, attempts)
@@ -66,8 +71,13 @@ async def process_with_retry(
 
 
 def register_earning_agent(
-    app: BatchingApp, settings: Settings, service: EarningService
+    app: BatchingApp,
+    settings: Settings,
+    service: EarningService,
+    lane_processes: LaneProcesses | None = None,
 ) -> list[faust.TopicT]:
+    """The agent; with ``lane_processes`` each lane's batches run in that lane's child process
+    (streams/lane_processes.py), otherwise in a thread of this process with ``service``."""
     topics = [
         app.topic(
             name,
@@ -85,6 +95,14 @@ def register_earning_agent(
         # Partitions may move to another worker: what we remember of their customers could
         # go stale (the versioned write would catch it; forgetting saves the retry).
         service.forget_working_set()
+        if lane_processes is not None:
+            lane_processes.forget_working_sets()
+
+    runners = (
+        [lane_processes.runner(n) for n in range(lane_processes.lanes)]
+        if lane_processes is not None
+        else None
+    )
 
     @app.batch_agent(*topics)
     async def earn_points(messages: Sequence[Message]) -> None:
@@ -92,7 +110,11 @@ def register_earning_agent(
         # customers (every topic is keyed by customer id with the same partition count), and
         # each is its own transaction.
         started = time.perf_counter()
-        outcome = await process_with_retry(service.process, [to_raw(m) for m in messages])
+        # Every message of a lane's batch has the same partition % lanes: that is the lane.
+        runner = runners[messages[0].partition % len(runners)] if runners else None
+        outcome = await process_with_retry(
+            service.process, [to_raw(m) for m in messages], runner=runner
+        )
         log.info(
             "batch=%d stored=%d duplicates=%d rejected=%d earned=%d clawed_back=%d in %.1f ms",
             outcome.messages,

@@ -55,3 +55,4 @@ def test_a_bundle_row_gives_back_each_message_in_order_with_its_own_dedupe_key()
         ("alice", {"entry_key": "earn:1", "points": 5}, "ledger:earn:1"),
         ("bob", {"entry_key": "earn:2", "points": -3}, "ledger:earn:2"),
     ]
+
