@@ -38,19 +38,12 @@ def _start_lane(gc_gen0_threshold: int) -> None:
     """Child start-up: the same settings as the worker (the environment is inherited)."""
     global _service
     from points.db import make_engine
-    from points.rules import load_ruleset
     from points.settings import load_settings
     from streams.runtime import tune_garbage_collector
 
     settings = load_settings()
     engine = make_engine(settings.database_url, echo=settings.database.echo)
-    _service = EarningService(
-        engine,
-        load_ruleset(settings.rules.path),
-        settings.kafka.topics,
-        lot_lifetime_days=settings.rules.lot_lifetime_days,
-        working_set_capacity=settings.worker.working_set_capacity,
-    )
+    _service = EarningService.from_settings(settings, engine)
     tune_garbage_collector(gc_gen0_threshold)
 
 

@@ -15,7 +15,6 @@ import faust
 from points.db import make_engine
 from points.earning import EarningService
 from points.outbox_store import OutboxStore
-from points.rules import load_ruleset
 from points.settings import Settings, load_settings
 from streams.agents.earning import register_earning_agent
 from streams.app import create_app
@@ -40,13 +39,7 @@ def build_worker_app(settings: Settings) -> tuple[BatchingApp, LaneProcesses | N
         else None
     )
     engine = make_engine(settings.database_url, echo=settings.database.echo)
-    service = EarningService(
-        engine,
-        load_ruleset(settings.rules.path),
-        settings.kafka.topics,
-        lot_lifetime_days=settings.rules.lot_lifetime_days,
-        working_set_capacity=settings.worker.working_set_capacity,
-    )
+    service = EarningService.from_settings(settings, engine)
     register_earning_agent(app, settings, service, lane_processes)
     register_relay(app, OutboxStore(engine), sign=_partner_request_signer(settings))
     return app, lane_processes

@@ -57,8 +57,9 @@ from points.rules import (
     RuleState,
     clawback,
     evaluate,
+    load_ruleset,
 )
-from points.settings import TopicNames
+from points.settings import Settings, TopicNames
 
 __all__ = ["BatchOutcome", "EarningService", "earn_key"]
 
@@ -154,6 +155,17 @@ class EarningService:
             topics.customer_activity: customer_activity_adapter,
             topics.bank_customers: bank_customer_adapter,
         }
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine) -> EarningService:
+        """The service a worker (or one of its lane processes) runs, as configured."""
+        return cls(
+            engine,
+            load_ruleset(settings.rules.path),
+            settings.kafka.topics,
+            lot_lifetime_days=settings.rules.lot_lifetime_days,
+            working_set_capacity=settings.worker.working_set_capacity,
+        )
 
     @property
     def topics(self) -> list[str]:
