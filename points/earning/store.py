@@ -1,10 +1,11 @@
 """Load and save the earning pipeline's per-customer rows, set-based, inside the caller's txn.
 
-PostgreSQL gets one statement per table per batch (the rows travel as one JSON parameter,
-unpacked by ``json_to_recordset``); SQLite gets executemany, which is fast in-process.
-Rule state is read ``FOR UPDATE`` on PostgreSQL: during a rebalance two workers may briefly
-hold batches of the same customer, and the lock makes the second read the first's result
-instead of overwriting it.
+PostgreSQL gets one statement per table per batch: new earning records by ``COPY``
+(points/pgcopy.py), rule state as array literals (points/pgarrays.py), the other upserts as one
+JSON parameter unpacked by ``json_to_recordset``; SQLite gets executemany, which is fast
+in-process. Rule state is read ``FOR UPDATE`` on PostgreSQL and written only over the version it
+was read at (points/earning/working_set.py), so two workers briefly holding batches of one
+customer during a rebalance cannot overwrite each other.
 """
 
 from __future__ import annotations
@@ -30,12 +31,10 @@ __all__ = [
     "load_parked",
     "load_profiles",
     "load_records",
-    "load_states",
     "load_states_versioned",
     "park",
     "save_profiles",
     "save_records",
-    "save_states",
     "save_states_versioned",
 ]
 
@@ -68,17 +67,12 @@ def _load_json_by_key(
     return out
 
 
-def load_states(conn: Connection, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    return _load_json_by_key(
-        conn, customer_rule_state, "customer_id", "state", customer_ids, lock=True
-    )
-
-
 def load_states_versioned(
     conn: Connection, customer_ids: Iterable[str]
 ) -> dict[str, tuple[dict[str, Any], int]]:
     """Each customer's rule state and its version (``events_applied``), locked FOR UPDATE on
-    PostgreSQL like :func:`load_states`."""
+    PostgreSQL (during a rebalance two workers may briefly hold batches of one customer: the
+    lock makes the second read the first's result)."""
     wanted = sorted(set(customer_ids))
     if not wanted:
         return {}
@@ -163,11 +157,6 @@ def _upsert(
 def _pg_type(table: Table, column: str) -> str:
     dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
     return str(table.c[column].type.compile(dialect=dialect))
-
-
-def save_states(conn: Connection, states: Mapping[str, dict[str, Any]]) -> None:
-    rows = [{"customer_id": k, "state": v} for k, v in sorted(states.items())]
-    _upsert(conn, customer_rule_state, "customer_id", rows, ("state",))
 
 
 # Three array literals (points/pgarrays.py) rather than one JSON document: PostgreSQL parses

@@ -44,21 +44,18 @@ def to_raw(message: Message) -> RawMessage:
 
 
 async def process_with_retry(
-    process: Callable[[Sequence[RawMessage]], BatchOutcome],
+    run: Callable[[Sequence[RawMessage]], Awaitable[BatchOutcome]],
     batch: Sequence[RawMessage],
     *,
     attempts: int = DB_RETRY_ATTEMPTS,
     exit_process: Callable[[int], None] = os._exit,
-    runner: Callable[[Sequence[RawMessage]], Awaitable[BatchOutcome]] | None = None,
 ) -> BatchOutcome:
-    """Run the batch in a worker thread (or with ``runner``, e.g. in a lane's process),
-    retrying transient database errors with backoff."""
+    """``await run(batch)`` (a thread of this process, or a lane's process), retrying
+    transient database errors with backoff."""
     delay_s = 0.2
     for attempt in range(1, attempts + 1):
         try:
-            if runner is not None:
-                return await runner(batch)
-            return await asyncio.to_thread(process, batch)
+            return await run(batch)
         except Exception:
             log.exception("batch of %d failed (attempt %d/%d)", len(batch), attempt, attempts)
             if attempt == attempts:
@@ -98,10 +95,13 @@ def register_earning_agent(
         if lane_processes is not None:
             lane_processes.forget_working_sets()
 
-    runners = (
+    async def in_a_thread(batch: Sequence[RawMessage]) -> BatchOutcome:
+        return await asyncio.to_thread(service.process, batch)
+
+    runners: list[Callable[[Sequence[RawMessage]], Awaitable[BatchOutcome]]] = (
         [lane_processes.runner(n) for n in range(lane_processes.lanes)]
         if lane_processes is not None
-        else None
+        else [in_a_thread]
     )
 
     @app.batch_agent(*topics)
@@ -111,10 +111,8 @@ def register_earning_agent(
         # each is its own transaction.
         started = time.perf_counter()
         # Every message of a lane's batch has the same partition % lanes: that is the lane.
-        runner = runners[messages[0].partition % len(runners)] if runners else None
-        outcome = await process_with_retry(
-            service.process, [to_raw(m) for m in messages], runner=runner
-        )
+        run = runners[messages[0].partition % len(runners)]
+        outcome = await process_with_retry(run, [to_raw(m) for m in messages])
         log.info(
             "batch=%d stored=%d duplicates=%d rejected=%d earned=%d clawed_back=%d in %.1f ms",
             outcome.messages,
