@@ -19,10 +19,18 @@ from points.cli.errors import BadInput
 from points.cli.output import Output
 from points.cli.settings import OpsSettings
 from points.db import make_engine
+from points.ledger.model import Reason
 from points.ledger.service import KEY_LENGTH_MAX
 from points.settings import Settings
 
-__all__ = ["Ops", "new_key", "ops_of", "parse_moment", "require_operator"]
+__all__ = [
+    "Ops",
+    "correction_reason",
+    "new_key",
+    "ops_of",
+    "parse_moment",
+    "require_operator",
+]
 
 OPERATOR_LENGTH_MAX: Final = 64  # adjustment_requests.requested_by / decided_by
 # A small allowance for clocks: an as-of "now" taken on another machine is not the future.
@@ -92,6 +100,11 @@ def require_text(name: str, value: str | None) -> str:
     if not text:
         raise BadInput(f"{name} must not be empty")
     return text
+
+
+def correction_reason(operator: str | None, reason: str | None) -> Reason:
+    """What a correction is recorded with: who made it and why (both required)."""
+    return Reason(operator=require_operator(operator), note=require_text("--reason", reason))
 
 
 def new_key(command: str, given: str | None) -> str:

@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from points.cli.context import new_key, ops_of, require_operator, require_text
+from points.cli.context import correction_reason, new_key, ops_of
 from points.cli.options import Key, Operator, ReasonText
 from points.cli.writes import report, write
-from points.ledger import Reason, VoidHold
+from points.ledger import VoidHold
 
 
 def command(
@@ -26,9 +26,8 @@ def command(
 ) -> None:
     """Void a pending hold."""
     ops = ops_of(ctx)
-    operator = require_operator(operator)
-    note = require_text("--reason", reason)
+    why = correction_reason(operator, reason)
     key = new_key("void", key)
     result = write(ops, VoidHold(idempotency_key=key, hold_key=hold_key,
-                                 reason=Reason(operator=operator, note=note)))
-    report(ops, result, f"voided hold {hold_key}", hold_key=hold_key, operator=operator)
+                                 reason=why))
+    report(ops, result, f"voided hold {hold_key}", hold_key=hold_key, operator=why.operator)

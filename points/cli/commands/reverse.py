@@ -11,10 +11,10 @@ from typing import Annotated
 
 import typer
 
-from points.cli.context import new_key, ops_of, require_operator, require_text
+from points.cli.context import correction_reason, new_key, ops_of
 from points.cli.options import Key, Operator, ReasonText
 from points.cli.writes import report, write
-from points.ledger import Reason, Reverse
+from points.ledger import Reverse
 
 
 def command(
@@ -27,9 +27,8 @@ def command(
 ) -> None:
     """Reverse a committed entry."""
     ops = ops_of(ctx)
-    operator = require_operator(operator)
-    note = require_text("--reason", reason)
+    why = correction_reason(operator, reason)
     key = new_key("reverse", key)
     result = write(ops, Reverse(idempotency_key=key, entry_key=entry_key,
-                                reason=Reason(operator=operator, note=note)))
-    report(ops, result, f"reversed {entry_key}", reversed_key=entry_key, operator=operator)
+                                reason=why))
+    report(ops, result, f"reversed {entry_key}", reversed_key=entry_key, operator=why.operator)
