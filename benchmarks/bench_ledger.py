@@ -45,8 +45,9 @@ from sqlalchemy.exc import DBAPIError
 from points.db import make_engine
 from points.ledger import Earn, Operation, Reason, apply_batch, verify
 from points.ledger.model import request_hash
-from points.ledger.store import _ints, _texts
 from points.migrate import upgrade
+from points.pgarrays import int_array_literal as _ints
+from points.pgarrays import text_array_literal as _texts
 
 SCHEMA = "bench_ledger"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
