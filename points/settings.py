@@ -87,8 +87,9 @@ class WorkerSettings(BaseModel):
     # Customers whose rule state and profile the worker keeps in memory between batches
     # (points/earning/working_set.py); 0 reads every batch's customers from the database.
     working_set_capacity: int = Field(default=200_000, ge=0, le=50_000_000)
-    # Young-generation threshold of Python's cycle collector in the worker (see
-    # streams/runtime.py): the default 700 made collections a third of the worker's CPU.
+    # Young-generation threshold of Python's cycle collector in the worker and partner worker
+    # processes (see streams/runtime.py): the default 700 made collections a third of the
+    # worker's CPU. Lane processes do not use it: they collect between batches instead.
     gc_gen0_threshold: int = Field(default=50_000, ge=700, le=10_000_000)
 
 

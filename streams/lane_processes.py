@@ -27,31 +27,36 @@ from concurrent.futures import ProcessPoolExecutor
 
 from points.earning import BatchOutcome, EarningService
 from points.ingest import RawMessage
+from streams.runtime import CollectBetweenBatches
 
 __all__ = ["LaneProcesses"]
 
-# The service of the lane this child process runs (set by the initializer).
+# The service of the lane this child process runs, and its cycle collector (set at start-up).
 _service: EarningService | None = None
+_collector: CollectBetweenBatches | None = None
 
 
-def _start_lane(gc_gen0_threshold: int) -> None:
+def _start_lane() -> None:
     """Child start-up: the same settings as the worker (the environment is inherited)."""
-    global _service
+    global _service, _collector
     from points.db import make_engine
     from points.settings import load_settings
-    from streams.runtime import tune_garbage_collector
 
     settings = load_settings()
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     _service = EarningService.from_settings(settings, engine)
-    tune_garbage_collector(gc_gen0_threshold)
+    # A lane process runs nothing but batches: collect cycles between them, not inside.
+    _collector = CollectBetweenBatches()
 
 
 def _process(batch: Sequence[tuple[str, int, int, bytes | None, bytes | None]]) -> BatchOutcome:
     """One lane batch; the messages travel as plain tuples (pickled several times faster than
     RawMessage objects)."""
-    assert _service is not None, "lane process started without its service"
-    return _service.process([RawMessage(*fields) for fields in batch])
+    assert _service is not None and _collector is not None, "lane process not started"
+    try:
+        return _service.process([RawMessage(*fields) for fields in batch])
+    finally:
+        _collector.after_batch()
 
 
 def _forget() -> None:
@@ -62,7 +67,7 @@ def _forget() -> None:
 class LaneProcesses:
     """One single-process executor per lane (so a lane always lands in the same child)."""
 
-    def __init__(self, lanes: int, *, gc_gen0_threshold: int) -> None:
+    def __init__(self, lanes: int) -> None:
         # spawn, not fork: the worker runs threads (the consumer's, the executor's), and a
         # forked child would inherit their locks in whatever state they were in.
         context = multiprocessing.get_context("spawn")
@@ -71,7 +76,6 @@ class LaneProcesses:
                 max_workers=1,
                 mp_context=context,
                 initializer=_start_lane,
-                initargs=(gc_gen0_threshold,),
             )
             for _ in range(lanes)
         ]

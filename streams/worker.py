@@ -33,11 +33,7 @@ def build_worker_app(settings: Settings) -> tuple[BatchingApp, LaneProcesses | N
     sqlite = settings.database_url.startswith("sqlite")
     lanes = 1 if sqlite else settings.worker.db_lanes
     app = create_app(settings, batch_lanes=lanes)
-    lane_processes = (
-        LaneProcesses(lanes, gc_gen0_threshold=settings.worker.gc_gen0_threshold)
-        if lanes > 1 and settings.worker.lane_processes
-        else None
-    )
+    lane_processes = LaneProcesses(lanes) if lanes > 1 and settings.worker.lane_processes else None
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     service = EarningService.from_settings(settings, engine)
     register_earning_agent(app, settings, service, lane_processes)

@@ -1,10 +1,15 @@
-"""The worker's process-wide tuning."""
+"""The workers' process-wide tuning of Python's cycle collector."""
 
 from __future__ import annotations
 
 import gc
+import sys
+import weakref
+from collections.abc import Iterator
 
-from streams.runtime import tune_garbage_collector
+import pytest
+
+from streams.runtime import CollectBetweenBatches, tune_garbage_collector
 
 
 def test_tuning_raises_the_young_threshold_and_freezes_what_start_up_created() -> None:
@@ -19,3 +24,76 @@ def test_tuning_raises_the_young_threshold_and_freezes_what_start_up_created() -
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+class _Node:
+    """A container that can sit in a reference cycle and be watched with a weak reference."""
+
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _cycle() -> weakref.ref[_Node]:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+@pytest.fixture
+def restore_collector() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.usefixtures("restore_collector")
+def test_lane_collector_turns_the_automatic_collector_off() -> None:
+    """Inside a batch no collection pass runs by itself (that was ~20 µs of CPU per event)."""
+    CollectBetweenBatches()
+    assert not gc.isenabled()
+
+
+@pytest.mark.usefixtures("restore_collector")
+def test_a_cycle_left_by_a_batch_is_freed_right_after_the_batch() -> None:
+    """Garbage cycles a batch made (tracebacks, driver internals) do not outlive the batch."""
+    collector = CollectBetweenBatches()
+    dead = _cycle()
+    assert dead() is not None  # nothing collects while the batch runs
+    collector.after_batch()
+    assert dead() is None
+
+
+@pytest.mark.usefixtures("restore_collector")
+def test_what_a_batch_keeps_is_frozen_out_of_later_passes() -> None:
+    """The working set's new entries survive the batch and no young pass scans them again."""
+    collector = CollectBetweenBatches()
+    kept = [_Node() for _ in range(1_000)]
+    frozen_before = gc.get_freeze_count()
+    collector.after_batch()
+    assert gc.get_freeze_count() >= frozen_before + len(kept)
+    assert all(not any(node is k for k in gc.get_objects(0)) for node in kept[:3])
+
+
+@pytest.mark.usefixtures("restore_collector")
+def test_a_cycle_among_frozen_objects_is_found_once_the_heap_has_grown() -> None:
+    """A cycle that forms among already frozen objects is not leaked for good: the full pass
+    that runs when the heap has grown by the growth factor frees it."""
+    collector = CollectBetweenBatches(growth=1.2, floor_blocks=0)
+    held = [_Node(), _Node()]
+    dead = weakref.ref(held[0])
+    collector.after_batch()  # both nodes are frozen now
+    held[0].other, held[1].other = held[1], held[0]
+    held.clear()  # the cycle is garbage, but frozen: young passes never look at it
+    collector.after_batch()
+    assert dead() is not None
+    assert collector.full_collections == 0
+
+    growth = [[index] for index in range(sys.getallocatedblocks() // 2)]
+    collector.after_batch()
+    assert collector.full_collections == 1
+    assert dead() is None
+    del growth

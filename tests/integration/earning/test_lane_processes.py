@@ -50,7 +50,7 @@ def test_a_lane_process_applies_its_batches_once_and_answers_with_the_outcome(
     for name in [k for k in os.environ if k.startswith("POINTS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("POINTS_DATABASE__URL", url)
-    lanes = LaneProcesses(2, gc_gen0_threshold=50_000)
+    lanes = LaneProcesses(2)
     batch = [purchase("p1", "ann", 1), purchase("p2", "ann", 2)]
 
     async def run() -> tuple[int, int]:
