@@ -61,7 +61,7 @@ inbound_events = Table(
     Column("event_id", String(64), primary_key=True),
     Column("topic", String(249), nullable=False),
     Column("event_type", String(32), nullable=False),
-    Column("customer_id", String(64), nullable=False, index=True),
+    Column("customer_id", String(64), nullable=False),
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", BigInteger, nullable=False),
     Column("payload", JSON, nullable=False),

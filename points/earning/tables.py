@@ -33,7 +33,7 @@ earning_records = Table(
     "earning_records",
     metadata,
     Column("event_id", String(64), primary_key=True),
-    Column("customer_id", String(64), nullable=False, index=True),
+    Column("customer_id", String(64), nullable=False),
     Column("record", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
