@@ -12,7 +12,13 @@ import pytest
 
 from points.intake import bundle_row
 from points.outbox_store import OutboxBundle, OutboxMessage
-from streams.relay import DEFAULT_BATCH_SIZE_MAX, DEFAULT_INTERVAL_S, OutboxRelay, send_in_batches
+from streams.relay import (
+    DEFAULT_BATCH_SIZE_MAX,
+    DEFAULT_INTERVAL_S,
+    OutboxRelay,
+    PartitionMemo,
+    send_in_batches,
+)
 
 
 class FakeStore:
@@ -273,5 +279,44 @@ def test_send_in_batches_keeps_each_partitions_order_and_uses_the_producers_part
             per_partition.setdefault(partition, []).extend(v for _, v in records)
         assert per_partition == {0: [b"a", b"c", b"d", big, b"f"], 1: [b"b", b"e"]}
         assert len(futures) == len(producer.queued)
+
+    asyncio.run(scenario())
+
+
+class CountingProducer(FakeProducer):
+    """A FakeProducer that counts partitioner calls and can grow its topic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitioner_calls = 0
+        self.partition_ids = {0, 1, 2}
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return self.partition_ids
+
+    def _partitioner(self, key: bytes, partitions: list[int], available: list[int]) -> int:
+        self.partitioner_calls += 1
+        return key[0] % len(partitions)
+
+
+def test_partition_memo_asks_the_partitioner_once_per_key_until_the_partitions_change() -> None:
+    """A key seen in an earlier round is not hashed again (murmur2 is pure Python in aiokafka);
+    when the topic gains partitions every key is asked again, since its partition may move."""
+
+    async def scenario() -> None:
+        producer = CountingProducer()
+        memo = PartitionMemo()
+        round_one = [(bytes([k]), b"v", []) for k in (1, 2, 1, 5)]
+        await send_in_batches(producer, "t", round_one, memo)  # type: ignore[arg-type]
+        assert producer.partitioner_calls == 3  # keys 1, 2, 5
+
+        await send_in_batches(producer, "t", round_one, memo)  # type: ignore[arg-type]
+        assert producer.partitioner_calls == 3
+
+        producer.partition_ids = {0, 1, 2, 3}
+        producer.queued.clear()
+        await send_in_batches(producer, "t", [(bytes([5]), b"w", [])], memo)  # type: ignore[arg-type]
+        assert producer.partitioner_calls == 4
+        assert producer.queued == [(1, [(bytes([5]), b"w")])]  # 5 % 4, not the old 5 % 3
 
     asyncio.run(scenario())
