@@ -189,8 +189,8 @@ def publish_profiles_and_wait(env: StreamEnv, day: scenario.Scenario, worker: Wo
 def test_kill_9_at_random_points_ends_with_the_same_ledger_as_an_undisturbed_run(
     stream_env: StreamEnv, tmp_path: Path
 ) -> None:
-    """Three SIGKILLs at random moments, restarts in between: entries, balances and rule
-    state equal the undisturbed reference exactly, and verify() is clean."""
+    """Three SIGKILLs at random moments during the run, restarts in between: entries, balances
+    and rule state equal the undisturbed reference exactly, and verify() is clean."""
     day = scenario.build(seed=11, customers=300, purchases=12_000)
     expected = reference_run(tmp_path, stream_env, day)
     log = tmp_path / "worker.log"
@@ -199,15 +199,24 @@ def test_kill_9_at_random_points_ends_with_the_same_ledger_as_an_undisturbed_run
     produce_sync(stream_env.bootstrap, stream_env.topic("bank_transactions"), day.transactions)
     total = len(day.profiles) + day.distinct_valid_transactions
     rng = random.Random(99)
-    for _ in range(3):
-        threshold = counts(stream_env.database_url)[0] + rng.randrange(500, 3000)
+    # Kill points spread over the run (around a quarter, half and three quarters of it), not
+    # offsets from wherever the last restart got to: a fast worker could otherwise finish
+    # before the third kill, leaving a kill point it can never reach.
+    quarter = (total - len(day.profiles)) // 4
+    kill_points = [
+        len(day.profiles) + n * quarter + rng.randrange(-quarter // 4, quarter // 4)
+        for n in (1, 2, 3)
+    ]
+    for kill_point in kill_points:
         wait_until(
-            lambda t=threshold: counts(stream_env.database_url)[0] >= t,
+            lambda t=kill_point: counts(stream_env.database_url)[0] >= t,
             120,
-            f"{threshold} stored",
+            f"{kill_point} stored",
             worker.log_tail,
         )
         worker.kill()
+        stored_at_kill = counts(stream_env.database_url)[0]
+        assert stored_at_kill < total, "the kill landed after the run: it proved nothing"
         worker = Worker(stream_env, log).start()
     try:
         wait_until(
