@@ -13,25 +13,49 @@ effects are keyed on what they act on (one swap per quote id, cancel and link re
 idempotent in the service), so running one twice changes nothing twice; the key is stored
 after the exchange's own transaction commits (``ExchangeService`` takes no connection). See
 docs/api.md, "Idempotency of the exchange POSTs".
+
+Retention: a key older than ``POINTS_API__IDEMPOTENCY__RETENTION_HOURS`` may be deleted
+(:func:`purge_chunk`, run by :func:`purge_periodically` in the API process and by
+``points-ledger api purge-idempotency-keys``); the same key then runs the request anew.
+Deletes go oldest first through the ``created_at`` b-tree of migration 0006, a bounded chunk
+per transaction, so no delete holds its locks for long.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Final
 
-from sqlalchemy import Connection, select
+import anyio
+from sqlalchemy import Connection, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from points.api.tables import idempotency_keys
 
-__all__ = ["StoredResponse", "lookup", "request_hash", "store"]
+__all__ = [
+    "PURGE_CHUNK",
+    "StoredResponse",
+    "count_expired",
+    "lookup",
+    "purge_chunk",
+    "purge_periodically",
+    "request_hash",
+    "retention_cutoff",
+    "store",
+]
+
+log = logging.getLogger(__name__)
 
 KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+# Keys deleted per statement (and transaction) by a purge.
+PURGE_CHUNK: Final = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +112,76 @@ def store(
     )
     result = conn.execute(insert.values(**values).on_conflict_do_nothing())
     return bool(result.rowcount)
+
+
+def retention_cutoff(now: datetime, retention_hours: int) -> datetime:
+    """Keys created before this instant are past the retention (UTC: SQLite compares text)."""
+    return (now - timedelta(hours=retention_hours)).astimezone(UTC)
+
+
+def count_expired(conn: Connection, cutoff: datetime) -> int:
+    """How many stored keys were created before ``cutoff``."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(idempotency_keys)
+            .where(idempotency_keys.c.created_at < cutoff)
+        ).scalar_one()
+    )
+
+
+def purge_chunk(conn: Connection, cutoff: datetime, limit: int = PURGE_CHUNK) -> int:
+    """Delete at most ``limit`` keys created before ``cutoff``, oldest first; how many went.
+
+    On PostgreSQL the rows are claimed with ``FOR UPDATE SKIP LOCKED``: purges running at
+    once (several API workers, a cron job) take different rows instead of waiting for each
+    other. A result below ``limit`` means nothing older is left (or the rest is being purged
+    by someone else).
+    """
+    table = idempotency_keys
+    victims = (
+        select(table.c.customer_id, table.c.idempotency_key)
+        .where(table.c.created_at < cutoff)
+        .order_by(table.c.created_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        victims = victims.with_for_update(skip_locked=True)
+    result = conn.execute(
+        delete(table).where(tuple_(table.c.customer_id, table.c.idempotency_key).in_(victims))
+    )
+    return int(result.rowcount)
+
+
+async def purge_periodically(
+    write: Callable[[Callable[[Connection], int]], Awaitable[int]],
+    clock: Callable[[], datetime],
+    *,
+    retention_hours: int,
+    interval_s: float,
+    chunk: int = PURGE_CHUNK,
+) -> None:
+    """Purge expired keys every ``interval_s`` until cancelled (the API's lifespan).
+
+    ``write`` runs one function in its own transaction (``ApiContext.write``), so each chunk
+    commits on its own and a cancellation lands between chunks. The first purge comes at a
+    random moment within the first interval: API workers started together do not purge
+    together, and a process restarted more often than the interval still purges. A failed
+    purge is logged and tried again at the next interval; it never stops the API.
+    """
+    await anyio.sleep(random.uniform(0, interval_s))
+    while True:
+        try:
+            cutoff = retention_cutoff(clock(), retention_hours)
+            one_chunk = partial(purge_chunk, cutoff=cutoff, limit=chunk)
+            deleted = 0
+            while True:
+                done = await write(one_chunk)
+                deleted += done
+                if done < chunk:
+                    break
+            if deleted:
+                log.info("purged %d idempotency keys older than %s", deleted, cutoff.isoformat())
+        except Exception:
+            log.warning("idempotency key purge failed; next try in %ss", interval_s, exc_info=True)
+        await anyio.sleep(interval_s)

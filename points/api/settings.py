@@ -13,7 +13,14 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ApiSettings", "JwtSettings", "RateLimitSettings", "load_api_settings"]
+__all__ = [
+    "ApiSettings",
+    "IdempotencySettings",
+    "JwtSettings",
+    "RateLimitSettings",
+    "load_api_settings",
+    "load_idempotency_settings",
+]
 
 ENV_PREFIX = "POINTS_API__"
 
@@ -62,6 +69,18 @@ class RateLimitSettings(BaseModel):
     max_customers: int = Field(default=200_000, ge=1, le=10_000_000)
 
 
+class IdempotencySettings(BaseModel):
+    """How long stored Idempotency-Key responses are kept (``POINTS_API__IDEMPOTENCY__*``).
+
+    A key older than the retention may be deleted; after that the same key runs the request
+    anew. The API purges in the background every ``purge_interval_s`` (0: never; then run
+    ``points-ledger api purge-idempotency-keys`` from cron); both use ``retention_hours``.
+    """
+
+    retention_hours: int = Field(default=72, ge=1, le=24 * 366)
+    purge_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
+
+
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore"
@@ -80,8 +99,25 @@ class ApiSettings(BaseSettings):
     # Required: the API refuses to start without knowing how to check tokens (fail closed).
     jwt: JwtSettings
     rate_limit: RateLimitSettings = RateLimitSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
+
+
+class _IdempotencyOnly(BaseSettings):
+    """The ``idempotency`` group alone, for readers without the API's required JWT settings
+    (the operations CLI)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore"
+    )
+
+    idempotency: IdempotencySettings = IdempotencySettings()
 
 
 def load_api_settings(**overrides: object) -> ApiSettings:
     """Build from the environment; keyword overrides win (tests, benchmarks)."""
     return ApiSettings(**overrides)  # type: ignore[arg-type]
+
+
+def load_idempotency_settings(**overrides: object) -> IdempotencySettings:
+    """``POINTS_API__IDEMPOTENCY__*`` from the environment, without the rest of the API's."""
+    return _IdempotencyOnly(**overrides).idempotency  # type: ignore[arg-type]

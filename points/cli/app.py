@@ -22,6 +22,7 @@ from points.cli.commands import (
     adjust_list,
     adjust_new,
     adjust_reject,
+    api_purge_keys,
     balance,
     dlq_list,
     dlq_replay,
@@ -84,7 +85,8 @@ class DefaultCommandGroup(TyperGroup):
 app = typer.Typer(
     cls=OpsGroup,
     name="points-ledger",
-    help="Operate the points ledger: balances, corrections, holds, expiry, DLQ, rules.",
+    help="Operate the points ledger: balances, corrections, holds, expiry, DLQ, rules, "
+    "API housekeeping.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -168,6 +170,12 @@ app.add_typer(rules_app, name="rules")
 settlement_app = typer.Typer(help="Partner settlement statements.", no_args_is_help=True)
 settlement_app.command("export")(settlement_export.command)
 app.add_typer(settlement_app, name="settlement")
+
+api_app = typer.Typer(
+    help="The customer API's own tables: stored Idempotency-Key responses.", no_args_is_help=True
+)
+api_app.command("purge-idempotency-keys")(api_purge_keys.command)
+app.add_typer(api_app, name="api")
 
 
 def main() -> None:
