@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -216,7 +217,23 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # Background work of this process, cancelled at shutdown: the idempotency key purge
+        # (POINTS_API__IDEMPOTENCY__PURGE_INTERVAL_S; 0 leaves it to the CLI).
+        async with anyio.create_task_group() as background:
+            if api.idempotency.purge_interval_s > 0:
+                background.start_soon(
+                    partial(
+                        idempotency.purge_periodically,
+                        ctx.write,
+                        ctx.clock,
+                        retention_hours=api.idempotency.retention_hours,
+                        interval_s=api.idempotency.purge_interval_s,
+                    )
+                )
+            try:
+                yield
+            finally:
+                background.cancel_scope.cancel()
         if ctx.pg is not None:
             await ctx.pg.close()
         if own_engine:
