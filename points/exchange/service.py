@@ -380,8 +380,10 @@ class ExchangeService:
             }
             for (customer_id, _, _), q in zip(requests, quotes, strict=True)
         ]
-        with self._engine.begin() as conn:
-            insert_ignore(conn, swap_quotes, rows)
+        # One statement is atomic on its own: run it in autocommit, which saves the BEGIN and
+        # COMMIT round trips a transaction would add around it (the insert still commits).
+        with self._engine.connect() as conn:
+            insert_ignore(conn.execution_options(isolation_level="AUTOCOMMIT"), swap_quotes, rows)
         return quotes
 
     # ------------------------------------------------------------------------------ swaps
