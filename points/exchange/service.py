@@ -26,13 +26,24 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, case, func, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 
 from points import jsonfast
 from points import partners as pc
@@ -407,21 +418,9 @@ class ExchangeService:
     def _open(
         self, conn: Connection, orders: Sequence[SwapOrder], now: datetime
     ) -> list[SwapView | SwapRefused]:
-        quote_ids = sorted({o.quote_id for o in orders})
-        quotes = {
-            r["quote_id"]: r
-            for r in conn.execute(
-                select(swap_quotes).where(swap_quotes.c.quote_id.in_(quote_ids))
-            ).mappings()
-        }
-        existing = {
-            r["quote_id"]: swap_from_row(r)
-            for r in conn.execute(select(swaps).where(swaps.c.quote_id.in_(quote_ids))).mappings()
-        }
-        pairs = {(o.customer_id, str(quotes[o.quote_id]["partner_id"]))
-                 for o in orders if o.quote_id in quotes}
-        links = self._links(conn, pairs)
-        usage = self._usage(conn, pairs, now)
+        quotes, existing, links, usage = self._open_state(
+            conn, sorted({o.quote_id for o in orders}), now
+        )
         results: list[SwapView | SwapRefused | None] = []
         opened: list[tuple[int, saga.Transition]] = []
         ops: list[Operation] = []
@@ -514,45 +513,52 @@ class ExchangeService:
             record_batch(conn, [], [], dlq_topic=self._topics.points_dlq, outbox=outbox)
         return [r for r in results if r is not None]
 
-    def _links(
-        self, conn: Connection, pairs: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], str]:
-        customers = sorted({c for c, _ in pairs})
-        if not customers:
-            return {}
-        rows = conn.execute(
-            select(partner_links.c.customer_id, partner_links.c.partner_id,
-                   partner_links.c.partner_member_id)
-            .where(partner_links.c.customer_id.in_(customers), partner_links.c.status == "linked")
-        ).all()
-        return {(str(c), str(p)): str(m) for c, p, m in rows}
+    def _open_state(
+        self, conn: Connection, quote_ids: Sequence[str], now: datetime
+    ) -> tuple[
+        dict[str, Mapping[str, Any]],
+        dict[str, saga.Swap],
+        dict[tuple[str, str], str],
+        dict[tuple[str, str], tuple[int, int]],
+    ]:
+        """What accepting these quotes needs, in ONE statement: per quote id its
+        ``swap_quotes`` row, the swap already opened from it, the customer's linked member id
+        at the quote's partner, and the points that customer swapped out to that partner
+        today and this year (local zone; pending and completed swaps counted).
 
-    def _usage(
-        self, conn: Connection, pairs: Iterable[tuple[str, str]], now: datetime
-    ) -> dict[tuple[str, str], tuple[int, int]]:
-        """Points each customer swapped out to each partner today and this year (local zone),
-        pending and completed swaps counted."""
-        customers = sorted({c for c, _ in pairs})
-        if not customers:
-            return {}
+        Returns (quotes by id, existing swaps by quote id, member ids and usage, both by
+        (customer, partner) of the quote). The link and the usage are only ever used for an
+        order by the quote's own customer, so reading them for the quote's customer is all
+        that is needed. A quote id without a quote row (unknown, or a forged id) costs one
+        more look-up, for a swap opened from it (none is: swaps come from stored quotes)."""
+        if not quote_ids:
+            return {}, {}, {}, {}
         local = now.astimezone(self._zone)
         day = local.replace(hour=0, minute=0, second=0, microsecond=0)
         year = day.replace(month=1, day=1)
-        rows = conn.execute(
-            select(
-                swaps.c.customer_id,
-                swaps.c.partner_id,
-                func.sum(case((swaps.c.requested_at >= day, swaps.c.points), else_=0)),
-                func.sum(swaps.c.points),
-            )
-            .where(
-                swaps.c.customer_id.in_(customers),
-                swaps.c.status.in_(COUNTED),
-                swaps.c.requested_at >= year,
-            )
-            .group_by(swaps.c.customer_id, swaps.c.partner_id)
-        ).all()
-        return {(str(c), str(p)): (int(d or 0), int(y or 0)) for c, p, d, y in rows}
+        rows = conn.execute(_OPEN_STATE, {"quote_ids": list(quote_ids), "day": day, "year": year})
+        quotes: dict[str, Mapping[str, Any]] = {}
+        existing: dict[str, saga.Swap] = {}
+        links: dict[tuple[str, str], str] = {}
+        usage: dict[tuple[str, str], tuple[int, int]] = {}
+        for r in rows:
+            quote = dict(zip(_QUOTE_KEYS, r[:_SWAP_AT], strict=True))
+            quotes[quote["quote_id"]] = quote
+            if r[_SWAP_AT] is not None:
+                existing[quote["quote_id"]] = swap_from_row(
+                    dict(zip(_SWAP_KEYS, r[_SWAP_AT:_LINK_AT], strict=True))
+                )
+            pair = (str(quote["customer_id"]), str(quote["partner_id"]))
+            member, today, this_year = r[_LINK_AT:]
+            if member is not None:
+                links[pair] = str(member)
+            usage[pair] = (int(today or 0), int(this_year or 0))
+        missing = [i for i in quote_ids if i not in quotes]
+        if missing:
+            found = conn.execute(select(swaps).where(swaps.c.quote_id.in_(missing)))
+            for m in found.mappings():
+                existing[m["quote_id"]] = swap_from_row(m)
+        return quotes, existing, links, usage
 
     def swap_status(self, customer_id: str, swap_id: str) -> SwapView | None:
         """A customer sees only their own swaps."""
@@ -1046,6 +1052,51 @@ class ExchangeService:
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+def _open_state_statement() -> Select[Any]:
+    """:meth:`ExchangeService._open_state`'s one read, built once (building it per call cost
+    more than running it): per quote id (``:quote_ids``), the quote's columns, the swap
+    opened from it (or NULLs), the linked member id of the quote's customer at its partner,
+    and that customer's points swapped to it since ``:day`` and since ``:year`` (pending and
+    completed swaps)."""
+    q, s, u, link = swap_quotes, swaps.alias("s"), swaps.alias("u"), partner_links
+    day = bindparam("day", type_=DateTime(timezone=True))
+    year = bindparam("year", type_=DateTime(timezone=True))
+    usage_of = (
+        u.c.customer_id == q.c.customer_id,
+        u.c.partner_id == q.c.partner_id,
+        u.c.status.in_(COUNTED),
+        u.c.requested_at >= year,
+    )
+    today = func.coalesce(func.sum(case((u.c.requested_at >= day, u.c.points), else_=0)), 0)
+    return (
+        select(
+            *q.c,
+            *s.c,
+            link.c.partner_member_id,
+            select(today).where(*usage_of).scalar_subquery(),
+            select(func.coalesce(func.sum(u.c.points), 0)).where(*usage_of).scalar_subquery(),
+        )
+        .select_from(
+            q.outerjoin(s, s.c.quote_id == q.c.quote_id).outerjoin(
+                link,
+                and_(
+                    link.c.customer_id == q.c.customer_id,
+                    link.c.partner_id == q.c.partner_id,
+                    link.c.status == "linked",
+                ),
+            )
+        )
+        .where(q.c.quote_id.in_(bindparam("quote_ids", expanding=True)))
+    )
+
+
+_OPEN_STATE = _open_state_statement()
+_QUOTE_KEYS = tuple(c.name for c in swap_quotes.c)
+_SWAP_KEYS = tuple(c.name for c in swaps.c)
+_SWAP_AT = len(_QUOTE_KEYS)
+_LINK_AT = _SWAP_AT + len(_SWAP_KEYS)
 
 
 def _wallet_effect(op: Operation) -> tuple[str, int]:
