@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from points import jsonfast
-from points.db import metadata
+from points.db import insert_ignore, metadata
 from points.pgarrays import text_array_literal
 from points.pgcopy import copy_rows
 
@@ -275,7 +275,7 @@ def record_batch(
             }
             for r in rejected
         ]
-        conn.execute(_insert_ignoring_duplicates(conn, dead_letters), dlq_rows)
+        insert_ignore(conn, dead_letters, dlq_rows)
         outbox_rows = [
             {
                 "topic": dlq_topic,
@@ -291,7 +291,7 @@ def record_batch(
             }
             for r in rejected
         ]
-        conn.execute(_insert_ignoring_duplicates(conn, outbox_table), outbox_rows)
+        insert_ignore(conn, outbox_table, outbox_rows)
     if outbox:
         _insert_outbox(conn, outbox)
     return new_ids
@@ -314,7 +314,7 @@ def _insert_outbox(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if conn.dialect.name != "postgresql" or len(rows) <= 4:
         # A few rows (a bundle, a swap's messages) go as they are: bytes travel as binary
         # parameters, where base64 inside JSON would cost more than the insert.
-        conn.execute(_insert_ignoring_duplicates(conn, outbox_table), list(rows))
+        insert_ignore(conn, outbox_table, list(rows))
         return
     # Bytes travel base64-encoded inside the one JSON parameter (see _INBOX_INSERT_PG).
     payload = [

@@ -35,9 +35,9 @@ from typing import Any, Final
 
 import anyio
 from sqlalchemy import Connection, delete, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
 from points.api.tables import idempotency_keys
+from points.db import insert_ignore
 
 __all__ = [
     "PURGE_CHUNK",
@@ -105,13 +105,7 @@ def store(
         "content_type": response.content_type,
         "created_at": now,
     }
-    insert: Any = (
-        postgresql.insert(idempotency_keys)
-        if conn.dialect.name == "postgresql"
-        else sqlite.insert(idempotency_keys)
-    )
-    result = conn.execute(insert.values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)
+    return insert_ignore(conn, idempotency_keys, values) == 1
 
 
 def retention_cutoff(now: datetime, retention_hours: int) -> datetime:

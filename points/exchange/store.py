@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextClause, bindparam, text, update
+from sqlalchemy import Connection, Table, bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from points import jsonfast
 from points import swaps as saga
+from points.db import insert_ignore
 from points.exchange.tables import swap_replies, swaps
 
 __all__ = [
@@ -48,27 +48,6 @@ def _insert(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(conn.dialect.name)  # pragma: no cover
-
-
-def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert rows, skipping those whose primary or unique key exists (replays). Every row
-    has the keys of the first."""
-    if rows:
-        conn.execute(_insert_ignore_statement(table, tuple(rows[0])), list(rows))
-
-
-@functools.lru_cache(maxsize=128)
-def _insert_ignore_statement(table: Table, keys: tuple[str, ...]) -> TextClause:
-    """``INSERT ... ON CONFLICT DO NOTHING`` as text with typed parameters, the same SQL on
-    PostgreSQL and SQLite (3.24+). The dialects' ``insert().on_conflict_do_nothing()`` has no
-    cache key in SQLAlchemy 2.0 (``inherit_cache = False``): it was compiled again on every
-    call, about a third of a millisecond of CPU per quote on the benchmark; this one is
-    compiled once per table and column set."""
-    columns = ", ".join(f'"{k}"' for k in keys)
-    values = ", ".join(f":{k}" for k in keys)
-    return text(
-        f'INSERT INTO "{table.name}" ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING'
-    ).bindparams(*(bindparam(k, type_=table.c[k].type) for k in keys))
 
 
 def upsert(
