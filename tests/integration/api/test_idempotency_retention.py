@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -29,20 +30,27 @@ DINING = {
 }
 
 
+@contextmanager
+def running_api(url: str, idempotency_settings: IdempotencySettings) -> Iterator[Api]:
+    """The API on ``url`` with these idempotency settings, its lifespan (and so its
+    background purge) running while the block runs."""
+    engine = make_engine(url)
+    clock = Clock()
+    app = build_app(url, engine, clock=clock, idempotency=idempotency_settings)
+    try:
+        with TestClient(app) as client:
+            yield Api(engine=engine, client=client, ruleset=load_ruleset(RULES), clock=clock)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def purging_api(migrated_url: str) -> Iterator[Api]:
     """The API with a 72 h retention purged every second (the first purge within a second)."""
-    engine = make_engine(migrated_url)
-    clock = Clock()
-    app = build_app(
-        migrated_url,
-        engine,
-        clock=clock,
-        idempotency=IdempotencySettings(retention_hours=72, purge_interval_s=1),
-    )
-    with TestClient(app) as client:
-        yield Api(engine=engine, client=client, ruleset=load_ruleset(RULES), clock=clock)
-    engine.dispose()
+    with running_api(
+        migrated_url, IdempotencySettings(retention_hours=72, purge_interval_s=1)
+    ) as api:
+        yield api
 
 
 def stored_keys(api: Api) -> set[str]:
@@ -98,25 +106,14 @@ def test_after_a_purge_the_key_is_free_for_another_request(purging_api: Api) -> 
 def test_with_the_interval_at_zero_the_api_purges_nothing(migrated_url: str) -> None:
     """``purge_interval_s=0`` turns the background purge off (the CLI is then the only
     purge): an expired key still replays."""
-    engine = make_engine(migrated_url)
-    clock = Clock()
-    app = build_app(
-        migrated_url,
-        engine,
-        clock=clock,
-        idempotency=IdempotencySettings(retention_hours=1, purge_interval_s=0),
-    )
-    try:
-        with TestClient(app) as client:
-            api = Api(engine=engine, client=client, ruleset=load_ruleset(RULES), clock=clock)
-            first = api.post(PATH, DINING, "kept")
-            clock.advance(hours=5)
-            time.sleep(0.5)
-            replay = api.post(PATH, DINING, "kept")
-            assert replay.headers["idempotent-replayed"] == "true"
-            assert replay.json() == first.json()
-    finally:
-        engine.dispose()
+    settings = IdempotencySettings(retention_hours=1, purge_interval_s=0)
+    with running_api(migrated_url, settings) as api:
+        first = api.post(PATH, DINING, "kept")
+        api.clock.advance(hours=5)
+        time.sleep(0.5)
+        replay = api.post(PATH, DINING, "kept")
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.json() == first.json()
 
 
 def test_a_purge_deletes_at_most_one_chunk_per_call_oldest_first(api: Api) -> None:
