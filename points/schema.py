@@ -14,6 +14,7 @@ TABLE_MODULES = (
     "points.operations_tables",
     "points.exchange.tables",
     "points.api.tables",
+    "points.refusals",
 )
 
 
