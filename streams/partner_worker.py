@@ -37,6 +37,7 @@ from streams.agents.partners import (
     request_signer,
 )
 from streams.app import create_app
+from streams.codecs import require_codecs
 from streams.fastpath import BatchingApp
 from streams.relay import register_relay
 from streams.runtime import tune_garbage_collector
@@ -76,6 +77,7 @@ def build_partner_app(settings: Settings) -> BatchingApp:
 
 
 def main() -> None:
+    require_codecs()
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("faust").setLevel(logging.WARNING)

@@ -18,6 +18,7 @@ from points.outbox_store import OutboxStore
 from points.settings import Settings, load_settings
 from streams.agents.earning import register_earning_agent
 from streams.app import create_app
+from streams.codecs import require_codecs
 from streams.fastpath import BatchingApp
 from streams.lane_processes import LaneProcesses
 from streams.relay import register_relay
@@ -57,6 +58,7 @@ def _partner_request_signer(settings: Settings) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_codecs()
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # aiokafka logs every message it sends at DEBUG; faust's worker set-up leaves its logger
