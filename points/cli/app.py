@@ -23,6 +23,7 @@ from points.cli.commands import (
     adjust_new,
     adjust_reject,
     api_purge_keys,
+    audit,
     balance,
     dlq_list,
     dlq_replay,
@@ -33,6 +34,7 @@ from points.cli.commands import (
     holds_list,
     holds_void,
     migrate,
+    refusals_list,
     reverse,
     rules_backtest,
     rules_validate,
@@ -131,6 +133,7 @@ app.command("explain")(explain.command)
 app.command("reverse")(reverse.command)
 app.command("expire")(expire.command)
 app.command("verify")(verify.command)
+app.command("audit")(audit.command)
 app.command("migrate")(migrate.command)
 
 entry_app = typer.Typer(help="Look at one ledger entry.", no_args_is_help=True)
@@ -161,6 +164,10 @@ dlq_app = typer.Typer(help="Dead letters: list and replay.", no_args_is_help=Tru
 dlq_app.command("list")(dlq_list.command)
 dlq_app.command("replay")(dlq_replay.command)
 app.add_typer(dlq_app, name="dlq")
+
+refusals_app = typer.Typer(help="Recorded refusals: list.", no_args_is_help=True)
+refusals_app.command("list")(refusals_list.command)
+app.add_typer(refusals_app, name="refusals")
 
 rules_app = typer.Typer(help="Earning rule files: validate, backtest.", no_args_is_help=True)
 rules_app.command("validate")(rules_validate.command)
