@@ -14,8 +14,9 @@ is the only way a completion becomes visible, so latency never under-reports.
 - ``half_finished``: swaps not final, or whose ledger state disagrees with their status
   (must be 0); ``verify_ok``: the ledger's invariants after the run.
 
-Works in its own database (default: ``points_exchange_bench`` on the bench server; its schema
-is dropped and recreated each run) and its own topic names. The last line is one JSON object.
+Works in the bench database (default: POINTS_BENCH_PG_URL, the devstack's ``points_bench``; its
+public schema is dropped and recreated each run) and its own topic names. The last line
+is one JSON object.
 """
 
 from __future__ import annotations
@@ -56,11 +57,11 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def default_url() -> str:
-    base = os.environ.get("POINTS_BENCH_PG_URL") or os.environ.get("POINTS_TEST_DATABASE_URL")
-    if not base:
-        return "postgresql+psycopg://points:points@127.0.0.1:55432/points_exchange_bench"
-    return base.rsplit("/", 1)[0] + "/points_exchange_bench"
+def default_url() -> str | None:
+    """The devstack's bench database (``points_bench``, POINTS_BENCH_PG_URL). Its public schema
+    is the bench's to drop, as bench-pipeline does; bench-ledger and bench-api keep to schemas
+    of their own. The benches run one at a time."""
+    return os.environ.get("POINTS_BENCH_PG_URL") or None
 
 
 def reset_database(url: str) -> None:
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="offered swaps/s (0: as fast as the API accepts them)")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
+    if not args.pg_url:
+        log("missing: POINTS_BENCH_PG_URL (run `make bench-swaps`, which starts the stack)")
+        return 2
     bootstrap = os.environ.get("POINTS_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     suffix = uuid.uuid4().hex[:8]
     config = load_partners_config()
