@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STACK_ENV = eval "$$($(PY) -m devstack env)"
 
-.PHONY: help venv browser stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api openapi clean
+.PHONY: help venv browser stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api bench-rules bench-smoke openapi clean
 
 help:
 	@echo "make demo          a day at the bank end to end (starts Kafka, the ledger, a worker)"
@@ -16,6 +16,8 @@ help:
 	@echo "make bench-pipeline  Kafka -> earning worker -> PostgreSQL benchmark, last line is JSON"
 	@echo "make bench-swaps   swap round trips through the partner simulator, last line is JSON"
 	@echo "make bench-api     customer API under 50 connections (wrk), last line is JSON"
+	@echo "make bench-rules   the rules engine alone (no stack), last line is JSON"
+	@echo "make bench-smoke   every bench at small sizes (< 2 min); fails if any bench fails"
 	@echo "make stack-up|stack-down|stack-status   the local Kafka + PostgreSQL stack"
 	@echo "make lint          ruff + mypy"
 
@@ -80,6 +82,19 @@ bench-swaps: stack-up
 
 bench-api: stack-up
 	$(STACK_ENV) && $(PY) -m benchmarks.bench_api
+
+bench-rules: venv
+	$(PY) -m benchmarks.bench_rules
+
+# Every bench at small sizes: proves each still runs end to end (not a measurement). Each prints
+# its last-line JSON; the first one that fails fails the target.
+bench-smoke: stack-up
+	$(STACK_ENV) && set -e && \
+	  echo "== bench-rules" && $(PY) -m benchmarks.bench_rules --customers 300 --transactions 2000 && \
+	  echo "== bench-ledger" && $(PY) -m benchmarks.bench_ledger --pg-url "$$POINTS_BENCH_PG_URL" --quick && \
+	  echo "== bench-pipeline" && $(PY) -m benchmarks.bench_pipeline --transactions 3000 --customers 500 --latency-seconds 2 && \
+	  echo "== bench-swaps" && $(PY) -m benchmarks.bench_swaps --swaps 200 --chunk 100 --timeout 60 && \
+	  echo "== bench-api" && $(PY) -m benchmarks.bench_api --customers 200 --seconds 2
 
 openapi: venv
 	$(PY) -m points.api.openapi
