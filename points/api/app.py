@@ -39,6 +39,7 @@ from points.api.ops import ops_router
 from points.api.pgread import PgReader
 from points.api.problems import PROBLEM_JSON, error_response, install_problem_handlers, status_for
 from points.api.ratelimit import RateLimiter
+from points.api.refusals import refusals_router
 from points.api.schemas import (
     ActivityPage,
     Balance,
@@ -255,6 +256,7 @@ def create_app(
     install_problem_handlers(app)
     _routes(app, ctx, metrics)
     app.include_router(ops_router(engine, settings))  # /ops: the operations dashboard
+    app.include_router(refusals_router(_customer, ctx.api.activity_page_max, _PROBLEMS))
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.
     app.add_middleware(BalanceFastPath, ctx=ctx, route=balance_route)
