@@ -25,6 +25,24 @@ def _require(name: str) -> str:
 
 
 @pytest.fixture
+def twin(journey: Journey, tmp_path: Path) -> Iterator[Journey]:
+    """An undisturbed reference world on the same topics as ``journey``, with a database and
+    consumer groups of its own (migrated, stopped and dropped like ``journey``'s)."""
+    stack_pg_url = _require("POINTS_STACK_PG_URL")
+    name = f"journey_{journey.suffix}_twin"
+    log_dir = tmp_path / "twin"
+    (log_dir / "data").mkdir(parents=True)
+    other = journey.twin(create_database(stack_pg_url, name), log_dir)
+    other.migrate()
+    try:
+        yield other
+    finally:
+        other.stop_all()
+        print(other.logs())
+        drop_database(stack_pg_url, name)
+
+
+@pytest.fixture
 def journey(tmp_path: Path) -> Iterator[Journey]:
     """A fresh database (migrated with ``points-ledger migrate``), fresh topic names and
     groups; every process the test started is stopped afterwards, and their logs are printed

@@ -434,6 +434,8 @@ class Journey:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     api_port: int | None = None
+    # Distinguishes the consumer groups of two journeys on the same topics (see twin()).
+    group_tag: str = ""
 
     # --- names ---------------------------------------------------------------------------
     @property
@@ -442,7 +444,18 @@ class Journey:
 
     @property
     def app_id(self) -> str:
-        return f"journey-{self.suffix}"
+        return f"journey-{self.suffix}{self.group_tag}"
+
+    def twin(self, database_url: str, log_dir: Path, group_tag: str = "-twin") -> Journey:
+        """Another world reading the same topics with the same keys and secrets, but with its
+        own database and consumer groups: an undisturbed reference run beside a disturbed one."""
+        return Journey(
+            bootstrap=self.bootstrap, database_url=database_url, log_dir=log_dir,
+            suffix=self.suffix, partitions=self.partitions, jwt_secret=self.jwt_secret,
+            ops_token=self.ops_token, referral_secret_hex=self.referral_secret_hex,
+            partner_secrets=self.partner_secrets, extra_env=dict(self.extra_env),
+            group_tag=group_tag,
+        )  # fmt: skip
 
     @property
     def worker_group(self) -> str:
