@@ -71,6 +71,7 @@ def build_partner_app(settings: Settings) -> BatchingApp:
         interval_s=RELAY_INTERVAL_S,
         batch_size_max=RELAY_BATCH_SIZE_MAX,
         sign=request_signer(registry[1]),
+        outage_tolerance_s=settings.worker.db_outage_tolerance_s,
     )
     return app
 

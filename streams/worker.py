@@ -37,7 +37,12 @@ def build_worker_app(settings: Settings) -> tuple[BatchingApp, LaneProcesses | N
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     service = EarningService.from_settings(settings, engine)
     register_earning_agent(app, settings, service, lane_processes)
-    register_relay(app, OutboxStore(engine), sign=_partner_request_signer(settings))
+    register_relay(
+        app,
+        OutboxStore(engine),
+        sign=_partner_request_signer(settings),
+        outage_tolerance_s=settings.worker.db_outage_tolerance_s,
+    )
     return app, lane_processes
 
 
