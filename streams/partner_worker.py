@@ -40,7 +40,7 @@ from streams.app import create_app
 from streams.fastpath import BatchingApp
 from streams.relay import register_relay
 from streams.runtime import tune_garbage_collector
-from streams.topics import ensure_topics_sync
+from streams.topics import ensure_topics_or_exit
 
 __all__ = [
     "RELAY_BATCH_SIZE_MAX",
@@ -91,7 +91,7 @@ def main() -> None:
         for pid in config.partners
         for name in (topics.events(pid), topics.requests(pid))
     ]
-    ensure_topics_sync(settings, partner_topics)
+    ensure_topics_or_exit(settings, partner_topics)
     app = build_partner_app(settings)
     tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)

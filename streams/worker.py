@@ -22,7 +22,7 @@ from streams.fastpath import BatchingApp
 from streams.lane_processes import LaneProcesses
 from streams.relay import register_relay
 from streams.runtime import tune_garbage_collector
-from streams.topics import ensure_topics_sync
+from streams.topics import ensure_topics_or_exit
 
 __all__ = ["build_worker_app", "main"]
 
@@ -69,9 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     # worker's CPU under py-spy --gil). Warnings and errors still show.
     logging.getLogger("faust").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    created = ensure_topics_sync(settings)
-    if created:
-        logging.getLogger(__name__).info("created topics: %s", ", ".join(created))
+    ensure_topics_or_exit(settings)
     app, lane_processes = build_worker_app(settings)
     tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -17,6 +18,7 @@ from points.outbox_store import OutboxMessage
 from points.settings import load_settings
 from streams.relay import OutboxRelay, register_relay
 from streams.runtime import EXIT_TEMPORARY_FAILURE, OutageWatch, process_with_retry
+from streams.topics import ensure_topics_or_exit
 
 
 class DatabaseDown(Exception):
@@ -225,3 +227,21 @@ async def test_the_relay_resumes_when_the_database_returns_within_the_tolerance(
     assert exits.codes == []
     assert caplog.records[-1].getMessage().startswith("the database (outbox relay) is back after")
 
+
+def test_a_worker_that_cannot_reach_the_broker_at_start_up_exits_75_after_the_tolerance(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Checking the topics needs the broker: an unreachable one is waited for (warnings), then
+    the start-up gives up with 75, not a traceback and 1."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = load_settings(
+        kafka={"bootstrap_servers": f"127.0.0.1:{port}"},
+        worker={"db_outage_tolerance_s": 1.0},
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as stopped:
+        ensure_topics_or_exit(settings)
+    assert stopped.value.code == EXIT_TEMPORARY_FAILURE
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("waiting for the broker (to check the topics)") for m in messages)
