@@ -39,7 +39,7 @@ from streams.agents.partners import (
 from streams.app import create_app
 from streams.fastpath import BatchingApp
 from streams.relay import register_relay
-from streams.runtime import tune_garbage_collector
+from streams.runtime import limit_repeated_logs, tune_garbage_collector
 from streams.topics import ensure_topics_or_exit
 
 __all__ = [
@@ -93,6 +93,7 @@ def main() -> None:
     ]
     ensure_topics_or_exit(settings, partner_topics)
     app = build_partner_app(settings)
+    limit_repeated_logs("aiokafka")  # a broker outage: a line every few seconds, not thousands
     tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()

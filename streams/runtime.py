@@ -38,7 +38,9 @@ __all__ = [
     "EXIT_TEMPORARY_FAILURE",
     "CollectBetweenBatches",
     "OutageWatch",
+    "RepeatedLogFilter",
     "give_up",
+    "limit_repeated_logs",
     "process_with_retry",
     "tune_garbage_collector",
 ]
@@ -119,6 +121,54 @@ class OutageWatch:
         self._since = None
         self._delay_s = self._first_delay_s
         self.retry_at = 0.0
+
+
+class RepeatedLogFilter(logging.Filter):
+    """Let a message through at most once per ``every_s`` per (logger, message template);
+    the next one that passes says how many like it were held back.
+
+    Why: while the broker is down, aiokafka logs "Unable connect to node ..." and "Unable to
+    update metadata ..." at ERROR each time it retries (measured: ~6,000 lines a second for
+    as long as the outage lasts). One line every few seconds says the same.
+    """
+
+    def __init__(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._clock = clock
+        # (logger, template) -> [when last let through, held back since]
+        self._seen: dict[tuple[str, object], list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is None:
+            if len(self._seen) > 1_000:  # templates are few; keep the map bounded anyway
+                self._seen.clear()
+            self._seen[key] = [now, 0]
+            return True
+        if now - seen[0] < self._every_s:
+            seen[1] += 1
+            return False
+        held_back = int(seen[1])
+        seen[0], seen[1] = now, 0
+        if held_back and isinstance(record.args, tuple):
+            # Without arguments the message was never %-formatted: escape it before adding some.
+            template = str(record.msg) if record.args else str(record.msg).replace("%", "%%")
+            record.msg = f"{template} (and %d more like it in %.0f s)"
+            record.args = (*record.args, held_back, self._every_s)
+        return True
+
+
+def limit_repeated_logs(prefix: str = "aiokafka", every_s: float = 5.0) -> RepeatedLogFilter:
+    """Put one :class:`RepeatedLogFilter` on every logger named ``prefix`` or below it that
+    exists now (call it once the clients' modules are imported)."""
+    limiter = RepeatedLogFilter(every_s)
+    names = [prefix, *(n for n in logging.Logger.manager.loggerDict if n.startswith(prefix + "."))]
+    for name in names:
+        logging.getLogger(name).addFilter(limiter)
+    return limiter
 
 
 def _describe(error: BaseException) -> str:

@@ -21,7 +21,7 @@ from streams.app import create_app
 from streams.fastpath import BatchingApp
 from streams.lane_processes import LaneProcesses
 from streams.relay import register_relay
-from streams.runtime import tune_garbage_collector
+from streams.runtime import limit_repeated_logs, tune_garbage_collector
 from streams.topics import ensure_topics_or_exit
 
 __all__ = ["build_worker_app", "main"]
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     ensure_topics_or_exit(settings)
     app, lane_processes = build_worker_app(settings)
+    limit_repeated_logs("aiokafka")  # a broker outage: a line every few seconds, not thousands
     tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     try:

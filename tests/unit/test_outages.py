@@ -17,7 +17,12 @@ import pytest
 from points.outbox_store import OutboxMessage
 from points.settings import load_settings
 from streams.relay import OutboxRelay, register_relay
-from streams.runtime import EXIT_TEMPORARY_FAILURE, OutageWatch, process_with_retry
+from streams.runtime import (
+    EXIT_TEMPORARY_FAILURE,
+    OutageWatch,
+    RepeatedLogFilter,
+    process_with_retry,
+)
 from streams.topics import ensure_topics_or_exit
 
 
@@ -245,3 +250,36 @@ def test_a_worker_that_cannot_reach_the_broker_at_start_up_exits_75_after_the_to
     assert stopped.value.code == EXIT_TEMPORARY_FAILURE
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("waiting for the broker (to check the topics)") for m in messages)
+
+
+def test_repeated_client_errors_are_let_through_once_per_interval_with_a_count() -> None:
+    """The same template from the same logger: the first passes, the next within the interval
+    are held back, and the first after it says how many were; other templates pass."""
+    now = [0.0]
+    limiter = RepeatedLogFilter(every_s=5.0, clock=lambda: now[0])
+
+    def record(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka.client", logging.ERROR, "f", 1, msg, args, None)
+
+    passed = []
+    for step in range(100):  # 10 s at 10 per second
+        now[0] = step / 10
+        r = record("Unable connect to node with id %s: %s", 1, "refused")
+        if limiter.filter(r):
+            passed.append(r.getMessage())
+    assert passed == [
+        "Unable connect to node with id 1: refused",
+        "Unable connect to node with id 1: refused (and 49 more like it in 5 s)",
+    ]
+    assert limiter.filter(record("Unable to update metadata from %s", [1]))
+    now[0] = 20.0
+    later = record("Unable connect to node with id %s: %s", 1, "refused")
+    assert limiter.filter(later)
+    assert later.getMessage().endswith("refused (and 49 more like it in 5 s)")
+    # A message without arguments (never %-formatted) keeps its literal percent sign.
+    assert limiter.filter(record("50% of nodes down"))
+    assert not limiter.filter(record("50% of nodes down"))
+    now[0] = 26.0
+    literal = record("50% of nodes down")
+    assert limiter.filter(literal)
+    assert literal.getMessage() == "50% of nodes down (and 1 more like it in 5 s)"

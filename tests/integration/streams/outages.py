@@ -1,8 +1,8 @@
-"""Helpers for tests that take the stack's PostgreSQL away and look for orphaned processes.
+"""Helpers for tests that take the stack's PostgreSQL or broker away and look for orphans.
 
-PostgreSQL is stopped and started with the project's own ``python -m devstack`` (the ports
-come from the environment the tests run in, POINTS_STACK_*), so only this stack's server is
-touched. Processes are found through /proc (Linux), by parent pid.
+PostgreSQL and the broker are stopped and started with the project's own ``python -m
+devstack`` (the ports come from the environment the tests run in, POINTS_STACK_*), so only this
+stack's servers are touched. Processes are found through /proc (Linux), by parent pid.
 """
 
 from __future__ import annotations
@@ -16,15 +16,23 @@ from pathlib import Path
 
 from tests.integration.processes import ROOT
 
-__all__ = ["ProcessId", "alive", "children_of", "postgres_down", "start_postgres", "stop_postgres"]
+__all__ = [
+    "ProcessId",
+    "alive",
+    "children_of",
+    "kafka_down",
+    "postgres_down",
+    "start_postgres",
+    "stop_postgres",
+]
 
 ProcessId = tuple[int, str]
 """(pid, start time in clock ticks): a pid alone could be reused by a new process."""
 
 
-def _devstack(verb: str) -> None:
+def _devstack(verb: str, service: str = "postgres") -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "devstack", verb, "--only", "postgres"],
+        [sys.executable, "-m", "devstack", verb, "--only", service],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -49,6 +57,16 @@ def postgres_down() -> Iterator[None]:
         yield
     finally:
         start_postgres()
+
+
+@contextlib.contextmanager
+def kafka_down() -> Iterator[None]:
+    """The broker stopped for the body (its data kept); started again afterwards."""
+    _devstack("down", "kafka")
+    try:
+        yield
+    finally:
+        _devstack("up", "kafka")
 
 
 def _stat(pid: int) -> list[str] | None:

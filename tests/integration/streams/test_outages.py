@@ -20,7 +20,7 @@ import pytest
 from streams.runtime import EXIT_TEMPORARY_FAILURE
 from streams.topics import EXIT_TOPICS_UNUSABLE, TopicsUnusable, ensure_topics_sync
 from tests.integration.streams import scenario
-from tests.integration.streams.outages import alive, children_of, postgres_down
+from tests.integration.streams.outages import alive, children_of, kafka_down, postgres_down
 from tests.integration.streams.support import (
     StreamEnv,
     Worker,
@@ -140,6 +140,41 @@ def test_a_postgres_restart_within_the_tolerance_is_waited_out_and_the_ledger_is
         assert "waiting for the database to commit a batch" in log, worker.log_tail()
         assert "still waiting for the database" in log, worker.log_tail()
         assert worker.stop() == 0, worker.log_tail()
+    assert_same_ledger(stream_env.database_url, expected)
+
+
+def test_a_broker_restart_mid_run_is_waited_out_and_the_ledger_is_exact(
+    stream_env: StreamEnv, tmp_path: Path
+) -> None:
+    """The broker stopped for ~10 s mid-run and started again: the worker keeps running,
+    reconnects by itself and finishes with the ledger of an undisturbed run; the client's
+    connection errors are a line every few seconds, not a flood (thousands a second)."""
+    day = scenario.build(seed=31, customers=300, purchases=20_000)
+    expected = reference_run(tmp_path, stream_env, day)
+    worker = Worker(stream_env, tmp_path / "worker.log").start()
+    with reaped(worker):
+        publish_profiles_and_wait(stream_env, day, worker)
+        produce_sync(stream_env.bootstrap, stream_env.topic("bank_transactions"), day.transactions)
+        total = len(day.profiles) + day.distinct_valid_transactions
+        wait_until(
+            lambda: counts(stream_env.database_url)[0] >= len(day.profiles) + 2_000,
+            120,
+            "the run under way",
+            worker.log_tail,
+        )
+        with kafka_down():
+            time.sleep(10)
+            assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
+        wait_until(
+            lambda: counts(stream_env.database_url) == (total, day.malformed),
+            240,
+            "every event applied after the broker restart",
+            worker.log_tail,
+        )
+        assert worker.process.poll() is None, worker.log_tail()
+        assert worker.stop() == 0, worker.log_tail()
+        refused = [line for line in worker.log().splitlines() if "Connect call failed" in line]
+        assert 0 < len(refused) < 50, f"{len(refused)} connection error lines"
     assert_same_ledger(stream_env.database_url, expected)
 
 
