@@ -107,10 +107,13 @@ class OutageWatch:
                 "still waiting for %s: %.1f s of %.0f s: %s",
                 self.awaited, now - self._since, self.tolerance_s, _describe(error),
             )  # fmt: skip
-        delay_s = random.uniform(self._delay_s / 2, self._delay_s)
+        waited_s = now - self._since
+        # The last attempt falls on the deadline, not up to a whole delay after it.
+        left_s = self.tolerance_s - waited_s + 0.01
+        delay_s = min(random.uniform(self._delay_s / 2, self._delay_s), left_s)
         self._delay_s = min(self._delay_s * 2, self._max_delay_s)
         self.retry_at = now + delay_s
-        return now - self._since >= self.tolerance_s
+        return waited_s >= self.tolerance_s
 
     def next_delay_s(self) -> float:
         return max(0.0, self.retry_at - self._clock())

@@ -283,3 +283,16 @@ def test_repeated_client_errors_are_let_through_once_per_interval_with_a_count()
     literal = record("50% of nodes down")
     assert limiter.filter(literal)
     assert literal.getMessage() == "50% of nodes down (and 1 more like it in 5 s)"
+
+
+def test_the_last_attempt_falls_on_the_deadline_not_a_whole_delay_after_it() -> None:
+    """With 5 s delays and a 3 s tolerance, the attempt after the one at 2.9 s comes at the
+    deadline, so the wait ends at ~3 s rather than up to 5 s later."""
+    now = [0.0]
+    watch = OutageWatch("x", 3.0, first_delay_s=5.0, max_delay_s=5.0, clock=lambda: now[0])
+    assert not watch.failed(DatabaseDown())
+    now[0] = 2.9
+    assert not watch.failed(DatabaseDown())
+    assert watch.next_delay_s() == pytest.approx(0.11)
+    now[0] = watch.retry_at
+    assert watch.failed(DatabaseDown())
