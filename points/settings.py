@@ -91,6 +91,10 @@ class WorkerSettings(BaseModel):
     # processes (see streams/runtime.py): the default 700 made collections a third of the
     # worker's CPU. Lane processes do not use it: they collect between batches instead.
     gc_gen0_threshold: int = Field(default=50_000, ge=700, le=10_000_000)
+    # How long a worker keeps retrying while the database is unreachable (a batch's
+    # transaction, the outbox relay; the relay waits as long for the broker) before it exits
+    # with code 75 for its supervisor to restart it. Covers a PostgreSQL restart or fail-over.
+    db_outage_tolerance_s: float = Field(default=60.0, ge=0.0, le=86_400.0)
 
 
 class RulesSettings(BaseModel):

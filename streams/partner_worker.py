@@ -40,8 +40,8 @@ from streams.app import create_app
 from streams.codecs import require_codecs
 from streams.fastpath import BatchingApp
 from streams.relay import register_relay
-from streams.runtime import tune_garbage_collector
-from streams.topics import ensure_topics_sync
+from streams.runtime import limit_repeated_logs, tune_garbage_collector
+from streams.topics import ensure_topics_or_exit
 
 __all__ = [
     "RELAY_BATCH_SIZE_MAX",
@@ -72,6 +72,7 @@ def build_partner_app(settings: Settings) -> BatchingApp:
         interval_s=RELAY_INTERVAL_S,
         batch_size_max=RELAY_BATCH_SIZE_MAX,
         sign=request_signer(registry[1]),
+        outage_tolerance_s=settings.worker.db_outage_tolerance_s,
     )
     return app
 
@@ -92,8 +93,9 @@ def main() -> None:
         for pid in config.partners
         for name in (topics.events(pid), topics.requests(pid))
     ]
-    ensure_topics_sync(settings, partner_topics)
+    ensure_topics_or_exit(settings, partner_topics)
     app = build_partner_app(settings)
+    limit_repeated_logs("aiokafka")  # a broker outage: a line every few seconds, not thousands
     tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()

@@ -16,12 +16,20 @@ Optionally (``sign``, the partner worker's relay) messages are signed again as t
 other topic), which replace the ones stored with the row. The value bytes never change. So a
 request that waited in the outbox longer than the partner's replay window (relay down) is not
 dropped as stale on arrival.
+
+Outages: a round that fails because the database (the lease, the rows, the mark) or the broker
+(a send) is away leaves its rows unmarked; later ticks retry with backoff, with a WARNING every
+few seconds, for up to ``outage_tolerance_s`` (``POINTS_WORKER__DB_OUTAGE_TOLERANCE_S``); then
+the worker exits with code 75 (streams/runtime.py). Releasing the lease never raises: the lock
+is a PostgreSQL session lock, so when the release fails because the connection died, the lock
+died with it (and an error there must not hide the round's own error, nor exit with code 1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -31,6 +39,7 @@ from faust.exceptions import ProducerSendError
 
 from points.intake import unbundle
 from points.outbox_store import BUNDLED_HEADERS, OutboxBundle, OutboxMessage, OutboxStore
+from streams.runtime import OutageWatch, give_up
 
 __all__ = [
     "DEFAULT_BATCH_SIZE_MAX",
@@ -44,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE_MAX = 500
 DEFAULT_INTERVAL_S = 0.2
+DEFAULT_OUTAGE_TOLERANCE_S = 60.0
 
 
 Signer = Callable[[str, bytes], Sequence[tuple[str, bytes]] | None]
@@ -100,12 +110,12 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         lease = self._store.lease()
         if not await asyncio.to_thread(lease.__enter__):
-            await asyncio.to_thread(lease.__exit__, None, None, None)
+            await _release(lease)
             return 0  # another process is relaying this round
         try:
             return await self._relay_round()
         finally:
-            await asyncio.to_thread(lease.__exit__, None, None, None)
+            await _release(lease)
 
     async def _relay_round(self) -> int:
         rows = await asyncio.to_thread(self._store.pending_rows, self.batch_size_max)
@@ -139,6 +149,15 @@ class OutboxRelay:
         while n := await self.relay_once():
             total += n
         return total
+
+
+async def _release(lease: Any) -> None:
+    """Give the lease back; a failure is logged, never raised (see the module docstring)."""
+    try:
+        await asyncio.to_thread(lease.__exit__, None, None, None)
+    except Exception as exc:
+        log.warning("outbox relay lease not released cleanly (it ends with its connection): %s",
+                    type(exc).__name__)  # fmt: skip
 
 
 class PartitionMemo:
@@ -213,6 +232,8 @@ def register_relay(
     interval_s: float = DEFAULT_INTERVAL_S,
     batch_size_max: int = DEFAULT_BATCH_SIZE_MAX,
     sign: Signer | None = None,
+    outage_tolerance_s: float = DEFAULT_OUTAGE_TOLERANCE_S,
+    exit_process: Callable[[int], None] | None = None,
 ) -> OutboxRelay:
     async def send(
         topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
@@ -238,19 +259,39 @@ def register_relay(
         send_many=send_many,
     )
 
+    database = OutageWatch("the database (outbox relay)", outage_tolerance_s)
+    broker = OutageWatch("the broker (outbox relay)", outage_tolerance_s)
+
     @app.timer(interval=interval_s, on_leader=True, name="outbox-relay")
     async def _relay() -> None:
         # Drain what is there; the timer fires again for what arrives later.
         if app.should_stop:
             return
+        if database.next_delay_s() > 0 or broker.next_delay_s() > 0:
+            return  # backing off: an outage is being waited out
         try:
             await relay.drain()
-        except (ProducerSendError, KafkaError):
-            if not app.should_stop:
-                raise
-            # The worker is stopping and closed its producer under this round: the round's
-            # rows stay unmarked and go out after the restart (at least once), and a clean
-            # stop must not turn into a crash exit.
-            log.info("outbox relay interrupted by shutdown; unsent rows stay queued")
+        except (ProducerSendError, KafkaError) as exc:
+            if app.should_stop:
+                # The worker is stopping and closed its producer under this round: the round's
+                # rows stay unmarked and go out after the restart (at least once), and a clean
+                # stop must not turn into a crash exit.
+                log.info("outbox relay interrupted by shutdown; unsent rows stay queued")
+                return
+            _outage(broker, exc)
+        except Exception as exc:  # the database: lease, rows or mark (nothing was marked)
+            if app.should_stop:
+                return
+            _outage(database, exc)
+        else:
+            database.recovered()
+            broker.recovered()
+
+    def _outage(watch: OutageWatch, exc: Exception) -> None:
+        if watch.failed(exc):
+            give_up(
+                f"waited {watch.waited_s():.1f} s for {watch.awaited}",
+                exit_process if exit_process is not None else os._exit,
+            )
 
     return relay

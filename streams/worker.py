@@ -22,8 +22,8 @@ from streams.codecs import require_codecs
 from streams.fastpath import BatchingApp
 from streams.lane_processes import LaneProcesses
 from streams.relay import register_relay
-from streams.runtime import tune_garbage_collector
-from streams.topics import ensure_topics_sync
+from streams.runtime import limit_repeated_logs, tune_garbage_collector
+from streams.topics import ensure_topics_or_exit
 
 __all__ = ["build_worker_app", "main"]
 
@@ -38,7 +38,12 @@ def build_worker_app(settings: Settings) -> tuple[BatchingApp, LaneProcesses | N
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     service = EarningService.from_settings(settings, engine)
     register_earning_agent(app, settings, service, lane_processes)
-    register_relay(app, OutboxStore(engine), sign=_partner_request_signer(settings))
+    register_relay(
+        app,
+        OutboxStore(engine),
+        sign=_partner_request_signer(settings),
+        outage_tolerance_s=settings.worker.db_outage_tolerance_s,
+    )
     return app, lane_processes
 
 
@@ -66,10 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     # worker's CPU under py-spy --gil). Warnings and errors still show.
     logging.getLogger("faust").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    created = ensure_topics_sync(settings)
-    if created:
-        logging.getLogger(__name__).info("created topics: %s", ", ".join(created))
+    ensure_topics_or_exit(settings)
     app, lane_processes = build_worker_app(settings)
+    limit_repeated_logs("aiokafka")  # a broker outage: a line every few seconds, not thousands
     tune_garbage_collector(settings.worker.gc_gen0_threshold)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     try:

@@ -3,15 +3,15 @@
 Each fetched batch (across the three topics) goes to ``EarningService.process``: one database
 transaction holding the inbox rows, the ledger entries, the per-customer rule state and the
 outbox. Offsets are acked only after it commits (streams/fastpath.py). If the database stays
-unavailable through the retries, the process exits hard: nothing of the batch was acked, a
-restarted worker replays it, and the inbox makes the replay harmless.
+unavailable longer than ``POINTS_WORKER__DB_OUTAGE_TOLERANCE_S`` (streams/runtime.py), the
+process exits with code 75: nothing of the batch was acked, a restarted worker replays it, and
+the inbox makes the replay harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -24,13 +24,11 @@ from points.ingest import RawMessage
 from points.settings import Settings
 from streams.fastpath import BatchingApp
 from streams.lane_processes import LaneProcesses
+from streams.runtime import process_with_retry
 
-__all__ = ["process_with_retry", "register_earning_agent"]
+__all__ = ["register_earning_agent"]
 
 log = logging.getLogger(__name__)
-
-DB_RETRY_ATTEMPTS = 5
-EXIT_DATABASE_UNAVAILABLE = 75  # EX_TEMPFAIL: a supervisor should restart us
 
 
 def to_raw(message: Message) -> RawMessage:
@@ -41,30 +39,6 @@ def to_raw(message: Message) -> RawMessage:
         key=message.key,
         value=message.value,
     )
-
-
-async def process_with_retry(
-    run: Callable[[Sequence[RawMessage]], Awaitable[BatchOutcome]],
-    batch: Sequence[RawMessage],
-    *,
-    attempts: int = DB_RETRY_ATTEMPTS,
-    exit_process: Callable[[int], None] = os._exit,
-) -> BatchOutcome:
-    """``await run(batch)`` (a thread of this process, or a lane's process), retrying
-    transient database errors with backoff."""
-    delay_s = 0.2
-    for attempt in range(1, attempts + 1):
-        try:
-            return await run(batch)
-        except Exception:
-            log.exception("batch of %d failed (attempt %d/%d)", len(batch), attempt, attempts)
-            if attempt == attempts:
-                break
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 5.0)
-    log.critical("database unavailable; exiting without acking so the batch is replayed")
-    exit_process(EXIT_DATABASE_UNAVAILABLE)
-    raise SystemExit(EXIT_DATABASE_UNAVAILABLE)  # only reached when exit_process is a fake
 
 
 def register_earning_agent(
@@ -104,6 +78,8 @@ def register_earning_agent(
         else [in_a_thread]
     )
 
+    tolerance_s = settings.worker.db_outage_tolerance_s
+
     @app.batch_agent(*topics)
     async def earn_points(messages: Sequence[Message]) -> None:
         # One lane's batch (streams/fastpath.py): lanes hold disjoint partitions, so disjoint
@@ -112,7 +88,9 @@ def register_earning_agent(
         started = time.perf_counter()
         # Every message of a lane's batch has the same partition % lanes: that is the lane.
         run = runners[messages[0].partition % len(runners)]
-        outcome = await process_with_retry(run, [to_raw(m) for m in messages])
+        outcome = await process_with_retry(
+            run, [to_raw(m) for m in messages], tolerance_s=tolerance_s
+        )
         log.info(
             "batch=%d stored=%d duplicates=%d rejected=%d earned=%d clawed_back=%d in %.1f ms",
             outcome.messages,

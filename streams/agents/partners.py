@@ -39,8 +39,8 @@ from points.partners import PartnersConfig
 from points.ports import InboundMessage
 from points.settings import Settings
 from points.signing import Headers
-from streams.agents.earning import DB_RETRY_ATTEMPTS, EXIT_DATABASE_UNAVAILABLE
 from streams.fastpath import BatchingApp
+from streams.runtime import process_with_retry
 
 __all__ = [
     "DEADLINE_INTERVAL_S",
@@ -129,21 +129,13 @@ def to_inbound(message: Message) -> InboundMessage:
     )
 
 
-async def _with_retry(call: Any, batch: Sequence[Any]) -> Any:
-    """As the earning agent: retry transient database errors, then exit unacked (code 75)."""
-    delay_s = 0.2
-    for attempt in range(1, DB_RETRY_ATTEMPTS + 1):
-        try:
-            return await asyncio.to_thread(call, batch)
-        except Exception:
-            log.exception("batch of %d failed (attempt %d/%d)", len(batch), attempt,
-                          DB_RETRY_ATTEMPTS)
-            if attempt == DB_RETRY_ATTEMPTS:
-                break
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 5.0)
-    log.critical("database unavailable; exiting without acking so the batch is replayed")
-    os._exit(EXIT_DATABASE_UNAVAILABLE)
+async def _with_retry(call: Any, batch: Sequence[Any], tolerance_s: float) -> Any:
+    """As the earning agent: retry while the database is away, then exit unacked (code 75)."""
+
+    async def in_a_thread(messages: Sequence[Any]) -> Any:
+        return await asyncio.to_thread(call, messages)
+
+    return await process_with_retry(in_a_thread, batch, tolerance_s=tolerance_s)
 
 
 def register_partner_agents(
@@ -165,11 +157,12 @@ def register_partner_agents(
         )
 
     events = [topic(name) for name in service.events_topics]
+    tolerance_s = settings.worker.db_outage_tolerance_s
 
     @app.batch_agent(*events)
     async def partner_events(messages: Sequence[Message]) -> None:
         started = time.perf_counter()
-        outcome = await _with_retry(service.process, [to_inbound(m) for m in messages])
+        outcome = await _with_retry(service.process, [to_inbound(m) for m in messages], tolerance_s)
         log.info(
             "partner batch=%d stored=%d duplicates=%d rejected=%s swaps=%s in %.1f ms",
             outcome.messages, outcome.stored, outcome.duplicates,
@@ -192,7 +185,7 @@ def register_partner_agents(
         @app.batch_agent(*bank)
         async def referral_qualification(messages: Sequence[Message]) -> None:
             raw = [RawMessage(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
-            outcomes = await _with_retry(service.process_bank, raw)
+            outcomes = await _with_retry(service.process_bank, raw, tolerance_s)
             if outcomes:
                 log.info("referrals %s", outcomes)
 
