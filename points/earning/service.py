@@ -83,8 +83,9 @@ def clawback_key(event_id: str, part: int = 0) -> str:
 
 
 def refusal_key(event_id: str) -> str:
-    """The refusals-table key of a refund whose clawback (or a part of it) was refused."""
-    return f"clawback:{event_id}"
+    """The refusals-table key of a refund's clawback refused (the own part's ledger key; a
+    refused part's refusal takes that part's ledger key, see _clawback_refusals)."""
+    return clawback_key(event_id)
 
 
 def late_key(event_id: str) -> str:
@@ -223,11 +224,8 @@ class EarningService:
             plan = self._plan(conn, fresh, now)
             results = apply_batch(conn, plan.operations, now=now) if plan.operations else []
             outbox = self._ledger_notifications(plan, results, outcome)
-            # one row per cause (a refund can have an untraced milestone and a refused part)
-            refused = {refusal.dedupe_key: refusal for refusal in reversed(plan.refusals)}
-            for refusal in _clawback_refusals(plan, results, now):
-                refused.setdefault(refusal.dedupe_key, refusal)
-            outcome.refusals = record_refusals(conn, list(refused.values()))
+            refused = [*plan.refusals, *_clawback_refusals(plan, results, now)]
+            outcome.refusals = record_refusals(conn, refused)
             written = store.save_states_versioned(conn, plan.states)
             if written != len(plan.states):
                 raise StaleWorkingSet(f"{len(plan.states) - written} customers moved on")
@@ -443,48 +441,50 @@ class EarningService:
 
 
 def _clawback_refusals(plan: _Plan, results: Sequence[Any], now: datetime) -> list[Refusal]:
-    """A refusal (and one WARNING line) per refund the ledger refused a clawback part of.
+    """A refusal per clawback part the ledger refused, and one WARNING line per refund.
 
-    A replayed refusal (an earlier run stored it) is recorded again only if missing: the
-    refusals table ignores a key it has.
+    Each refusal's dedupe key is the refused ledger entry's key: ``clawback:<refund id>`` for
+    the refunded purchase's own part (the convention), ``clawback:<refund id>#<n>`` for a
+    milestone taken from another purchase. So a refund whose own part posted and whose
+    milestone part was refused has one outcome per entry, and ``audit`` pairs every rejected
+    entry with its refusal. A replay records nothing twice (the key is unique).
     """
-    refused: dict[str, tuple[Refund | Reversal, list[str], list[str], int]] = {}
+    out: list[Refusal] = []
+    by_refund: dict[str, tuple[Refund | Reversal, list[str], int]] = {}
     for index, refund in plan.clawback_of.items():
         result = results[index]
         if not isinstance(result, Rejected):
             continue
         op = plan.operations[index]
         assert isinstance(op, Clawback)
-        _, codes, reasons, points = refused.get(refund.event_id) or (refund, [], [], 0)
-        codes.append(result.code)
-        reasons.append(
-            f"{op.amount} points from {op.earning_key} ({', '.join(op.reason.rule_ids)}): "
-            f"{result.error}"
-        )
-        refused[refund.event_id] = (refund, codes, reasons, points + (op.amount or 0))
-    out = []
-    for refund, codes, reasons, points in refused.values():
-        reason = "ledger refused the clawback of " + "; ".join(reasons)
-        log.warning(
-            "refund %s of %s (customer %s): %s points not clawed back: %s",
-            refund.event_id,
-            refund.original_event_id,
-            refund.customer_id,
-            points,
-            reason,
+        reason = (
+            f"ledger refused to take back {op.amount} points ({', '.join(op.reason.rule_ids)}) "
+            f"from {op.earning_key}: {result.error}"
         )
         out.append(
             Refusal(
-                dedupe_key=refusal_key(refund.event_id),
+                dedupe_key=op.idempotency_key,
                 source="earning",
                 subject="clawback",
-                reason_code=codes[0],
-                reason=reason[:2000],
+                reason_code=result.code,
+                reason=reason,
                 at=now,
                 subject_id=refund.event_id,
                 event_id=refund.event_id,
                 customer_id=refund.customer_id,
             )
+        )
+        _, reasons, points = by_refund.get(refund.event_id) or (refund, [], 0)
+        reasons.append(reason)
+        by_refund[refund.event_id] = (refund, reasons, points + (op.amount or 0))
+    for refund, reasons, points in by_refund.values():
+        log.warning(
+            "refund %s of %s (customer %s): %s points not clawed back (the rest was): %s",
+            refund.event_id,
+            refund.original_event_id,
+            refund.customer_id,
+            points,
+            "; ".join(reasons),
         )
     return out
 
@@ -500,7 +500,7 @@ def _untraced_refusal(refund: Refund | Reversal, lines: Sequence[Any], now: date
         what,
     )
     return Refusal(
-        dedupe_key=refusal_key(refund.event_id),
+        dedupe_key=f"{refusal_key(refund.event_id)}#untraced",
         source="earning",
         subject="clawback",
         reason_code="milestone_payer_unknown",

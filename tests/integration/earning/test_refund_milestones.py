@@ -180,7 +180,8 @@ def test_a_refused_part_is_recorded_and_the_rest_of_the_clawback_still_posted(
 ) -> None:
     """An operator reversed p8's earning before the refunds. r19's own part (p9's 10) posts;
     the milestone part asked of p8's reversed earning is refused: recorded once in
-    ``refusals`` (clawback:r19, source earning, subject clawback) with one WARNING line."""
+    ``refusals`` under the refused entry's key (clawback:r19#1: the milestone part; r18's own
+    part under clawback:r18), source earning, subject clawback, with one WARNING line."""
     feed = Feed()
     service.process([feed.onboarded(), feed.purchase(*P8), feed.purchase(*P9)])
     with engine.begin() as conn:
@@ -193,7 +194,7 @@ def test_a_refused_part_is_recorded_and_the_rest_of_the_clawback_still_posted(
     assert _net(engine) == 0  # p9's own 10 came back although p8's part was refused
     assert _refusals(engine) == [
         ("clawback:r18", "earning", "clawback", "already_reversed"),
-        ("clawback:r19", "earning", "clawback", "already_reversed"),
+        ("clawback:r19#1", "earning", "clawback", "already_reversed"),
     ]
     warnings = [r for r in caplog.records if r.levelname == "WARNING" and "r19" in r.message]
     assert len(warnings) == 1
