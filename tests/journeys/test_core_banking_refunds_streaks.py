@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.journeys.harness import Journey, event_time, iso
+from tests.journeys.test_core_banking import purchase as core_banking_purchase
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +38,9 @@ def onboarding(customer_id: str, joined_days_ago: float) -> dict[str, Any]:
 
 def purchase(event_id: str, customer_id: str, amount_minor: int, mcc: str, merchant_id: str,
              days_ago: float) -> dict[str, Any]:  # fmt: skip
-    return {
-        "schema_version": 1,
-        "event_type": "purchase",
-        "event_id": event_id,
-        "customer_id": customer_id,
-        "amount_minor": amount_minor,
-        "currency": "CNY",
-        "mcc": mcc,
-        "merchant_id": merchant_id,
-        "channel": "card_present",
-        "occurred_at": event_time(days_ago=days_ago),
-    }
+    """test_core_banking's purchase, at ``merchant_id`` (a partner's, or any other)."""
+    made = core_banking_purchase(event_id, customer_id, amount_minor, mcc, days_ago)
+    return {**made, "merchant_id": merchant_id}
 
 
 def refund(event_id: str, of: dict[str, Any], days_ago: float) -> dict[str, Any]:
