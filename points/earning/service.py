@@ -66,8 +66,6 @@ __all__ = ["BatchOutcome", "EarningService", "earn_key"]
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_JOINED_AT = datetime(1970, 1, 1, tzinfo=UTC)
-
 EarningInput = Purchase | CheckIn | Share | ChallengeOptIn
 
 
@@ -281,7 +279,7 @@ class EarningService:
             return states.get(customer_id) or RuleState()
 
         def profile_of(customer_id: str) -> Profile:
-            return profiles.get(customer_id) or Profile(customer_id, "unknown", UNKNOWN_JOINED_AT)
+            return profiles.get(customer_id) or Profile.unknown(customer_id)
 
         def apply_refund(event: Refund | Reversal, decoded: Decoded | None) -> None:
             record = records.get(event.original_event_id)

@@ -63,6 +63,7 @@ from points.rules.state import (
 )
 
 __all__ = [
+    "UNKNOWN_JOINED_AT",
     "ClawbackPolicy",
     "EarningEvent",
     "EarningRecord",
@@ -75,6 +76,10 @@ __all__ = [
 ]
 
 ClawbackPolicy = Literal["proportional", "full_refund", "milestone", "kept"]
+#: The join date of a customer whose profile has not arrived (a purchase can be consumed before
+#: its bank.customers onboarding): :meth:`Profile.unknown`. No audience or reactivation counts
+#: days from it: a customer nobody knows is neither new, nor dormant, nor coming back.
+UNKNOWN_JOINED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
 EarningEvent = Purchase | PartnerPurchase | CheckIn | Share | ChallengeOptIn
 _TOTAL = "total"
 
@@ -88,6 +93,11 @@ class Profile:
     joined_at: datetime
     status: str = "active"
     birth_year: int | None = None
+
+    @classmethod
+    def unknown(cls, customer_id: str) -> Profile:
+        """A customer whose profile has not arrived: no segment, age or join date."""
+        return cls(customer_id, "unknown", UNKNOWN_JOINED_AT)
 
     @classmethod
     def from_event(cls, event: CustomerProfile | CustomerOnboarded) -> Profile:
@@ -524,7 +534,11 @@ def _days_since_joining(plan: RulePlan, profile: Profile, today: _Day) -> int:
 
 
 def _days_since_purchase(plan: RulePlan, profile: Profile, state: RuleState, today: _Day) -> int:
-    reference = state.last_purchase_on or plan.joined_on(profile.joined_at)
+    reference = state.last_purchase_on
+    if reference is None:
+        if profile.joined_at == UNKNOWN_JOINED_AT:
+            return 0  # never bought, joined who knows when: not dormant, not coming back
+        reference = plan.joined_on(profile.joined_at)
     return max(0, today.ordinal - reference.toordinal())
 
 
