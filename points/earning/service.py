@@ -49,6 +49,7 @@ from points.intake import (
 )
 from points.ledger import apply_batch
 from points.ledger.model import Applied, Clawback, Earn, Reason, Rejected
+from points.refusals import Refusal, record_refusals
 from points.rules import (
     EarningRecord,
     Profile,
@@ -65,8 +66,6 @@ __all__ = ["BatchOutcome", "EarningService", "earn_key"]
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_JOINED_AT = datetime(1970, 1, 1, tzinfo=UTC)
-
 EarningInput = Purchase | CheckIn | Share | ChallengeOptIn
 
 
@@ -75,8 +74,21 @@ def earn_key(event_id: str) -> str:
     return f"earn:{event_id}"
 
 
-def clawback_key(event_id: str) -> str:
-    return f"clawback:{event_id}"
+def clawback_key(event_id: str, part: int = 0) -> str:
+    """The ledger key of a refund's clawback: part 0 takes from the refunded purchase's
+    earning, parts 1, 2, ... from the earnings that paid milestones the refund undoes."""
+    return f"clawback:{event_id}" if part == 0 else f"clawback:{event_id}#{part}"
+
+
+def refusal_key(event_id: str) -> str:
+    """The refusals-table key of a refund's clawback refused (the own part's ledger key; a
+    refused part's refusal takes that part's ledger key, see _clawback_refusals)."""
+    return clawback_key(event_id)
+
+
+def late_key(event_id: str) -> str:
+    """The refusals-table key of an event too late for a time-based rule."""
+    return f"late:{event_id}"
 
 
 @dataclass(slots=True)
@@ -89,6 +101,7 @@ class BatchOutcome:
     points_clawed_back: int = 0
     parked: int = 0
     ledger_rejections: int = 0
+    refusals: int = 0
     rejected_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -110,6 +123,10 @@ class _Plan:
     parked: list[dict[str, Any]] = field(default_factory=list)
     unparked: list[str] = field(default_factory=list)
     late_rejects: list[RejectedMessage] = field(default_factory=list)
+    # refusals known while planning (late events, untraceable milestones)
+    refusals: list[Refusal] = field(default_factory=list)
+    # operation index -> the refund whose clawback (part) it is, to record a ledger refusal
+    clawback_of: dict[int, Refund | Reversal] = field(default_factory=dict)
 
 
 def _profile_to_json(profile: Profile) -> dict[str, Any]:
@@ -205,6 +222,8 @@ class EarningService:
             plan = self._plan(conn, fresh, now)
             results = apply_batch(conn, plan.operations, now=now) if plan.operations else []
             outbox = self._ledger_notifications(plan, results, outcome)
+            refused = [*plan.refusals, *_clawback_refusals(plan, results, now)]
+            outcome.refusals = record_refusals(conn, refused)
             written = store.save_states_versioned(conn, plan.states)
             if written != len(plan.states):
                 raise StaleWorkingSet(f"{len(plan.states) - written} customers moved on")
@@ -260,7 +279,7 @@ class EarningService:
             return states.get(customer_id) or RuleState()
 
         def profile_of(customer_id: str) -> Profile:
-            return profiles.get(customer_id) or Profile(customer_id, "unknown", UNKNOWN_JOINED_AT)
+            return profiles.get(customer_id) or Profile.unknown(customer_id)
 
         def apply_refund(event: Refund | Reversal, decoded: Decoded | None) -> None:
             record = records.get(event.original_event_id)
@@ -287,20 +306,32 @@ class EarningService:
             states[event.customer_id] = result.state
             records[event.original_event_id] = result.record
             plan.records[event.original_event_id] = (record.customer_id, result.record.to_json())
-            if result.points > 0:
+            # One ledger clawback per earning taken from (the refunded purchase's, and each
+            # purchase that paid a milestone the refund undoes): one refused never stops the
+            # others, and each refused one is recorded (_clawback_refusals).
+            extra = 0
+            for part in result.parts:
+                if part.points <= 0:
+                    continue
+                own = part.earning_event_id == event.original_event_id
+                if not own:
+                    extra += 1
+                plan.clawback_of[len(plan.operations)] = event
                 plan.operations.append(
                     Clawback(
-                        idempotency_key=clawback_key(event.event_id),
-                        earning_key=earn_key(event.original_event_id),
-                        amount=result.points,
+                        idempotency_key=clawback_key(event.event_id, 0 if own else extra),
+                        earning_key=earn_key(part.earning_event_id),
+                        amount=part.points,
                         reason=Reason(
-                            rule_ids=result.rule_ids,
+                            rule_ids=part.rule_ids,
                             ruleset_version=result.ruleset_version,
                             source_event=event.event_id,
                         ),
                     )
                 )
                 plan.op_customers.append(event.customer_id)
+            if result.untraced:
+                plan.refusals.append(_untraced_refusal(event, result.untraced, now))
 
         for item in fresh:
             event = item.event
@@ -334,6 +365,8 @@ class EarningService:
                 plan.late_rejects.append(_late_reject(item.accepted, exc))
                 continue
             states[customer_id] = evaluation.state
+            if evaluation.too_late_for:
+                plan.refusals.append(_late_refusal(event, evaluation.too_late_for, now))
             if isinstance(event, Purchase):
                 record = evaluation.record()
                 records[event.event_id] = record
@@ -378,7 +411,8 @@ class EarningService:
         ):
             if isinstance(result, Rejected):
                 outcome.ledger_rejections += 1
-                log.warning("ledger refused %s: %s", op.idempotency_key, result)
+                if not isinstance(op, Clawback):  # a refused clawback is logged as a refusal
+                    log.warning("ledger refused %s: %s", op.idempotency_key, result)
                 continue
             if not isinstance(result, Applied):
                 continue  # already applied by an earlier run: its notification exists already
@@ -402,6 +436,103 @@ class EarningService:
         if not messages:
             return []
         return [bundle_row(self._topics.points_ledger, messages)]
+
+
+def _clawback_refusals(plan: _Plan, results: Sequence[Any], now: datetime) -> list[Refusal]:
+    """A refusal per clawback part the ledger refused, and one WARNING line per refund.
+
+    Each refusal's dedupe key is the refused ledger entry's key: ``clawback:<refund id>`` for
+    the refunded purchase's own part (the convention), ``clawback:<refund id>#<n>`` for a
+    milestone taken from another purchase. So a refund whose own part posted and whose
+    milestone part was refused has one outcome per entry, and ``audit`` pairs every rejected
+    entry with its refusal. A replay records nothing twice (the key is unique).
+    """
+    out: list[Refusal] = []
+    by_refund: dict[str, tuple[Refund | Reversal, list[str], int]] = {}
+    for index, refund in plan.clawback_of.items():
+        result = results[index]
+        if not isinstance(result, Rejected):
+            continue
+        op = plan.operations[index]
+        assert isinstance(op, Clawback)
+        reason = (
+            f"ledger refused to take back {op.amount} points ({', '.join(op.reason.rule_ids)}) "
+            f"from {op.earning_key}: {result.error}"
+        )
+        out.append(
+            Refusal(
+                dedupe_key=op.idempotency_key,
+                source="earning",
+                subject="clawback",
+                reason_code=result.code,
+                reason=reason,
+                at=now,
+                subject_id=refund.event_id,
+                event_id=refund.event_id,
+                customer_id=refund.customer_id,
+            )
+        )
+        _, reasons, points = by_refund.get(refund.event_id) or (refund, [], 0)
+        reasons.append(reason)
+        by_refund[refund.event_id] = (refund, reasons, points + (op.amount or 0))
+    for refund, reasons, points in by_refund.values():
+        log.warning(
+            "refund %s of %s (customer %s): %s points not clawed back (the rest was): %s",
+            refund.event_id,
+            refund.original_event_id,
+            refund.customer_id,
+            points,
+            "; ".join(reasons),
+        )
+    return out
+
+
+def _untraced_refusal(refund: Refund | Reversal, lines: Sequence[Any], now: datetime) -> Refusal:
+    """A milestone the refund undoes whose paying purchase is unknown (state written before
+    milestones named it): kept by the customer, and said so here."""
+    what = ", ".join(f"{line.rule_id} ({line.points} points)" for line in lines)
+    log.warning(
+        "refund %s (customer %s): milestone not clawed back, its purchase is unknown: %s",
+        refund.event_id,
+        refund.customer_id,
+        what,
+    )
+    return Refusal(
+        dedupe_key=f"{refusal_key(refund.event_id)}#untraced",
+        source="earning",
+        subject="clawback",
+        reason_code="milestone_payer_unknown",
+        reason=f"milestone no longer met but kept: the purchase that paid it is not known: {what}",
+        at=now,
+        subject_id=refund.event_id,
+        event_id=refund.event_id,
+        customer_id=refund.customer_id,
+    )
+
+
+def _late_refusal(event: EarningInput, decided: Sequence[str], now: datetime) -> Refusal:
+    """An event too late for some time-based rules: they were decided without it."""
+    streaks = [rule_id for rule_id in decided if rule_id != "caps"]
+    parts = []
+    if streaks:
+        parts.append(
+            f"not counted in streak {', '.join(streaks)}: its period is older than the "
+            "streak's lateness window"
+        )
+    if "caps" in decided:
+        parts.append("its day's or month's cap counters are no longer kept: capped rules earn 0")
+    log.info("event %s (customer %s) too late: %s", event.event_id, event.customer_id, parts)
+    return Refusal(
+        dedupe_key=late_key(event.event_id),
+        source="earning",
+        subject="late_event",
+        reason_code="beyond_lateness_window",
+        reason=f"occurred_at {event.occurred_at.isoformat()}: " + "; ".join(parts),
+        at=now,
+        subject_id=event.event_id,
+        event_id=event.event_id,
+        customer_id=event.customer_id,
+    )
 
 
 def _first_occurrences(decoded: list[Decoded], new_ids: set[str]) -> list[Decoded]:

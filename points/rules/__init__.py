@@ -15,7 +15,7 @@ rule-file checking in :mod:`points.rules.check` (``python -m points.rules.check 
 Errors form one tree rooted at :class:`RulesError` (see :mod:`points.rules.errors`).
 """
 
-from points.rules.clawback import Clawback, clawback, proportional_clawback
+from points.rules.clawback import Clawback, ClawbackPart, clawback, proportional_clawback
 from points.rules.engine import (
     ClawbackPolicy,
     EarningEvent,
@@ -40,6 +40,7 @@ from points.rules.state import ChallengeState, RuleState, StreakState
 __all__ = [
     "ChallengeState",
     "Clawback",
+    "ClawbackPart",
     "ClawbackPolicy",
     "EarningEvent",
     "EarningRecord",

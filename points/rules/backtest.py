@@ -275,8 +275,9 @@ def backtest(
     """Run both rule sets over ``events`` (decoded messages, in order) and compare them.
 
     ``profiles`` seeds customer profiles; ``bank.customers`` messages among the events update
-    them as they come. Events of customers without a profile, refunds of purchases not in the
-    file, and message kinds that do not earn (swaps, links) are counted as skipped.
+    them as they come. A customer without a profile yet is scored as live earning scores them
+    (``Profile.unknown``: no segment, age or join date). Refunds of purchases not in the file
+    and message kinds that do not earn (swaps, links) are counted as skipped.
     """
     known = dict(profiles)
     runs = (_Run(candidate, cost), _Run(current, cost))
@@ -302,10 +303,8 @@ def backtest(
         if not isinstance(event, Purchase | PartnerPurchase | CheckIn | Share | ChallengeOptIn):
             skip(f"{event.event_type} (does not earn)")
             continue
-        profile = known.get(event.customer_id)
-        if profile is None:
-            skip("customer without a profile")
-            continue
+        # As live earning: a customer whose profile has not come yet is scored as unknown.
+        profile = known.get(event.customer_id) or Profile.unknown(event.customer_id)
         for run in runs:
             run.earn(event, profile)
         evaluated += 1

@@ -15,7 +15,14 @@ The rule, line by line of the original award (:class:`~points.rules.engine.Earni
 - ``milestone`` lines are judged on the customer's state, not on this record: the refund lowers
   cumulative spend by the refunded amount and, when it completes a full refund, the purchase
   count by one; every milestone whose threshold is then no longer met is taken back (the points
-  it actually awarded), its badge revoked, and it can be reached again later.
+  it actually awarded), its badge revoked, and it can be reached again later. The milestone may
+  have been reached on another purchase than the refunded one: its points are taken back from
+  *that* purchase's earning (the state remembers which event paid it), as a separate part, so
+  the customer ends with what they would hold had the refunded amount never been spent, and
+  holds a milestone's points at most once at any time. A milestone reached before the state
+  named its payer (rule state format 1) and not paid by the refunded purchase cannot be traced
+  to an earning: it stays reached (never paid twice) and the clawback says so (``untraced``),
+  for the earning service to record as a refusal.
 - ``kept`` lines (app activity) are never clawed back.
 
 A reversal always counts as a refund of everything not yet refunded. Points clawed back do not
@@ -33,7 +40,18 @@ from points.rules.plan import plan_of
 from points.rules.ruleset import MilestoneRule, RuleSet
 from points.rules.state import RuleState, _frozen, copy_of
 
-__all__ = ["Clawback", "clawback", "proportional_clawback"]
+__all__ = ["Clawback", "ClawbackPart", "clawback", "proportional_clawback"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClawbackPart:
+    """Points to take back from one earning: the refunded purchase's own, or the earning of
+    the purchase that paid a milestone the refund undoes. One ledger clawback each, so one
+    part that cannot be posted never stops the others."""
+
+    earning_event_id: str
+    points: int
+    rule_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,10 @@ class Clawback:
     notes: tuple[str, ...]
     record: EarningRecord
     state: RuleState
+    #: the lines grouped by the earning they come back from; the refunded purchase's first
+    parts: tuple[ClawbackPart, ...] = ()
+    #: milestones the refund undoes whose paying earning is unknown (see the module docstring)
+    untraced: tuple[Line, ...] = ()
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -130,9 +152,14 @@ def clawback(
     # attribute, slow on this path), and the next state is built once, not replaced twice.
     by_id = plan_of(ruleset).by_id
     milestones = state.milestones
+    payers = state.milestone_events
     kept_milestones: dict[str, int] | None = None  # a copy, made when one is taken back
+    kept_payers: dict[str, str] | None = None
     badges = state.badges
     revoked: list[str] = []
+    # earning event id -> the milestone lines taken back from it
+    elsewhere: dict[str, list[Line]] = {}
+    untraced: list[Line] = []
     for rule_id, awarded in sorted(state.milestones.items()):
         rule = by_id.get(rule_id)
         if not isinstance(rule, MilestoneRule):
@@ -140,19 +167,30 @@ def clawback(
         value = purchase_count if rule.metric == "purchase_count" else cumulative_spend_minor
         if value >= rule.threshold:
             continue
+        line = Line(
+            rule_id,
+            rule.kind,
+            awarded,
+            f"milestone no longer met: {rule.metric} is {value} < {rule.threshold}",
+            "milestone",
+        )
+        payer = payers.get(rule_id) or _paid_by_record(record, rule_id, awarded)
+        if payer is None and awarded > 0:
+            # Reached before the state named its payer, on another purchase: kept reached
+            # (so never paid twice); the earning service records why it was not taken back.
+            untraced.append(line)
+            notes.append(f"milestone {rule_id}: the purchase that paid it is not known")
+            continue
         if kept_milestones is None:
             kept_milestones = copy_of(milestones)
+            kept_payers = copy_of(payers)
         del kept_milestones[rule_id]
+        assert kept_payers is not None
+        kept_payers.pop(rule_id, None)
         if awarded > 0:
-            lines.append(
-                Line(
-                    rule_id,
-                    rule.kind,
-                    awarded,
-                    f"milestone no longer met: {rule.metric} is {value} < {rule.threshold}",
-                    "milestone",
-                )
-            )
+            lines.append(line)
+            if payer is not None and payer != record.event_id:
+                elsewhere.setdefault(payer, []).append(line)
         if rule.badge is not None and rule.badge in badges:
             badges = badges - {rule.badge}
             revoked.append(rule.badge)
@@ -165,6 +203,7 @@ def clawback(
         badges,
         partners_seen,
         milestones if kept_milestones is None else _frozen(kept_milestones),
+        payers if kept_payers is None else _frozen(kept_payers),
         state.streaks,
         state.challenges,
         state.counters,
@@ -181,6 +220,10 @@ def clawback(
         refunded_minor=refunded_total,
         clawed=clawed,
     )
+    moved = {id(line) for taken in elsewhere.values() for line in taken}
+    own = [line for line in lines if id(line) not in moved]
+    parts = [_part(record.event_id, own)] if own else []
+    parts += [_part(payer, taken) for payer, taken in elsewhere.items()]
     return Clawback(
         event_id=refund.event_id,
         original_event_id=record.event_id,
@@ -191,4 +234,23 @@ def clawback(
         notes=tuple(notes),
         record=new_record,
         state=next_state,
+        parts=tuple(parts),
+        untraced=tuple(untraced),
     )
+
+
+def _part(earning_event_id: str, lines: list[Line]) -> ClawbackPart:
+    return ClawbackPart(
+        earning_event_id,
+        sum(line.points for line in lines),
+        tuple(line.rule_id for line in lines),
+    )
+
+
+def _paid_by_record(record: EarningRecord, rule_id: str, awarded: int) -> str | None:
+    """The refunded purchase, when its own record shows it paid the milestone (for a state
+    that does not name payers); else None."""
+    for line in record.lines:
+        if line.rule_id == rule_id and line.clawback == "milestone" and line.points == awarded:
+            return record.event_id
+    return None

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic_core import TzInfo
@@ -51,6 +51,7 @@ from points.rules.ruleset import ChallengeRule, RuleSet
 from points.rules.state import (
     DAY_COUNTERS_KEPT,
     MONTH_COUNTERS_KEPT,
+    NO_SETTLED,
     ChallengeState,
     RuleState,
     StreakState,
@@ -62,6 +63,7 @@ from points.rules.state import (
 )
 
 __all__ = [
+    "UNKNOWN_JOINED_AT",
     "ClawbackPolicy",
     "EarningEvent",
     "EarningRecord",
@@ -74,6 +76,10 @@ __all__ = [
 ]
 
 ClawbackPolicy = Literal["proportional", "full_refund", "milestone", "kept"]
+#: The join date of a customer whose profile has not arrived (a purchase can be consumed before
+#: its bank.customers onboarding): :meth:`Profile.unknown`. No audience or reactivation counts
+#: days from it: a customer nobody knows is neither new, nor dormant, nor coming back.
+UNKNOWN_JOINED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
 EarningEvent = Purchase | PartnerPurchase | CheckIn | Share | ChallengeOptIn
 _TOTAL = "total"
 
@@ -87,6 +93,11 @@ class Profile:
     joined_at: datetime
     status: str = "active"
     birth_year: int | None = None
+
+    @classmethod
+    def unknown(cls, customer_id: str) -> Profile:
+        """A customer whose profile has not arrived: no segment, age or join date."""
+        return cls(customer_id, "unknown", UNKNOWN_JOINED_AT)
 
     @classmethod
     def from_event(cls, event: CustomerProfile | CustomerOnboarded) -> Profile:
@@ -265,6 +276,10 @@ class Evaluation:
     amount_minor: int = 0
     currency: str | None = None
     partner_id: str | None = None
+    #: what decided without this event because it came too late (a streak rule's id: the
+    #: period is older than the streak remembers; "caps": its day's or month's counters are
+    #: gone); the earning service records it as a refusal (docs/rules.md, "Late events")
+    too_late_for: tuple[str, ...] = ()
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -519,7 +534,11 @@ def _days_since_joining(plan: RulePlan, profile: Profile, today: _Day) -> int:
 
 
 def _days_since_purchase(plan: RulePlan, profile: Profile, state: RuleState, today: _Day) -> int:
-    reference = state.last_purchase_on or plan.joined_on(profile.joined_at)
+    reference = state.last_purchase_on
+    if reference is None:
+        if profile.joined_at == UNKNOWN_JOINED_AT:
+            return 0  # never bought, joined who knows when: not dormant, not coming back
+        reference = plan.joined_on(profile.joined_at)
     return max(0, today.ordinal - reference.toordinal())
 
 
@@ -601,6 +620,7 @@ def _evaluation(
     amount_minor: int = 0,
     currency: str | None = None,
     partner_id: str | None = None,
+    too_late_for: tuple[str, ...] = (),
 ) -> Evaluation:
     """``Evaluation(...)`` with the same fields, built faster."""
     evaluation = _new(Evaluation)
@@ -619,6 +639,7 @@ def _evaluation(
             "amount_minor": amount_minor,
             "currency": currency,
             "partner_id": partner_id,
+            "too_late_for": too_late_for,
         },
     )
     return evaluation
@@ -811,15 +832,18 @@ def _spend(
     # Streak and challenge progress is copied only when a rule moves it (most purchases
     # count in a period already counted, or toward no challenge).
     streaks: dict[str, StreakState] | None = None
+    too_late: list[str] | None = None  # made when an event is too late for something
     for streak in plan.purchase_streaks:
         if amount >= streak.min_amount_minor:
             current = state.streaks.get(streak.head.id)
-            if current is not None and current.last_period >= (
+            if current is not None and current.last_period == (
                 today.ordinal if streak.daily else today.week
             ):
                 continue  # counted this period already: what _advance_streak would say
             moved, award = _advance_streak(streak, state.streaks, today)
-            if moved is not None:
+            if moved is _TOO_LATE:
+                too_late = [*(too_late or ()), streak.head.id]
+            elif moved is not None:
                 if streaks is None:
                     streaks = copy_of(state.streaks)
                 streaks[streak.head.id] = moved
@@ -845,14 +869,20 @@ def _spend(
     # Candidates were gathered kind by kind; lines and caps go in file order. Each rule gives
     # at most one candidate, so positions are unique and a plain tuple sort orders by them.
     candidates.sort()
-    lines, total, counters, latest_day = _apply_caps(plan, candidates, state, today)
+    lines, total, counters, latest_day, caps_gone = _apply_caps(plan, candidates, state, today)
+    if caps_gone:
+        too_late = [*(too_late or ()), _CAPS]
 
+    milestone_events = state.milestone_events
     if reached:
         updated = copy_of(milestones)
+        payers = copy_of(milestone_events)
         awarded = {line.rule_id: line.points for line in lines}
         for rule_id in reached:
             updated[rule_id] = awarded[rule_id]
+            payers[rule_id] = event_id  # a refund that undoes it takes it back from here
         milestones = _refrozen(updated, state.milestones)
+        milestone_events = _refrozen(payers, state.milestone_events)
     if partner is not None and partner not in partners_seen:
         partners_seen = partners_seen | {partner}
     badges = _new_badges(candidates, state)
@@ -868,6 +898,7 @@ def _spend(
         state.badges | frozenset(badges) if badges else state.badges,
         partners_seen,
         milestones,
+        milestone_events,
         state.streaks if streaks is None else _refrozen(streaks, state.streaks),
         state.challenges if challenges is None else _refrozen(challenges, state.challenges),
         counters,
@@ -884,6 +915,7 @@ def _spend(
         amount,
         currency,
         partner,
+        tuple(too_late) if too_late else (),
     )
 
 
@@ -931,19 +963,24 @@ def _evaluate_activity(
         else:
             notes.append(f"no enabled challenge {event.challenge_id!r} in this rule set")
 
+    too_late: list[str] = []
     for rule in plan.activity.get(action, ()) if eligible else ():
         if isinstance(rule, SocialPlan):
             candidates.append((rule.head.index, rule.head, rule.points, rule.explanation, "kept"))
         else:
             moved, award = _advance_streak(rule, state.streaks, today)
-            if moved is not None:
+            if moved is _TOO_LATE:
+                too_late.append(rule.head.id)
+            elif moved is not None:
                 if streaks is None:
                     streaks = copy_of(state.streaks)
                 streaks[rule.head.id] = moved
             if award is not None:
                 candidates.append((rule.head.index, rule.head, rule.points, award, "kept"))
 
-    lines, total, counters, latest_day = _apply_caps(plan, candidates, state, today)
+    lines, total, counters, latest_day, caps_gone = _apply_caps(plan, candidates, state, today)
+    if caps_gone:
+        too_late.append(_CAPS)
     badges = _new_badges(candidates, state)
     next_state = RuleState._trusted(
         state.purchase_count,
@@ -954,6 +991,7 @@ def _evaluate_activity(
         state.badges | frozenset(badges) if badges else state.badges,
         state.partners_seen,
         state.milestones,
+        state.milestone_events,
         state.streaks if streaks is None else _refrozen(streaks, state.streaks),
         state.challenges if challenges is None else _refrozen(challenges, state.challenges),
         counters,
@@ -967,29 +1005,86 @@ def _evaluate_activity(
         tuple(badges),
         tuple(notes),
         next_state,
+        too_late_for=tuple(too_late) if too_late else (),
     )
 
 
 # ---------------------------------------------------------------------------- rule helpers
 
 
+#: What _advance_streak returns for a period older than the streak remembers: it is not
+#: counted (and the earning service records why).
+_TOO_LATE: Final = StreakState(-1, 0)
+#: Evaluation.too_late_for's name for "this period's cap counters are no longer kept".
+_CAPS: Final = "caps"
+
+
 def _advance_streak(
     rule: StreakPlan, streaks: Mapping[str, StreakState], today: _Day
 ) -> tuple[StreakState | None, str | None]:
-    """Count this period in the streak: its new position (None: unchanged) and award text."""
+    """Count this period in the streak: its new progress (None: unchanged; ``_TOO_LATE``: too
+    old to count) and the award text when the bonuses the streak deserves outgrow those paid.
+
+    The streak is decided by event time: the bonuses deserved are a function of the set of
+    active periods (walked in order, see ``_walk``), so a period that arrives late, within
+    what the state keeps (StreakState.recent), gives the same bonuses as in-order arrival.
+    Adding a period never lowers what is deserved (a run only grows or two runs join), so
+    paying the difference pays every bonus once and none twice.
+    """
     index = today.ordinal if rule.daily else today.week
     current = streaks.get(rule.head.id)
-    if current is not None and index <= current.last_period:
-        return None, None  # counted this period already, or a late event: the streak stays
-    if current is not None and index - current.last_period <= 1 + rule.grace_periods:
-        length = current.length + 1
+    if current is None:
+        recent: tuple[int, ...] = (index,)
+        settled = NO_SETTLED
+        paid = 0
     else:
-        length = 1
-    moved = StreakState(last_period=index, length=length)
-    hit = length % rule.length == 0 if rule.repeat else length == rule.length
-    if not hit:
-        return moved, None
-    return moved, f"streak: {length} consecutive {rule.period}s{rule.grace_text}"
+        settled = current.settled
+        if index in current.recent or index == settled[0]:
+            return None, None  # counted this period already
+        if index < settled[0]:
+            return _TOO_LATE, None  # folded into `settled`: its place in the runs is gone
+        recent = tuple(sorted((*current.recent, index)))
+        paid = current.paid
+    oldest_kept = recent[-1] - rule.window
+    if recent[0] < oldest_kept:  # fold periods the window no longer needs into `settled`
+        folded = 0
+        while recent[folded] < oldest_kept:
+            folded += 1
+        last, length, deserved, _ = _walk(rule, recent[:folded], settled)
+        settled = (last, length, settled[2] + deserved)
+        recent = recent[folded:]
+    last, length, deserved, hit_length = _walk(rule, recent, settled)
+    deserved += settled[2]
+    if not rule.repeat:
+        deserved = min(deserved, 1)
+    award = None
+    if deserved > paid:
+        paid = deserved
+        award = f"streak: {hit_length} consecutive {rule.period}s{rule.grace_text}"
+    return StreakState(last, length, recent, settled, paid), award
+
+
+def _walk(
+    rule: StreakPlan, periods: Sequence[int], start: tuple[int, int, int]
+) -> tuple[int, int, int, int]:
+    """Run the streak over ``periods`` (increasing) from ``start`` (a settled triple): the last
+    period, the run length there, the bonuses the run steps deserved, the last bonus's length.
+
+    A period within ``1 + grace_periods`` of the previous one extends the run (missed periods
+    do not count toward its length); otherwise a new run starts. With ``repeat`` every
+    multiple of ``length`` deserves a bonus; without, reaching ``length`` does (once in all).
+    """
+    last, length, _ = start
+    step = 1 + rule.grace_periods
+    goal = rule.length
+    deserved = hit_length = 0
+    for period in periods:
+        length = length + 1 if length and period - last <= step else 1
+        last = period
+        if (length % goal == 0) if rule.repeat else (length == goal):
+            deserved += 1
+            hit_length = length
+    return last, length, deserved, hit_length
 
 
 def _advance_challenge(
@@ -1063,8 +1158,9 @@ def _room(
 
 def _apply_caps(
     plan: RulePlan, candidates: Sequence[_Candidate], state: RuleState, today: _Day
-) -> tuple[tuple[Line, ...], int, Mapping[str, int], date]:
-    """The lines after the caps, their total, and the state's next counters and latest day.
+) -> tuple[tuple[Line, ...], int, Mapping[str, int], date, bool]:
+    """The lines after the caps, their total, the state's next counters and latest day, and
+    whether a cap was read for a day or month whose counters are no longer kept (too late).
 
     The counters are advanced as ``advance_counters`` does with the points each capped rule
     and the total earned (zeros add nothing), added straight into a copy of the counters.
@@ -1090,6 +1186,9 @@ def _apply_caps(
             today.month_total if kept_month else None,
         )
     total = 0
+    gone = not (kept_day and kept_month) and (
+        plan.caps is not None or any(candidate[1].cap is not None for candidate in candidates)
+    )
     for _, head, points, explanation, policy in candidates:
         cap = head.cap
         if cap is not None:
@@ -1130,4 +1229,4 @@ def _apply_caps(
     next_counters, next_latest = pruned(
         updated, added, day if latest_day is None else max(latest_day, day)
     )
-    return tuple(lines), total, next_counters, next_latest
+    return tuple(lines), total, next_counters, next_latest, gone

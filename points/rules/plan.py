@@ -192,6 +192,9 @@ class StreakPlan:
     min_amount_minor: int
     points: int
     grace_text: str  # ", up to N missed allowed" or ""
+    #: periods kept behind the newest one (StreakState.recent): the lateness window, rounded
+    #: up to whole periods, plus one for an event late across a period boundary
+    window: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +414,7 @@ class RulePlan:
                     rule.min_amount_minor,
                     rule.points,
                     f", up to {rule.grace_periods} missed allowed" if rule.grace_periods else "",
+                    _periods_within(ruleset.lateness_hours, 24 if rule.period == "day" else 168),
                 )
                 if "purchase" in streak.counts:
                     streaks.append(streak)
@@ -546,6 +550,11 @@ class RulePlan:
 #: id, and its callback drops the entry. Not stored on the model itself: pydantic compares
 #: private attributes in ``==``, and two equal rule files must stay equal.
 _PLANS: dict[int, tuple[weakref.ref[RuleSet], RulePlan]] = {}
+
+
+def _periods_within(hours: int, period_hours: int) -> int:
+    """How many periods back an event up to ``hours`` late can fall (ceil, plus a boundary)."""
+    return -(-hours // period_hours) + 1
 
 
 def plan_of(ruleset: RuleSet) -> RulePlan:

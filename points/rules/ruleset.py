@@ -300,6 +300,9 @@ class RuleSet(_Strict):
     mcc_groups: dict[Slug, Annotated[list[MccItem], Field(min_length=1)]] = {}
     partners: dict[Slug, PartnerSpec] = {}
     caps: Cap | None = None
+    #: How late (event time) an event may arrive and still count exactly as in order: streaks
+    #: keep this much of their history (see docs/rules.md, "Late events").
+    lateness_hours: Annotated[int, Field(ge=72, le=720, strict=True)] = 72
     rules: Annotated[list[Rule], Field(min_length=1)]
 
     _zone: ZoneInfo = PrivateAttr()

@@ -34,7 +34,12 @@ __all__ = [
     "pruned",
 ]
 
-STATE_FORMAT: Final = 1
+#: Written by to_json. Format 1 (before streaks were kept by event time and milestones
+#: remembered the purchase that paid them) still loads: see RuleState.from_json.
+STATE_FORMAT: Final = 2
+_FORMATS_READ: Final = frozenset({1, 2})
+#: StreakState.settled when nothing has been settled yet (no period is negative).
+NO_SETTLED: Final = (-1, 0, 0)
 DAY_COUNTERS_KEPT: Final = 31
 MONTH_COUNTERS_KEPT: Final = 3
 
@@ -81,10 +86,31 @@ def copy_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class StreakState:
-    """The last period (day ordinal, or week number since year 1) counted, and the run length."""
+    """One streak's progress, kept so that a late period is counted as in-order arrival would.
+
+    Periods are day ordinals, or week numbers since year 1 (a Monday). ``recent`` holds the
+    active periods not older than the rule file's lateness window behind the newest one, in
+    order; older ones are folded into ``settled``: (the newest period folded in, the run length
+    there, the bonuses its runs deserved), or (-1, 0, 0). ``paid`` counts the bonuses paid so
+    far, so a late period that completes a streak pays its bonus once and one that changes
+    nothing pays nothing. ``last_period`` and ``length`` are the newest active period and the
+    run length there (what the app's progress shows). See ``points.rules.engine`` for the walk.
+    """
 
     last_period: int
     length: int
+    recent: tuple[int, ...] = ()
+    settled: tuple[int, int, int] = NO_SETTLED
+    paid: int = 0
+
+    @classmethod
+    def from_format_1(cls, last_period: int, length: int) -> StreakState:
+        """A streak stored before periods were kept: all of it is settled, at its last period.
+
+        Its bonuses were paid as they fell due, so deserved and paid both start at zero here
+        (only their difference matters); a later period continues the run as before.
+        """
+        return cls(last_period, length, (), (last_period, length, 0), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +152,15 @@ class RuleState(metaclass=_RuleStateType):
     partners_seen: frozenset[str] = frozenset()
     #: milestone rule id -> points awarded when it was reached (what a clawback takes back)
     milestones: Mapping[str, int] = field(default_factory=dict)
+    #: milestone rule id -> the event whose earning paid it (where a clawback takes it from)
+    milestone_events: Mapping[str, str] = field(default_factory=dict)
     streaks: Mapping[str, StreakState] = field(default_factory=dict)
     challenges: Mapping[str, ChallengeState] = field(default_factory=dict)
     counters: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Copy and freeze the mappings so no caller can change a state after the fact.
-        for name in ("milestones", "streaks", "challenges", "counters"):
+        for name in ("milestones", "milestone_events", "streaks", "challenges", "counters"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     @classmethod
@@ -146,6 +174,7 @@ class RuleState(metaclass=_RuleStateType):
         badges: frozenset[str],
         partners_seen: frozenset[str],
         milestones: Mapping[str, int],
+        milestone_events: Mapping[str, str],
         streaks: Mapping[str, StreakState],
         challenges: Mapping[str, ChallengeState],
         counters: Mapping[str, int],
@@ -166,6 +195,7 @@ class RuleState(metaclass=_RuleStateType):
         _set_badges(state, badges)
         _set_partners_seen(state, partners_seen)
         _set_milestones(state, milestones)
+        _set_milestone_events(state, milestone_events)
         _set_streaks(state, streaks)
         _set_challenges(state, challenges)
         _set_counters(state, counters)
@@ -199,6 +229,7 @@ class RuleState(metaclass=_RuleStateType):
             self.badges,
             self.partners_seen,
             self.milestones,
+            self.milestone_events,
             self.streaks,
             self.challenges,
             counters,
@@ -218,6 +249,7 @@ class RuleState(metaclass=_RuleStateType):
         badges = self.badges
         partners_seen = self.partners_seen
         milestones = self.milestones
+        milestone_events = self.milestone_events
         streaks = self.streaks
         challenges = self.challenges
         counters = self.counters
@@ -237,8 +269,17 @@ class RuleState(metaclass=_RuleStateType):
             "milestones": milestones.copy()
             if type(milestones) is MappingProxyType
             else dict(milestones),
+            "milestone_events": milestone_events.copy()
+            if type(milestone_events) is MappingProxyType
+            else dict(milestone_events),
             "streaks": {
-                rule_id: {"last_period": s.last_period, "length": s.length}
+                rule_id: {
+                    "last_period": s.last_period,
+                    "length": s.length,
+                    "recent": list(s.recent),
+                    "settled": list(s.settled),
+                    "paid": s.paid,
+                }
                 for rule_id, s in streaks.items()
             }
             if streaks
@@ -266,8 +307,9 @@ class RuleState(metaclass=_RuleStateType):
         # helper otherwise; the state is built once, not copied again by __post_init__: this
         # runs once per customer per batch.
         try:
-            if data.get("format") != STATE_FORMAT:
-                raise ValueError(f"unsupported rule state format {data.get('format')!r}")
+            stored_format = data.get("format")
+            if stored_format not in _FORMATS_READ or type(stored_format) is not int:
+                raise ValueError(f"unsupported rule state format {stored_format!r}")
             purchase_count = data["purchase_count"]
             if type(purchase_count) is not int or purchase_count < 0:
                 purchase_count = _int(purchase_count)
@@ -292,6 +334,10 @@ class RuleState(metaclass=_RuleStateType):
             value = data["partners_seen"]
             partners_seen = _NO_STRINGS if type(value) is list and not value else _str_set(value)
             milestones = _counts_in(data["milestones"])
+            # Format 1 did not name the purchase that paid a milestone: left unknown (see
+            # points.rules.clawback for what a refund does then).
+            raw = data["milestone_events"] if stored_format >= 2 else {}
+            milestone_events = _EMPTY if type(raw) is dict and not raw else _names_in(raw)
             streaks = _streaks_in(data["streaks"])
             raw = data["challenges"]
             if type(raw) is dict and not raw:
@@ -320,6 +366,7 @@ class RuleState(metaclass=_RuleStateType):
             badges,
             partners_seen,
             milestones,
+            milestone_events,
             streaks,
             challenges,
             counters,
@@ -343,6 +390,7 @@ _set_latest_day = slot_setter(RuleState, "latest_day")
 _set_badges = slot_setter(RuleState, "badges")
 _set_partners_seen = slot_setter(RuleState, "partners_seen")
 _set_milestones = slot_setter(RuleState, "milestones")
+_set_milestone_events = slot_setter(RuleState, "milestone_events")
 _set_streaks = slot_setter(RuleState, "streaks")
 _set_challenges = slot_setter(RuleState, "challenges")
 _set_counters = slot_setter(RuleState, "counters")
@@ -521,13 +569,50 @@ def _date_in(value: object) -> date | None:
 
 
 def _streak(last_period: int, length: int) -> StreakState:
+    """A format-1 streak (see StreakState.from_format_1), shared."""
     key = (last_period, length)
     found = _STREAKS.get(key)
     if found is None:
-        found = StreakState(last_period, length)
+        found = StreakState.from_format_1(last_period, length)
         if len(_STREAKS) >= _CACHE_MAX:
             _STREAKS.clear()
         _STREAKS[key] = found
+    return found
+
+
+#: (last period, length, recent, settled, paid) as stored -> StreakState: from_json meets the
+#: same few streak positions in every batch, so each is checked and built once.
+_STREAKS_2: dict[tuple[int, int, tuple[Any, ...], tuple[Any, ...], Any], StreakState] = {}
+
+
+def _streak_in(last_period: int, length: int, raw: Mapping[str, Any]) -> StreakState:
+    """A format-2 streak: its window of periods, what was settled and what was paid."""
+    recent = raw["recent"]
+    settled = raw["settled"]
+    paid = raw["paid"]
+    if type(recent) is not list or type(settled) is not list:
+        raise TypeError(f"expected lists of periods, got {recent!r} and {settled!r}")
+    key = (last_period, length, tuple(recent), tuple(settled), paid)
+    found = _STREAKS_2.get(key)
+    if found is not None:
+        return found
+    if not _INT_TYPE.issuperset(map(type, recent)) or sorted(set(recent)) != recent:
+        raise TypeError(f"streak periods must be increasing integers, got {recent!r}")
+    if len(settled) != 3:
+        raise TypeError(f"expected [period, length, bonuses], got {settled!r}")
+    period, run, deserved = settled
+    if type(period) is not int or period < -1:
+        raise TypeError(f"expected a period or -1, got {period!r}")
+    found = StreakState(
+        last_period,
+        length,
+        tuple(_int(p) for p in recent),
+        (period, _int(run), _int(deserved)),
+        _int(paid),
+    )
+    if len(_STREAKS_2) >= _CACHE_MAX:
+        _STREAKS_2.clear()
+    _STREAKS_2[key] = found
     return found
 
 
@@ -595,10 +680,25 @@ def _streaks_in(raw: Any) -> Mapping[str, StreakState]:
         length = v["length"]
         if type(length) is not int or length < 0:
             length = _int(length)
-        streaks[k if type(k) is str else str(k)] = shared.get((last_period, length)) or _streak(
-            last_period, length
-        )
+        if "recent" in v:
+            streaks[k if type(k) is str else str(k)] = _streak_in(last_period, length, v)
+        else:  # format 1
+            streaks[k if type(k) is str else str(k)] = shared.get((last_period, length)) or _streak(
+                last_period, length
+            )
     return _frozen_fresh(streaks)
+
+
+def _names_in(raw: Any) -> Mapping[str, str]:
+    """A stored ``str -> str`` mapping (milestone rule id -> event id), checked."""
+    if type(raw) is not dict:
+        raise TypeError(f"expected a mapping of names, got {raw!r}")
+    names = {}
+    for key, value in raw.items():
+        if type(key) is not str or type(value) is not str:
+            raise TypeError(f"expected a mapping of names, got {raw!r}")
+        names[key] = value
+    return _frozen_fresh(names)
 
 
 def _str_set(value: object) -> frozenset[str]:

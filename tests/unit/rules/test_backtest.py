@@ -37,39 +37,41 @@ def _events() -> list[Purchase | CheckIn | Refund]:
         purchase(5_000, customer_id="c-1"),
         dinner,
         check_in("2026-11-27", customer_id="c-2"),
-        purchase(20_000, mcc="5812", customer_id="c-3"),  # no profile: skipped
+        purchase(20_000, mcc="5812", customer_id="c-3"),  # no profile: scored as unknown
         refund(dinner, 5_000),
     ]
 
 
 def test_backtest_reports_points_cost_customers_and_per_rule_difference() -> None:
-    """The candidate's dining bonus shows in totals, cost, per rule, and one changed customer."""
+    """The candidate's dining bonus shows in totals, cost, per rule, and changed customers; a
+    customer without a profile is scored as live earning scores them (unknown profile)."""
     profiles = {cid: profile(customer_id=cid) for cid in ("c-1", "c-2")}
     report = backtest(
         CANDIDATE, CURRENT, _events(), profiles, cost=PointCost(minor=2, per_points=3)
     )
-    assert report.current.points_awarded == 50 + 100 + 5
+    assert report.current.points_awarded == 50 + 100 + 5 + 200
     assert report.current.points_clawed_back == 50
-    assert report.candidate.points_awarded == 50 + 200 + 5
+    assert report.candidate.points_awarded == 50 + 200 + 5 + 400
     assert report.candidate.points_clawed_back == 100
-    assert report.net_points_difference == 155 - 105 == 50
-    assert report.current.cost_minor == 70  # 105 points * 2 / 3
-    assert report.candidate.cost_minor == 104  # 155 * 2 / 3 = 103.3, rounded up
-    assert report.cost_difference_minor == 34
-    assert report.candidate.customers_earning == 2
-    assert report.customers_changed == 1
+    assert report.net_points_difference == 555 - 305 == 250
+    assert report.current.cost_minor == 204  # 305 points * 2 / 3 = 203.3, rounded up
+    assert report.candidate.cost_minor == 370  # 555 * 2 / 3
+    assert report.cost_difference_minor == 166
+    assert report.candidate.customers_earning == 3
+    assert report.customers_changed == 2
     assert report.rule_rows() == [
-        ("base", 100, 100, 0),
+        ("base", 300, 300, 0),
         ("checkin", 5, 5, 0),
-        ("dining-x2", 50, 0, 50),
+        ("dining-x2", 250, 0, 250),
     ]
     assert report.events_read == 5
-    assert report.events_evaluated == 4
-    assert report.events_skipped == {"customer without a profile": 1}
+    assert report.events_evaluated == 5
+    assert report.events_skipped == {}
 
 
 def test_profiles_in_the_event_stream_apply_to_later_events() -> None:
-    """A bank.customers message among the events gives that customer a profile from then on."""
+    """A bank.customers message among the events gives that customer a profile from then on;
+    before it, the customer is scored as unknown (as live earning does)."""
     joined = CustomerProfile(
         event_type="customer_profile",
         event_id="prof-3",
@@ -82,9 +84,9 @@ def test_profiles_in_the_event_stream_apply_to_later_events() -> None:
     )
     events = [purchase(1_000, customer_id="c-3"), joined, purchase(1_000, customer_id="c-3")]
     report = backtest(CANDIDATE, CURRENT, events, {})
-    assert report.current.points_awarded == 10
+    assert report.current.points_awarded == 10 + 10
     assert report.profiles_applied == 1
-    assert report.events_skipped == {"customer without a profile": 1}
+    assert report.events_skipped == {}
 
 
 def _write(path: Path, rows: Sequence[object]) -> Path:

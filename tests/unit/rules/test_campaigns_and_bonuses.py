@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from points.rules import evaluate
+from points.rules import Profile, evaluate, load_ruleset
 from tests.unit.rules.builders import at, make_ruleset, points_by_rule, profile, purchase, run
 
 BASE = """
@@ -203,3 +204,14 @@ def test_milestones_fire_once_when_purchase_count_or_cumulative_spend_reaches_th
     assert got == milestone_points
     assert [r.badges_awarded for r in results] == badges
     assert set(results[-1].state.badges) == {b for group in badges for b in group}
+
+
+def test_a_customer_whose_profile_has_not_arrived_is_neither_new_dormant_nor_coming_back() -> None:
+    """A purchase consumed before the customer's onboarding (coordinator's journey finding):
+    with the default rules the unknown customer gets base points and first-swipe, not
+    dormant-double and welcome-back as if they had been away since 1970."""
+    default = load_ruleset(Path(__file__).resolve().parents[3] / "rules" / "default.yaml")
+    event = purchase(12_345, mcc="5411", merchant_id="M-GROCER-01", when="2026-12-01")
+    [unknown] = run(default, [event], who=Profile.unknown("c-1"))
+    assert unknown.rule_ids == ("base-everyday", "first-swipe")
+    assert unknown.points == 123 + 100

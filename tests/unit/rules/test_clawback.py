@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from points.events import Purchase
 from points.rules import (
@@ -152,6 +154,103 @@ def test_a_milestone_reached_by_a_later_purchase_goes_when_an_earlier_one_is_ref
     assert result.state.cumulative_spend_minor == 6_000
     assert "spend-100" not in result.state.milestones
     assert "big" in result.badges_revoked
+    # the milestone's 1000 come back from b, the purchase that paid them, as their own part
+    assert [(p.earning_event_id, p.points, p.rule_ids) for p in result.parts] == [
+        (a.event_id, 60, ("everyday",)),
+        (b.event_id, 1000, ("spend-100",)),
+    ]
+
+
+def test_a_full_refund_undoing_first_swipe_paid_by_the_refunded_purchase_takes_it_from_there() -> (
+    None
+):
+    """Issue 12 finding 2: a (first-swipe) and b; a refunded: b still counts, the milestone
+    stays; b refunded: no purchase left, first-swipe comes back from a's earning, b's own part
+    asks only for what b earned."""
+    a = purchase(5_000)
+    b = purchase(2_000)
+    first, second = run(RULES, [a, b])
+    after_a = clawback(RULES, first.record(), refund(a, 5_000), second.state)
+    assert [(p.earning_event_id, p.points) for p in after_a.parts] == [(a.event_id, 50)]
+    assert after_a.state.milestone_events == {"first": a.event_id}
+    after_b = clawback(RULES, second.record(), refund(b, 2_000), after_a.state)
+    assert [(p.earning_event_id, p.points) for p in after_b.parts] == [
+        (b.event_id, 20),
+        (a.event_id, 100),
+    ]
+    assert after_b.state.milestones == {} and after_b.state.milestone_events == {}
+    [again] = run(RULES, [purchase(3_000)], state=after_b.state)
+    assert again.rule_ids == ("everyday", "first")  # reached again: held once, not twice
+
+
+def test_a_milestone_whose_payer_is_unknown_is_kept_and_reported() -> None:
+    """A state stored before milestones named their payer: a refund undoing a milestone that
+    the refunded purchase did not pay cannot take it back; it stays reached (never paid
+    twice) and the clawback lists it as untraced."""
+    a = purchase(5_000)
+    b = purchase(2_000)
+    first, second = run(RULES, [a, b])
+    legacy = second.state.to_json() | {"format": 1}
+    del legacy["milestone_events"]
+    state = RuleState.from_json(legacy)
+    after_a = clawback(RULES, first.record(), refund(a, 5_000), state)
+    after_b = clawback(RULES, second.record(), refund(b, 2_000), after_a.state)
+    assert [(p.earning_event_id, p.points) for p in after_b.parts] == [(b.event_id, 20)]
+    assert [(line.rule_id, line.points) for line in after_b.untraced] == [("first", 100)]
+    assert after_b.state.milestones == {"first": 100}
+    [again] = run(RULES, [purchase(3_000)], state=after_b.state)
+    assert "first" not in again.rule_ids
+
+
+step = st.tuples(
+    st.sampled_from(["buy", "buy", "refund", "partial"]),
+    st.integers(min_value=100, max_value=9_000),
+    st.integers(min_value=0, max_value=1_000),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(step, min_size=1, max_size=25))
+def test_no_clawback_part_asks_an_earning_for_more_than_it_has_left_and_milestones_net_once(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    """Over random purchases and (partial) refunds, as the ledger would see them: every part
+    fits in what its earning has left (never ``clawback_exceeds_earning``), and each milestone
+    is held (paid minus taken back) once exactly when its threshold is met, else not at all."""
+    state = RuleState()
+    earned: dict[str, int] = {}  # earning event id -> points left in the ledger
+    records = {}
+    events = {}
+    held = {"first": 0, "spend-100": 0}
+    for n, (kind, amount, pick) in enumerate(steps):
+        when = f"2026-11-{1 + n % 28:02d}T10:00:00"
+        if kind == "buy" or not records:
+            event = purchase(amount, when=when)
+            [result] = run(RULES, [event], state=state)
+            state = result.state
+            records[event.event_id] = result.record()
+            events[event.event_id] = event
+            earned[event.event_id] = result.points
+            for line in result.lines:
+                if line.rule_id in held:
+                    held[line.rule_id] += line.points
+            continue
+        original = sorted(records)[pick % len(records)]
+        record = records[original]
+        left = record.amount_minor - record.refunded_minor
+        size = max(1, left if kind == "refund" else left // 2)  # 1 more than left: counted as 0
+        taken = clawback(RULES, record, refund(events[original], size), state)
+        for part in taken.parts:
+            assert part.points <= earned[part.earning_event_id]
+            earned[part.earning_event_id] -= part.points
+        for line in taken.lines:
+            if line.rule_id in held:
+                held[line.rule_id] -= line.points
+        records[original] = taken.record
+        state = taken.state
+        assert taken.untraced == ()
+    assert held["first"] == (100 if state.purchase_count >= 1 else 0)
+    assert held["spend-100"] == (1000 if state.cumulative_spend_minor >= 10_000 else 0)
 
 
 @pytest.mark.parametrize(

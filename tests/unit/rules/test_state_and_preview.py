@@ -56,7 +56,8 @@ def test_state_is_immutable_even_inside_its_mappings() -> None:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({"format": 2}, "unsupported rule state format"),
+        ({"format": 3}, "unsupported rule state format"),
+        ({"format": True}, "unsupported rule state format"),
         ({"purchase_count": -1}, "non-negative integer"),
         ({"purchase_count": 1.5}, "non-negative integer"),
         ({"badges": "gold"}, "list of strings"),

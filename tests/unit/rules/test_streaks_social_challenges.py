@@ -51,7 +51,7 @@ STREAKS = (
         (["11-02", "11-03", "11-05"], [0, 0, 30]),  # one missed day forgiven (grace 1)
         (["11-02", "11-03", "11-06", "11-07"], [0, 0, 0, 0]),  # two missed days: restart
         (["11-0" + str(d) for d in range(1, 7)], [0, 0, 30, 0, 0, 30]),  # repeats every 3
-        (["11-03", "11-02"], [0, 0]),  # a late check-in does not move the streak
+        (["11-03", "11-02"], [0, 0]),  # a late check-in counts by its day: 2 days, no bonus yet
     ],
 )
 def test_daily_check_in_streak_with_a_grace_day(days: list[str], awards: list[int]) -> None:
