@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,9 +57,15 @@ from points.events import (
     bank_customer_adapter,
     bank_transaction_adapter,
 )
+from points.events import PartnerPurchase as PartnerPurchaseEvent
 from points.events import Purchase as PurchaseEvent
 from points.events import (
     Refund as RefundEvent,
+)
+from points.exchange.partner_earning import (
+    StaleRuleState,
+    plan_partner_earning,
+    save_partner_earning,
 )
 from points.exchange.referral_desk import (
     Purchase,
@@ -108,6 +115,8 @@ from points.ports import (
     PartnerPurchaseNotice,
     ReferralSignupNotice,
 )
+from points.refusals import record_refusals
+from points.rules import RuleSet, load_ruleset
 from points.settings import TopicNames
 
 __all__ = [
@@ -124,6 +133,11 @@ __all__ = [
     "UnknownQuote",
     "swap_id_for",
 ]
+
+#: The rule file partner purchases earn by when the service is not given a rule set.
+DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "rules" / "default.yaml"
+#: How often a batch is run again when the earning worker wrote a rule state under it.
+STALE_STATE_RETRIES = 3
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +277,11 @@ class ExchangeService:
         zone: ZoneInfo | None = None,
         lot_lifetime_days: int = 365,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ruleset: RuleSet | None = None,
     ) -> None:
         self._engine = engine
+        # Partner purchases earn by the earning worker's rules (settings.rules.path).
+        self._ruleset = ruleset if ruleset is not None else load_ruleset(DEFAULT_RULES_PATH)
         self._directory = directory
         self._topics = topics
         self._lot_lifetime = timedelta(days=lot_lifetime_days)
@@ -639,7 +656,20 @@ class ExchangeService:
 
     def process(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
         """One consumed batch of partner events (every partner's topic): signature first,
-        then contract, then meaning; one transaction; the caller acks after it returns."""
+        then contract, then meaning; one transaction; the caller acks after it returns.
+
+        Run again (from the database) when the earning worker moved a customer's rule state
+        on while this batch's partner purchases were being evaluated."""
+        for attempt in range(1, STALE_STATE_RETRIES + 1):
+            try:
+                return self._process(messages)
+            except StaleRuleState as stale:
+                if attempt == STALE_STATE_RETRIES:
+                    raise
+                log.info("partner batch retried: %s", stale)
+        raise AssertionError("unreachable")
+
+    def _process(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
         now = self._clock()
         outcome = BatchOutcome(messages=len(messages))
         accepted: list[tuple[AcceptedEvent, Accepted]] = []
@@ -679,6 +709,7 @@ class ExchangeService:
             self._plan_swaps(conn, plan, fresh, now)
             self._plan_inbound(plan, fresh, now)
             self._plan_links_and_referrals(conn, plan, fresh, now)
+            self._plan_partner_earning(conn, plan, fresh, now)
             self._write(conn, plan, now, outcome)
         outcome.stored = len(fresh)
         outcome.duplicates = len(accepted) - len(fresh)
@@ -790,6 +821,22 @@ class ExchangeService:
                 }
             )
 
+    def _plan_partner_earning(
+        self, conn: Connection, plan: _Plan, fresh: Sequence[Accepted], now: datetime
+    ) -> None:
+        """Linked members' partner purchases earn by the rules (points/exchange/
+        partner_earning.py); an unlinked member's is a recorded refusal."""
+        purchases = [a.event for a in fresh if isinstance(a.event, PartnerPurchaseEvent)]
+        if not purchases:
+            return
+        earning = plan_partner_earning(
+            conn, purchases, self._ruleset, now=now, lot_lifetime=self._lot_lifetime
+        )
+        for earn in earning.earns:
+            plan.add(earn, earn.customer_id)
+        save_partner_earning(conn, earning)
+        record_refusals(conn, earning.refusals)
+
     def _plan_links_and_referrals(
         self, conn: Connection, plan: _Plan, fresh: Sequence[Accepted], now: datetime
     ) -> None:
@@ -891,6 +938,9 @@ class ExchangeService:
                 "points": delta,
                 "source_event": op.reason.source_event,
             }
+            if op.reason.rule_ids:  # a partner purchase's earning names its rules
+                body["rule_ids"] = list(op.reason.rule_ids)
+                body["ruleset_version"] = op.reason.ruleset_version
             rows.append(
                 {
                     "topic": self._topics.points_ledger,
