@@ -115,7 +115,7 @@ from points.ports import (
     PartnerPurchaseNotice,
     ReferralSignupNotice,
 )
-from points.refusals import record_refusals
+from points.refusals import Refusal, record_refusals
 from points.rules import RuleSet, load_ruleset
 from points.settings import TopicNames
 
@@ -845,7 +845,7 @@ class ExchangeService:
         for a in fresh:
             d = a.domain
             if isinstance(d, MemberLinkResult):
-                self._on_link(conn, work, d, now)
+                self._on_link(conn, work, d, now, a.event_id)
             elif isinstance(d, ReferralSignupNotice):
                 self._on_partner_signup(conn, work, d, now)
             elif isinstance(d, PartnerPurchaseNotice):
@@ -857,25 +857,40 @@ class ExchangeService:
         plan.outbox.extend(work.outbox)
 
     def _on_link(
-        self, conn: Connection, work: Work, result: MemberLinkResult, now: datetime
+        self, conn: Connection, work: Work, result: MemberLinkResult, now: datetime,
+        event_id: str = "",
     ) -> None:
+        """A partner's ``member_linked`` / ``member_link_rejected`` decides the customer's
+        pending link (docs/partners.md §2.2): the one whose request ``event_id`` the reply
+        echoes in ``link_request_id``, or -- without it -- the pending request for the same
+        customer, partner and ``partner_member_id``. A reply that decides nothing (no pending
+        link, another request, another member id, already decided) is a recorded refusal with
+        its reason, in this transaction; never silence."""
         row = conn.execute(
             select(partner_links).where(
                 partner_links.c.customer_id == result.customer_id,
                 partner_links.c.partner_id == result.partner_id,
             ).with_for_update()
         ).mappings().first()
-        if row is None or row["request_id"] != result.request_id or row["status"] != "requested":
-            log.info("link reply %s for %s ignored", result.request_id, result.customer_id)
+        unmatched = _link_reply_mismatch(row, result)
+        if unmatched is not None:
+            code, reason = unmatched
+            log.info("link reply %s for %s refused: %s", event_id, result.customer_id, code)
+            record_refusals(conn, [Refusal(
+                dedupe_key=f"link-reply:{result.partner_id}:{event_id}",
+                source="partners", subject="member_link", reason_code=code, reason=reason,
+                at=now, subject_id=result.request_id, event_id=event_id,
+                customer_id=result.customer_id,
+            )])
             return
+        assert row is not None
         status = "linked" if result.linked else "rejected"
         reason = None if result.linked else f"{result.reason_code}: {result.reason}"[:500]
         conn.execute(
             update(partner_links)
             .where(partner_links.c.customer_id == result.customer_id,
                    partner_links.c.partner_id == result.partner_id)
-            .values(status=status, reason=reason, updated_at=now,
-                    partner_member_id=result.partner_member_id)
+            .values(status=status, reason=reason, updated_at=now)
         )
         referral_id = row["referral_id"]
         if result.linked and referral_id:
@@ -1161,6 +1176,29 @@ def _wallet_effect(op: Operation) -> tuple[str, int]:
     if isinstance(op, Clawback):
         return "clawback", -(op.amount or 0)
     return type(op).__name__.lower(), 0
+
+
+def _link_reply_mismatch(
+    row: Mapping[str, Any] | None, result: MemberLinkResult
+) -> tuple[str, str] | None:
+    """Why a partner's link reply decides nothing (reason code, reason), or None when it
+    decides the pending link ``row``."""
+    who = f"{result.customer_id} at {result.partner_id}"
+    if row is None:
+        return "link_not_requested", f"no member link was requested for {who}"
+    if result.request_id is not None and row["request_id"] != result.request_id:
+        return "link_request_unknown", (
+            f"link_request_id {result.request_id!r} is not the pending request of {who} "
+            f"({row['request_id']!r}, {row['status']})"
+        )
+    if row["partner_member_id"] != result.partner_member_id:
+        return "member_id_mismatch", (
+            f"the reply names member {result.partner_member_id!r}; the request for {who} "
+            f"named {row['partner_member_id']!r}"
+        )
+    if row["status"] != "requested":
+        return "link_already_decided", f"the link request of {who} is already {row['status']}"
+    return None
 
 
 def _reject(m: InboundMessage, code: str, reason: str) -> RejectedMessage:
