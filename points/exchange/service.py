@@ -872,13 +872,13 @@ class ExchangeService:
                 partner_links.c.partner_id == result.partner_id,
             ).with_for_update()
         ).mappings().first()
-        unmatched = _link_reply_mismatch(row, result)
+        unmatched = _link_reply_mismatch(None if row is None else dict(row), result)
         if unmatched is not None:
-            code, reason = unmatched
+            code, why = unmatched
             log.info("link reply %s for %s refused: %s", event_id, result.customer_id, code)
             record_refusals(conn, [Refusal(
                 dedupe_key=f"link-reply:{result.partner_id}:{event_id}",
-                source="partners", subject="member_link", reason_code=code, reason=reason,
+                source="partners", subject="member_link", reason_code=code, reason=why,
                 at=now, subject_id=result.request_id, event_id=event_id,
                 customer_id=result.customer_id,
             )])
