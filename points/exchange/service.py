@@ -280,8 +280,9 @@ class ExchangeService:
         ruleset: RuleSet | None = None,
     ) -> None:
         self._engine = engine
-        # Partner purchases earn by the earning worker's rules (settings.rules.path).
-        self._ruleset = ruleset if ruleset is not None else load_ruleset(DEFAULT_RULES_PATH)
+        # Partner purchases earn by the earning worker's rules (settings.rules.path); read
+        # on the first partner purchase when not given (the API never needs them).
+        self._ruleset = ruleset
         self._directory = directory
         self._topics = topics
         self._lot_lifetime = timedelta(days=lot_lifetime_days)
@@ -829,6 +830,8 @@ class ExchangeService:
         purchases = [a.event for a in fresh if isinstance(a.event, PartnerPurchaseEvent)]
         if not purchases:
             return
+        if self._ruleset is None:
+            self._ruleset = load_ruleset(DEFAULT_RULES_PATH)
         earning = plan_partner_earning(
             conn, purchases, self._ruleset, now=now, lot_lifetime=self._lot_lifetime
         )

@@ -92,3 +92,40 @@ def test_unlinked_member_partner_purchase_is_a_recorded_refusal(exchange: Exchan
         ("stranger", "member_not_linked", "partners", "partner_purchase", "pp-9"),
         ("pending", "member_not_linked", "partners", "partner_purchase", "pp-10"),
     ]
+
+
+def test_a_rule_state_written_meanwhile_by_the_earning_worker_reruns_the_batch(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the partner batch evaluates a customer's first ride, the earning worker stores
+    that customer's first rule state (version 1): the partner batch's write over version 0
+    finds it moved on, rolls back (inbox included) and runs again from the database, so the
+    ride earns once and the state ends at version 2, nothing overwritten."""
+    from points.earning import store
+    from points.exchange import partner_earning
+    from points.rules import RuleState
+
+    x = exchange
+    x.link("rider", "ridehail")
+    real_load = store.load_states_versioned
+    calls: list[int] = []
+
+    def load_while_the_earning_worker_writes(conn: object, customers: object) -> object:
+        loaded = real_load(conn, customers)  # type: ignore[arg-type]
+        if not calls:
+            with x.engine.begin() as other:
+                store.save_states_versioned(other, {"rider": (RuleState().to_json(), 1)})
+        calls.append(1)
+        return loaded
+
+    monkeypatch.setattr(partner_earning.store, "load_states_versioned",
+                        load_while_the_earning_worker_writes)
+    body = ride(x, "rider", "pp-race", 2500)
+    x.service.process([x.signed("ridehail", body)])
+    assert len(calls) == 2
+    assert available(x, "rider") == backtest_points([body], "rider", x)
+    with x.engine.connect() as conn:
+        version = conn.execute(select(customer_rule_state.c.events_applied).where(
+            customer_rule_state.c.customer_id == "rider")).scalar_one()
+    assert version == 2
+    x.verify_clean()
