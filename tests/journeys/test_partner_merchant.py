@@ -116,7 +116,7 @@ def link_members(journey: Journey, partner: PartnerProducer) -> None:
 
 def backtest_points(journey: Journey, tmp_path: Path, rides: list[dict[str, Any]]) -> int:
     """What ``points-ledger rules backtest`` says these rides earn (rules/default.yaml, the
-    file the workers run; the customer's onboarding as the profile)."""
+    file the workers and the API run; the customer's onboarding as the profile)."""
     events, profiles = tmp_path / "rides.jsonl", tmp_path / "profiles.jsonl"
     events.write_text("".join(json.dumps(r) + "\n" for r in rides))
     profiles.write_text(json.dumps(onboarding("ann")) + "\n")
@@ -166,9 +166,14 @@ def test_partner_links_earns_swaps_and_settles_as_documented(
     # Finding 7: member_linked with and without link_request_id.
     link_members(journey, partner)
 
-    # Finding 3: a linked member's rides earn what backtest says, once.
+    # Finding 3: a linked member's rides earn what backtest and the app's preview say, once.
     rides = [partner_event("partner_purchase", "ann", partner_reference=f"RIDE-{n}",
-                           amount_minor=30_000, currency="CNY") for n in range(3)]
+                           amount_minor=30_000, currency="CNY", mcc="4121") for n in range(3)]
+    with journey.customer("ann") as app:
+        previewed = post(app, "/v1/me/earning-preview", {
+            "amount_minor": 30_000, "currency": "CNY", "mcc": "4121",
+            "merchant_id": "partner:ridehail", "channel": "mobile", "partner_id": PARTNER})
+    assert previewed["points"] == backtest_points(journey, tmp_path, rides[:1])
     expected = backtest_points(journey, tmp_path, rides)
     assert expected >= 800, expected  # enough for the two swaps below
     for ride in rides:
