@@ -33,6 +33,8 @@ from points.cli.commands import (
     holds_expire,
     holds_list,
     holds_void,
+    links_list,
+    links_show,
     migrate,
     refusals_list,
     reverse,
@@ -40,6 +42,8 @@ from points.cli.commands import (
     rules_validate,
     settlement_export,
     statement,
+    swaps_list,
+    swaps_show,
     verify,
 )
 from points.cli.context import Ops
@@ -177,6 +181,18 @@ app.add_typer(rules_app, name="rules")
 settlement_app = typer.Typer(help="Partner settlement statements.", no_args_is_help=True)
 settlement_app.command("export")(settlement_export.command)
 app.add_typer(settlement_app, name="settlement")
+
+swaps_app = typer.Typer(help="Outbound swaps: list, show with replies and ledger legs.",
+                        no_args_is_help=True)
+swaps_app.command("list")(swaps_list.command)
+swaps_app.command("show")(swaps_show.command)
+app.add_typer(swaps_app, name="swaps")
+
+links_app = typer.Typer(help="Member links at partners: list, show with refusals.",
+                        no_args_is_help=True)
+links_app.command("list")(links_list.command)
+links_app.command("show")(links_show.command)
+app.add_typer(links_app, name="links")
 
 api_app = typer.Typer(
     help="The customer API's own tables: stored Idempotency-Key responses.", no_args_is_help=True

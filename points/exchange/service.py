@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,9 +57,15 @@ from points.events import (
     bank_customer_adapter,
     bank_transaction_adapter,
 )
+from points.events import PartnerPurchase as PartnerPurchaseEvent
 from points.events import Purchase as PurchaseEvent
 from points.events import (
     Refund as RefundEvent,
+)
+from points.exchange.partner_earning import (
+    StaleRuleState,
+    plan_partner_earning,
+    save_partner_earning,
 )
 from points.exchange.referral_desk import (
     Purchase,
@@ -108,6 +115,8 @@ from points.ports import (
     PartnerPurchaseNotice,
     ReferralSignupNotice,
 )
+from points.refusals import Refusal, record_refusals
+from points.rules import RuleSet, load_ruleset
 from points.settings import TopicNames
 
 __all__ = [
@@ -124,6 +133,11 @@ __all__ = [
     "UnknownQuote",
     "swap_id_for",
 ]
+
+#: The rule file partner purchases earn by when the service is not given a rule set.
+DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "rules" / "default.yaml"
+#: How often a batch is run again when the earning worker wrote a rule state under it.
+STALE_STATE_RETRIES = 3
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +277,12 @@ class ExchangeService:
         zone: ZoneInfo | None = None,
         lot_lifetime_days: int = 365,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ruleset: RuleSet | None = None,
     ) -> None:
         self._engine = engine
+        # Partner purchases earn by the earning worker's rules (settings.rules.path); read
+        # on the first partner purchase when not given (the API never needs them).
+        self._ruleset = ruleset
         self._directory = directory
         self._topics = topics
         self._lot_lifetime = timedelta(days=lot_lifetime_days)
@@ -639,7 +657,20 @@ class ExchangeService:
 
     def process(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
         """One consumed batch of partner events (every partner's topic): signature first,
-        then contract, then meaning; one transaction; the caller acks after it returns."""
+        then contract, then meaning; one transaction; the caller acks after it returns.
+
+        Run again (from the database) when the earning worker moved a customer's rule state
+        on while this batch's partner purchases were being evaluated."""
+        for attempt in range(1, STALE_STATE_RETRIES + 1):
+            try:
+                return self._process(messages)
+            except StaleRuleState as stale:
+                if attempt == STALE_STATE_RETRIES:
+                    raise
+                log.info("partner batch retried: %s", stale)
+        raise AssertionError("unreachable")
+
+    def _process(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
         now = self._clock()
         outcome = BatchOutcome(messages=len(messages))
         accepted: list[tuple[AcceptedEvent, Accepted]] = []
@@ -679,6 +710,7 @@ class ExchangeService:
             self._plan_swaps(conn, plan, fresh, now)
             self._plan_inbound(plan, fresh, now)
             self._plan_links_and_referrals(conn, plan, fresh, now)
+            self._plan_partner_earning(conn, plan, fresh, now)
             self._write(conn, plan, now, outcome)
         outcome.stored = len(fresh)
         outcome.duplicates = len(accepted) - len(fresh)
@@ -790,6 +822,24 @@ class ExchangeService:
                 }
             )
 
+    def _plan_partner_earning(
+        self, conn: Connection, plan: _Plan, fresh: Sequence[Accepted], now: datetime
+    ) -> None:
+        """Linked members' partner purchases earn by the rules (points/exchange/
+        partner_earning.py); an unlinked member's is a recorded refusal."""
+        purchases = [a.event for a in fresh if isinstance(a.event, PartnerPurchaseEvent)]
+        if not purchases:
+            return
+        if self._ruleset is None:
+            self._ruleset = load_ruleset(DEFAULT_RULES_PATH)
+        earning = plan_partner_earning(
+            conn, purchases, self._ruleset, now=now, lot_lifetime=self._lot_lifetime
+        )
+        for earn in earning.earns:
+            plan.add(earn, earn.customer_id)
+        save_partner_earning(conn, earning)
+        record_refusals(conn, earning.refusals)
+
     def _plan_links_and_referrals(
         self, conn: Connection, plan: _Plan, fresh: Sequence[Accepted], now: datetime
     ) -> None:
@@ -798,7 +848,7 @@ class ExchangeService:
         for a in fresh:
             d = a.domain
             if isinstance(d, MemberLinkResult):
-                self._on_link(conn, work, d, now)
+                self._on_link(conn, work, d, now, a.event_id)
             elif isinstance(d, ReferralSignupNotice):
                 self._on_partner_signup(conn, work, d, now)
             elif isinstance(d, PartnerPurchaseNotice):
@@ -810,25 +860,40 @@ class ExchangeService:
         plan.outbox.extend(work.outbox)
 
     def _on_link(
-        self, conn: Connection, work: Work, result: MemberLinkResult, now: datetime
+        self, conn: Connection, work: Work, result: MemberLinkResult, now: datetime,
+        event_id: str = "",
     ) -> None:
+        """A partner's ``member_linked`` / ``member_link_rejected`` decides the customer's
+        pending link (docs/partners.md §2.2): the one whose request ``event_id`` the reply
+        echoes in ``link_request_id``, or -- without it -- the pending request for the same
+        customer, partner and ``partner_member_id``. A reply that decides nothing (no pending
+        link, another request, another member id, already decided) is a recorded refusal with
+        its reason, in this transaction; never silence."""
         row = conn.execute(
             select(partner_links).where(
                 partner_links.c.customer_id == result.customer_id,
                 partner_links.c.partner_id == result.partner_id,
             ).with_for_update()
         ).mappings().first()
-        if row is None or row["request_id"] != result.request_id or row["status"] != "requested":
-            log.info("link reply %s for %s ignored", result.request_id, result.customer_id)
+        unmatched = _link_reply_mismatch(None if row is None else dict(row), result)
+        if unmatched is not None:
+            code, why = unmatched
+            log.info("link reply %s for %s refused: %s", event_id, result.customer_id, code)
+            record_refusals(conn, [Refusal(
+                dedupe_key=f"link-reply:{result.partner_id}:{event_id}",
+                source="partners", subject="member_link", reason_code=code, reason=why,
+                at=now, subject_id=result.request_id, event_id=event_id,
+                customer_id=result.customer_id,
+            )])
             return
+        assert row is not None
         status = "linked" if result.linked else "rejected"
         reason = None if result.linked else f"{result.reason_code}: {result.reason}"[:500]
         conn.execute(
             update(partner_links)
             .where(partner_links.c.customer_id == result.customer_id,
                    partner_links.c.partner_id == result.partner_id)
-            .values(status=status, reason=reason, updated_at=now,
-                    partner_member_id=result.partner_member_id)
+            .values(status=status, reason=reason, updated_at=now)
         )
         referral_id = row["referral_id"]
         if result.linked and referral_id:
@@ -891,6 +956,9 @@ class ExchangeService:
                 "points": delta,
                 "source_event": op.reason.source_event,
             }
+            if op.reason.rule_ids:  # a partner purchase's earning names its rules
+                body["rule_ids"] = list(op.reason.rule_ids)
+                body["ruleset_version"] = op.reason.ruleset_version
             rows.append(
                 {
                     "topic": self._topics.points_ledger,
@@ -1111,6 +1179,29 @@ def _wallet_effect(op: Operation) -> tuple[str, int]:
     if isinstance(op, Clawback):
         return "clawback", -(op.amount or 0)
     return type(op).__name__.lower(), 0
+
+
+def _link_reply_mismatch(
+    row: Mapping[str, Any] | None, result: MemberLinkResult
+) -> tuple[str, str] | None:
+    """Why a partner's link reply decides nothing (reason code, reason), or None when it
+    decides the pending link ``row``."""
+    who = f"{result.customer_id} at {result.partner_id}"
+    if row is None:
+        return "link_not_requested", f"no member link was requested for {who}"
+    if result.request_id is not None and row["request_id"] != result.request_id:
+        return "link_request_unknown", (
+            f"link_request_id {result.request_id!r} is not the pending request of {who} "
+            f"({row['request_id']!r}, {row['status']})"
+        )
+    if row["partner_member_id"] != result.partner_member_id:
+        return "member_id_mismatch", (
+            f"the reply names member {result.partner_member_id!r}; the request for {who} "
+            f"named {row['partner_member_id']!r}"
+        )
+    if row["status"] != "requested":
+        return "link_already_decided", f"the link request of {who} is already {row['status']}"
+    return None
 
 
 def _reject(m: InboundMessage, code: str, reason: str) -> RejectedMessage:

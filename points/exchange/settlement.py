@@ -30,6 +30,8 @@ __all__ = ["Discrepancy", "Line", "Statement", "settle", "to_csv", "to_json"]
 
 CSV_COLUMNS = ("entry_id", "created_at", "kind", "entry_key", "customer_id", "reference",
                "points", "amount_minor")
+#: Replies that dispute a swap (the partner credited what we did not pay, or other amounts).
+DISPUTED = ("late_confirmation", "amount_mismatch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +48,14 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class Discrepancy:
-    kind: str  # late_confirmation, amount_mismatch, posted_without_confirmation
+    """One disputed swap (one per swap, however often the partner re-sent its reply)."""
+
+    kind: str  # late_confirmation, amount_mismatch, posted_without_confirmation, ...
     swap_id: str
     reference: str
     points: int
+    at: str = ""  # when the first disputed reply was processed (UTC ISO 8601)
+    customer_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,27 +202,40 @@ def settle(
 def _reconcile(
     conn: Connection, pid: str, lo: Any, hi: Any, posted: dict[str, int]
 ) -> tuple[list[Discrepancy], int]:
-    """The partner's confirmations against the ledger's posts for the same period."""
+    """The partner's confirmations against the ledger's posts for the same period.
+
+    A swap is disputed once: a confirmation re-sent under a new ``event_id`` (or a new
+    ``partner_reference``) is the same dispute, counted in the period of its first reply, so
+    it neither counts twice in one statement nor again in the next period."""
     rows = conn.execute(
         select(swap_replies.c.swap_id, swap_replies.c.outcome, swap_replies.c.reason,
-               swap_replies.c.points, swap_replies.c.partner_reference)
+               swap_replies.c.points, swap_replies.c.partner_reference, swap_replies.c.at,
+               swaps.c.customer_id)
+        .select_from(swap_replies.outerjoin(swaps, swaps.c.swap_id == swap_replies.c.swap_id))
         .where(swap_replies.c.partner_id == pid, swap_replies.c.event_type == "swap_confirmed",
-               swap_replies.c.at >= lo, swap_replies.c.at < hi)
-        .order_by(swap_replies.c.id)
+               swap_replies.c.at < hi)
+        .order_by(swap_replies.c.at, swap_replies.c.id)
     ).all()
     out: list[Discrepancy] = []
     confirmed: set[str] = set()
+    disputed: set[str] = set()
     matched = 0
-    for swap_id, outcome, reason, points, reference in rows:
+    for swap_id, outcome, reason, points, reference, at, customer in rows:
+        in_period = _time(conn, aware(at)) >= lo
         if outcome == "applied" and reason == "partner_confirmed":
             confirmed.add(swap_id)
+            if not in_period:
+                continue
             if posted.get(swap_id) == int(points or 0):
                 matched += 1
             else:
                 out.append(Discrepancy("confirmed_not_posted", swap_id, reference or "",
-                                       int(points or 0)))
-        elif reason in ("late_confirmation", "amount_mismatch"):
-            out.append(Discrepancy(reason, swap_id, reference or "", int(points or 0)))
+                                       int(points or 0), _iso(at), customer or ""))
+        elif reason in DISPUTED and swap_id not in disputed:
+            disputed.add(swap_id)
+            if in_period:
+                out.append(Discrepancy(reason, swap_id, reference or "", int(points or 0),
+                                       _iso(at), customer or ""))
     for swap_id, points in sorted(posted.items()):
         if swap_id not in confirmed:
             out.append(Discrepancy("posted_without_confirmation", swap_id, "", points))
@@ -229,13 +248,20 @@ def to_json(statement: Statement) -> bytes:
 
 
 def to_csv(statement: Statement) -> bytes:
-    """One row per line, then one ``total`` row per figure (kind = the figure's name)."""
+    """One row per line, one ``discrepancy:<kind>`` row per disputed swap (the JSON's
+    ``discrepancies``), then one ``total:<figure>`` row per figure (docs/settlement.md)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for ln in statement.lines:
         writer.writerow([ln.entry_id, ln.created_at, ln.kind, ln.entry_key, ln.customer_id,
                          ln.reference, ln.points, ln.amount_minor])
+    # the same disputed items as the JSON's ``discrepancies``, one row per swap
+    for d in statement.discrepancies:
+        writer.writerow(["", d.at, f"discrepancy:{d.kind}", d.swap_id, d.customer_id,
+                         d.reference, d.points, ""])
+    writer.writerow(["", statement.period_end, "total:discrepancies", "", "",
+                     statement.partner_id, len(statement.discrepancies), ""])
     for name in ("points_out", "points_in", "clearing_other", "net_points", "fee_points"):
         writer.writerow(["", statement.period_end, f"total:{name}", "", "", statement.partner_id,
                          getattr(statement, name), ""])

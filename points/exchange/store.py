@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, text, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from points import jsonfast
 from points import swaps as saga
 from points.db import insert_ignore
-from points.exchange.tables import swap_replies, swaps
+from points.exchange.tables import partner_links, swap_replies, swaps
+from points.ledger.tables import entries
+from points.refusals import refusals
 
 __all__ = [
+    "OpsFilter",
     "aware",
     "bounded_id",
+    "find_links",
+    "find_swaps",
     "insert_ignore",
     "insert_swap_replies",
     "insert_swaps",
+    "link_refusals",
+    "link_row",
+    "replies_of",
+    "swap_entry_keys",
     "swap_from_row",
+    "swap_row",
     "swap_to_row",
     "update_swaps",
     "upsert",
@@ -183,3 +194,105 @@ def insert_swap_replies(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> 
         conn.execute(_REPLIES_INSERT_PG, {"rows": jsonfast.dumps(list(rows))})
     else:
         conn.execute(swap_replies.insert(), list(rows))
+
+
+# ------------------------------------------------------------------ operations look-ups (CLI)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsFilter:
+    """What ``swaps list`` / ``links list`` ask for; None means any."""
+
+    customer_id: str | None = None
+    partner_id: str | None = None
+    state: str | None = None
+    reason: str | None = None
+    limit: int = 100
+
+
+def find_swaps(conn: Connection, wanted: OpsFilter) -> list[dict[str, Any]]:
+    """Swap rows, newest first, filtered by customer, partner, saga state and reason code
+    (see :func:`_reason_is`)."""
+    query = _filtered(swaps, wanted).order_by(swaps.c.requested_at.desc(), swaps.c.swap_id)
+    return [dict(r) for r in conn.execute(query.limit(wanted.limit)).mappings()]
+
+
+def _filtered(table: Table, wanted: OpsFilter) -> Any:
+    """``SELECT *`` from a swaps-like table (customer_id, partner_id, status, reason) with
+    the operations filters that are given."""
+    given = [(table.c.customer_id, wanted.customer_id), (table.c.partner_id, wanted.partner_id),
+             (table.c.status, wanted.state)]
+    query = select(table).where(*(column == value for column, value in given
+                                  if value is not None))
+    if wanted.reason is None:
+        return query
+    return query.where(_reason_is(table.c.reason, wanted.reason))
+
+
+def _reason_is(column: Any, code: str) -> Any:
+    """A reason text is ``code``, ``code: detail`` or ``kind: code[: detail]`` (for example
+    ``partner_rejected: limit_exceeded``): a filter on either code matches it."""
+    return or_(column == code, column.like(f"{code}:%"), column.like(f"%: {code}"),
+               column.like(f"%: {code}:%"))
+
+
+def swap_row(conn: Connection, swap_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(swaps).where(swaps.c.swap_id == swap_id)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def replies_of(conn: Connection, swap_id: str) -> list[dict[str, Any]]:
+    """Everything the swap saw (partner replies, the timer, the customer), in order."""
+    rows = conn.execute(
+        select(swap_replies).where(swap_replies.c.swap_id == swap_id)
+        .order_by(swap_replies.c.at, swap_replies.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def swap_entry_keys(conn: Connection, swap_id: str) -> list[str]:
+    """The ledger keys of a swap's entries (holds and their post / void), in entry order."""
+    prefix = f"swap:{swap_id}:"
+    rows = conn.execute(
+        select(entries.c.idempotency_key)
+        .where(entries.c.idempotency_key.like(prefix.replace("_", "\\_") + "%", escape="\\"))
+        .order_by(entries.c.id)
+    ).scalars()
+    return [str(k) for k in rows]
+
+
+def find_links(conn: Connection, wanted: OpsFilter) -> list[dict[str, Any]]:
+    """Member links, latest change first, filtered like :func:`find_swaps`."""
+    t = partner_links
+    query = _filtered(t, wanted).order_by(t.c.updated_at.desc(), t.c.customer_id,
+                                          t.c.partner_id)
+    return [dict(r) for r in conn.execute(query.limit(wanted.limit)).mappings()]
+
+
+def link_row(conn: Connection, link_or_request_id: str) -> dict[str, Any] | None:
+    """A member link by its request id, or by ``CUSTOMER_ID/PARTNER_ID``."""
+    row = conn.execute(
+        select(partner_links).where(partner_links.c.request_id == link_or_request_id)
+    ).mappings().first()
+    if row is None and "/" in link_or_request_id:
+        customer_id, partner_id = link_or_request_id.rsplit("/", 1)
+        row = conn.execute(
+            select(partner_links).where(partner_links.c.customer_id == customer_id,
+                                        partner_links.c.partner_id == partner_id)
+        ).mappings().first()
+    return None if row is None else dict(row)
+
+
+def link_refusals(conn: Connection, link: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Refusals about this link: the bank's own (``subject_id`` = the request id) and the
+    partner replies that decided nothing (``link-reply:<partner>:<event id>``)."""
+    reply_prefix = f"link-reply:{link['partner_id']}:"
+    rows = conn.execute(
+        select(refusals).where(
+            refusals.c.subject == "member_link",
+            refusals.c.customer_id == link["customer_id"],
+            or_(refusals.c.subject_id == link["request_id"],
+                func.substr(refusals.c.dedupe_key, 1, len(reply_prefix)) == reply_prefix),
+        ).order_by(refusals.c.at, refusals.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]

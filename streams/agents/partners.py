@@ -37,6 +37,7 @@ from points.exchange import ExchangeService
 from points.ingest import RawMessage
 from points.partners import PartnersConfig
 from points.ports import InboundMessage
+from points.rules import load_ruleset
 from points.settings import Settings
 from points.signing import Headers
 from streams.fastpath import BatchingApp
@@ -107,6 +108,8 @@ def build_exchange_service(
         referral_secret=secret,
         zone=config.zone,
         lot_lifetime_days=settings.rules.lot_lifetime_days,
+        # the earning worker's rule file: partner purchases earn as backtest says
+        ruleset=load_ruleset(settings.rules.path),
     )
 
 

@@ -170,5 +170,21 @@ def test_customer_joining_a_partner_from_the_app_is_rewarded_by_partner_request(
     with x.engine.connect() as conn:
         fees = sorted((r.kind, r.amount_minor) for r in conn.execute(select(partner_fees)))
     assert fees == [("referral_fee", -1000), ("referral_reward", 95)]  # 500 pts at 1.90/1000
-    assert points(x, "c9") == (0, 0)
+    # the referee's reward is paid in the partner's program; the bank wallet holds only what
+    # the rules award the linked member's partner purchase (eshop double + welcome bonus)
+    assert points(x, "c9") == (partner_purchase_points("c9", "eshop", 3000, x), 0)
     x.verify_clean()
+
+
+def partner_purchase_points(customer: str, partner: str, amount_minor: int, x: Exchange) -> int:
+    """What the rules engine awards one first partner purchase of an undescribed customer."""
+    from points.earning.service import UNKNOWN_JOINED_AT
+    from points.events import partner_event_adapter
+    from points.exchange.service import DEFAULT_RULES_PATH
+    from points.rules import Profile, RuleState, evaluate, load_ruleset
+
+    body = event("partner_purchase", customer, partner, "pp-x", x.clock.now,
+                 partner_reference="O-x", amount_minor=amount_minor, currency="CNY")
+    result = evaluate(load_ruleset(DEFAULT_RULES_PATH), partner_event_adapter.validate_python(body),
+                      Profile(customer, "unknown", UNKNOWN_JOINED_AT), RuleState(), now=x.clock.now)
+    return result.points

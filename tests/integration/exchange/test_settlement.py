@@ -10,9 +10,11 @@ import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from points.exchange import SwapOrder
 from points.exchange.settlement import settle, to_csv, to_json
+from points.exchange.tables import swap_replies
 from points.ledger import AccountRef, account_balance
 from tests.integration.exchange.support import CONFIG, START, Exchange, event
 
@@ -88,3 +90,40 @@ def test_export_is_reproducible_byte_for_byte_and_empty_periods_are_zero(
     assert int(totals["total:net_points"]["points"]) == data["net_points"] == 1000
     assert int(totals["total:net_amount_minor"]["amount_minor"]) == data["net_amount_minor"]
     assert (empty.net_points, empty.net_amount_minor, empty.reconciled) == (0, 0, True)
+
+
+def test_a_late_confirmation_resent_under_a_new_event_id_is_one_dispute_in_csv_and_json(
+    exchange: Exchange,
+) -> None:
+    """The partner re-sends its late confirmation of the expired swap under a new event id
+    and partner reference: the swap is still one dispute, and the CSV export carries exactly
+    the disputed items the JSON export lists (one ``discrepancy:<kind>`` row per swap, and a
+    ``total:discrepancies`` row); the next period does not count the re-send again."""
+    x = exchange
+    scenario(x)
+    with x.engine.connect() as conn:
+        late = conn.execute(select(swap_replies).where(
+            swap_replies.c.reason == "late_confirmation")).mappings().one()
+    x.clock.advance(hours=1)
+    x.service.process([x.signed("eshop", event(
+        "swap_confirmed", "d", "eshop", "late-resent", x.clock.now, swap_id=late["swap_id"],
+        partner_reference="ES-RESENT", points=late["points"],
+        partner_points=late["partner_units"]))])
+    with x.engine.connect() as conn:
+        resent = conn.execute(select(func.count()).select_from(swap_replies).where(
+            swap_replies.c.reason == "late_confirmation")).scalar_one()
+        s = settle(conn, CONFIG.get("eshop"), START - timedelta(days=1), START + timedelta(days=1))
+        later = settle(conn, CONFIG.get("eshop"), x.clock.now - timedelta(minutes=1),
+                       x.clock.now + timedelta(days=1))
+    assert resent == 2  # both replies recorded ...
+    assert [(d.kind, d.swap_id) for d in s.discrepancies] == [
+        ("late_confirmation", late["swap_id"])]  # ... one dispute
+    assert later.discrepancies == ()
+    listed = json.loads(to_json(s))["discrepancies"]
+    rows = list(csv.DictReader(io.StringIO(to_csv(s).decode())))
+    disputed = [r for r in rows if r["kind"].startswith("discrepancy:")]
+    assert [(r["kind"], r["entry_key"], r["customer_id"], r["reference"], int(r["points"]))
+            for r in disputed] == [(f"discrepancy:{d['kind']}", d["swap_id"], d["customer_id"],
+                                    d["reference"], d["points"]) for d in listed]
+    total = next(r for r in rows if r["kind"] == "total:discrepancies")
+    assert int(total["points"]) == len(listed) == 1
