@@ -18,6 +18,7 @@ from points.exchange.tables import swap_replies, swaps
 __all__ = [
     "aware",
     "bounded_id",
+    "dialect_insert",
     "insert_ignore",
     "insert_swap_replies",
     "insert_swaps",
@@ -42,7 +43,8 @@ def bounded_id(prefix: str, *parts: str, limit: int = 64) -> str:
     return f"{prefix}:{digest}"
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """``INSERT`` with the dialect's ``ON CONFLICT`` clauses (PostgreSQL or SQLite)."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     if conn.dialect.name == "sqlite":
@@ -59,7 +61,7 @@ def upsert(
     """Insert rows, or overwrite every non-key column of the existing row."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = dialect_insert(conn, table)
     columns = [c for c in rows[0] if c not in keys]
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns}
