@@ -33,6 +33,8 @@ from points.cli.commands import (
     holds_list,
     holds_void,
     migrate,
+    referrals_list,
+    referrals_show,
     reverse,
     rules_backtest,
     rules_validate,
@@ -170,6 +172,13 @@ app.add_typer(rules_app, name="rules")
 settlement_app = typer.Typer(help="Partner settlement statements.", no_args_is_help=True)
 settlement_app.command("export")(settlement_export.command)
 app.add_typer(settlement_app, name="settlement")
+
+referrals_app = typer.Typer(
+    help="Referrals: list and show, with the reason of every refusal.", no_args_is_help=True
+)
+referrals_app.command("list")(referrals_list.command)
+referrals_app.command("show")(referrals_show.command)
+app.add_typer(referrals_app, name="referrals")
 
 api_app = typer.Typer(
     help="The customer API's own tables: stored Idempotency-Key responses.", no_args_is_help=True
