@@ -1129,10 +1129,11 @@ _LINK_AT = _SWAP_AT + len(_SWAP_KEYS)
 def _customer_seen(event: Any) -> CustomerSeen:
     """A bank message as evidence that its customer exists: a profile or onboarding from its
     ``joined_at`` (with its identity hash), a transaction from when it occurred."""
+    # In UTC: SQLite keeps a timestamp's wall time without its offset.
     if isinstance(event, CustomerProfile | CustomerOnboarded):
-        return CustomerSeen(event.customer_id, aware(event.joined_at),
+        return CustomerSeen(event.customer_id, event.joined_at.astimezone(UTC),
                             f"{event.event_type} {event.event_id}", event.identity_hash)
-    return CustomerSeen(event.customer_id, aware(event.occurred_at),
+    return CustomerSeen(event.customer_id, event.occurred_at.astimezone(UTC),
                         f"{event.event_type} {event.event_id}")
 
 

@@ -4,12 +4,14 @@ ambassador bonuses, and clawback when the qualifying purchase is refunded."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from points.exchange.settlement import settle
+from points.exchange.store import aware
 from points.exchange.tables import partner_fees
 from points.ledger import customer_balance
 from points.referrals import ReferralPolicy, check_character, is_valid_code
@@ -299,3 +301,46 @@ def test_a_second_account_of_the_same_person_is_refused_by_identity_hash(
     (second,) = x.service.referrals_of("frank-2")
     assert "same identity as customer frank" in second.reason
     x.verify_clean()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_customers_with_a_profile_before_the_upgrade_are_known_to_the_guards(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Migration 0011 seeds known_customers from the earning pipeline's customer_profiles, so
+    a customer the ledger knew before the upgrade, onboarded again with a code afterwards, is
+    refused as already_a_customer; times with an offset compare by the instant, on SQLite
+    too."""
+    from points.db import make_engine
+    from points.earning.tables import customer_profiles
+    from points.exchange.tables import known_customers
+    from points.migrate import upgrade
+    from tests.integration.exchange.support import fresh_keys_env
+
+    url = (f"sqlite:///{tmp_path / 'ledger.sqlite3'}" if dialect == "sqlite"
+           else request.getfixturevalue("fresh_pg_url"))
+    upgrade(url, "0009")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(customer_profiles.insert().values(
+            customer_id="old-timer", referral_code=None,
+            profile={"segment": "mass", "joined_at": "2024-02-01T08:00:00+08:00",
+                     "status": "active", "birth_year": 1980}))
+    upgrade(url)
+    with engine.connect() as conn:
+        (since,) = conn.execute(select(known_customers.c.known_since)).one()
+    assert aware(since) == datetime(2024, 2, 1, tzinfo=UTC)
+    x = Exchange(engine, Clock(), "t.", fresh_keys_env())
+    code = x.service.referral_code("alice")
+    x.service.process_bank([bank(x, "bank_customers", onboarded("old-timer", code, x.clock.now))])
+    assert status_of(x, "old-timer") == [("refused", "already_a_customer")]
+    # Offsets count (SQLite keeps wall times only): joined 08:30 in Shanghai is 00:30 UTC,
+    # half an hour before an onboarding at 01:00 UTC.
+    assert x.clock.now == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    x.service.process_bank([bank(x, "bank_customers", {
+        "event_type": "customer_profile", "event_id": "prof-zoned", "customer_id": "zoned",
+        "occurred_at": x.clock.now.isoformat(), "joined_at": "2026-03-02T08:30:00+08:00",
+        "segment": "mass", "status": "active"})])
+    x.service.process_bank([bank(x, "bank_customers", onboarded("zoned", code, x.clock.now))])
+    assert status_of(x, "zoned") == [("refused", "already_a_customer")]
+    engine.dispose()
