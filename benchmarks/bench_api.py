@@ -150,7 +150,7 @@ def start_api(url: str, port: int, workers: int, public_key: Path) -> subprocess
         "POINTS_API__POOL_SIZE": "10",
         "POINTS_API__JWT__ALGORITHMS": '["RS256"]',
         "POINTS_API__JWT__PUBLIC_KEY_FILE": str(public_key),
-        "POINTS_API__REFERRAL_SECRET": "bench-referral-secret",
+        "POINTS_REFERRAL_SECRET": os.urandom(32).hex(),  # hex, as the workers read it
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "points.api"], cwd=ROOT, env=env,

@@ -149,6 +149,20 @@ Segment = Annotated[
     ),
 ]
 CustomerStatus = Literal["active", "dormant", "frozen", "closed"]
+IdentityHash = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description=(
+            "The person behind the customer id, as a keyed hash core banking computes: "
+            "lowercase hex of HMAC-SHA256(key = the bank's identity key, message = UTF-8 of "
+            "'<document type>:<document number>', the number upper-cased without spaces or "
+            "hyphens), e.g. 'CN-RIC:11010519491231002X'. The same person has the same hash on "
+            "every account; we never see the document or the key and only compare hashes "
+            "(docs/partners.md section 6)."
+        ),
+    ),
+]
 
 
 class CustomerProfile(_CustomerEvent):
@@ -159,6 +173,7 @@ class CustomerProfile(_CustomerEvent):
     joined_at: AwareDatetime
     birth_year: Annotated[int | None, Field(ge=1900, le=2100, strict=True)] = None
     status: CustomerStatus
+    identity_hash: IdentityHash | None = None
 
 
 class CustomerOnboarded(_CustomerEvent):
@@ -174,6 +189,7 @@ class CustomerOnboarded(_CustomerEvent):
     referral_code: Annotated[
         str | None, Field(min_length=4, max_length=32, pattern=r"^[A-Z0-9]+$")
     ] = None
+    identity_hash: IdentityHash | None = None
 
 
 BankCustomerEvent = Annotated[

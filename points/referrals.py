@@ -17,11 +17,13 @@ Lifecycle::
     invited -> signed_up -> qualified -> rewarded -> clawed_back
          \\-> refused(reason)  \\-> refused(window_passed)   \\-> clawed_back
 
-``sign_up`` applies the guards (self-referral by id or identity hash, one referrer per referee,
-monthly cap and hourly velocity per referrer) and refuses with a recorded reason. The referee's
-first *qualifying* transaction inside the window qualifies the referral and grants rewards on
-both sides, plus an ambassador bonus on the referrer's 1st, 5th and 10th rewarded referral. A
-refund of that transaction inside the clawback window claws every reward back.
+``sign_up`` applies the guards (self-referral by id or identity hash, a referral ring, one
+referrer per referee, a referee who was already a customer, monthly cap and hourly velocity per
+referrer) and refuses with a recorded reason (:data:`REFUSAL_TEXT` says each to a customer).
+The referee's first *qualifying* transaction inside the window qualifies the referral and
+grants rewards on both sides, plus an ambassador bonus on the referrer's 1st, 5th and 10th
+rewarded referral. A refund of that transaction inside the clawback window claws every reward
+back.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from points.errors import PointsError
 __all__ = [
     "ALPHABET",
     "CODE_BODY_LENGTH",
+    "REFUSAL_TEXT",
     "ClawBackRewards",
+    "CustomerHistory",
     "GrantRewards",
     "IgnoreReason",
     "Ignored",
@@ -60,7 +64,9 @@ __all__ = [
     "invite",
     "is_valid_code",
     "normalise_code",
+    "parse_secret",
     "qualify",
+    "reason_code_of",
     "referral_code",
     "refund",
     "rewards_granted",
@@ -114,6 +120,27 @@ def referral_code(customer_id: str, secret: bytes, *, attempt: int = 0) -> str:
     return text + check_character(text)
 
 
+SECRET_BYTES_MIN: Final = 16
+
+
+def parse_secret(text: str, *, name: str = "POINTS_REFERRAL_SECRET") -> bytes:
+    """The referral secret from its hex text (``secrets.token_hex(32)``), the one decoding the
+    API and the workers share, so a code minted by one is the code the other mints.
+
+    Raises ``ValueError`` naming the variable for text that is not hex or is too short to keep
+    codes unguessable."""
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{name} must be hex (e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+        ) from None
+    if len(secret) < SECRET_BYTES_MIN:
+        raise ValueError(f"{name} must be at least {SECRET_BYTES_MIN} bytes "
+                         f"({2 * SECRET_BYTES_MIN} hex digits)")
+    return secret
+
+
 def normalise_code(text: str) -> str:
     """Upper-case and drop the spaces and hyphens people type; raise if it cannot be a code."""
     code = text.strip().upper().replace("-", "").replace(" ", "")
@@ -153,6 +180,34 @@ class RefusalReason(StrEnum):
     MONTHLY_CAP_REACHED = "monthly_cap_reached"
     VELOCITY_LIMIT = "velocity_limit"
     WINDOW_PASSED = "window_passed"
+    REFERRAL_RING = "referral_ring"
+    ALREADY_A_CUSTOMER = "already_a_customer"
+    UNKNOWN_CODE = "unknown_code"
+    """No customer or partner owns the code (never shown by the app, or mistyped)."""
+    INVALID_CODE = "invalid_code"
+    """The code cannot be one of ours: wrong length, characters or check character."""
+
+
+REFUSAL_TEXT: Final[dict[str, str]] = {
+    RefusalReason.SELF_REFERRAL: "A customer cannot use their own referral code.",
+    RefusalReason.SELF_REFERRAL_IDENTITY: (
+        "The new account belongs to the same person as the referrer."),
+    RefusalReason.ALREADY_REFERRED: "The new customer was already referred by someone else.",
+    RefusalReason.MONTHLY_CAP_REACHED: (
+        "The referrer has reached this month's limit of referrals."),
+    RefusalReason.VELOCITY_LIMIT: "The referrer made too many referrals in the last hour.",
+    RefusalReason.WINDOW_PASSED: (
+        "The new customer made no qualifying purchase within the referral window."),
+    RefusalReason.REFERRAL_RING: (
+        "The new customer had already referred the referrer, directly or through others."),
+    RefusalReason.ALREADY_A_CUSTOMER: (
+        "The new account's owner was already a customer of the bank."),
+    RefusalReason.UNKNOWN_CODE: "The referral code does not belong to any customer or partner.",
+    RefusalReason.INVALID_CODE: "The referral code is not valid (check it for a typo).",
+    "qualifying_purchase_refunded": (
+        "The qualifying purchase was refunded, so the rewards were taken back."),
+}
+"""What the customer is told for each reason code (no other customer's data in it)."""
 
 
 class IgnoreReason(StrEnum):
@@ -229,6 +284,17 @@ class Referral:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerHistory:
+    """What the bank's own topics showed of one customer id: since when it is known (the
+    earliest ``joined_at`` of a profile or onboarding, or ``occurred_at`` of a transaction)
+    and the event that proves it."""
+
+    customer_id: str
+    known_since: datetime
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
 class SignupFacts:
     """What the caller looked up, in the same transaction, for the guards."""
 
@@ -236,6 +302,15 @@ class SignupFacts:
     """Referral id that already owns this referee (one referrer per referee), if any."""
     referrer_signups_this_month: int
     referrer_signups_last_hour: int
+    referrer_chain: tuple[str, ...] = ()
+    """Who referred the referrer, who referred them, ... (customer ids, nearest first)."""
+    joined_at: datetime | None = None
+    """When the referee says they became a customer (the onboarding's ``joined_at``); None
+    where being a customer already is the point (a customer joining a partner program)."""
+    referee_history: CustomerHistory | None = None
+    """The referee's own customer id as seen before, if at all."""
+    same_identity: tuple[CustomerHistory, ...] = ()
+    """Other customer ids with the referee's identity hash (the same person's other accounts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +402,31 @@ def _same_person(a: Party, b: Party) -> RefusalReason | None:
     return None
 
 
+def _existing_customer(referee: Party, facts: SignupFacts) -> str | None:
+    """Why the referee was a customer before joining, or None: their id, or another account
+    of the same person, was known before the ``joined_at`` of this sign-up."""
+    if facts.joined_at is None:
+        return None
+    own = facts.referee_history
+    if own is not None and own.known_since < facts.joined_at:
+        return (f"{referee.id} known since {own.known_since.isoformat()} ({own.evidence}), "
+                f"before joining at {facts.joined_at.isoformat()}")
+    for other in facts.same_identity:
+        if other.customer_id != referee.id and other.known_since < facts.joined_at:
+            return (f"same identity as customer {other.customer_id}, known since "
+                    f"{other.known_since.isoformat()} ({other.evidence})")
+    return None
+
+
+def reason_code_of(referral: Referral) -> str | None:
+    """The stable code behind a refused or clawed-back referral's reason, else None."""
+    if referral.status is ReferralStatus.REFUSED:
+        return referral.reason.split(":", 1)[0]
+    if referral.status is ReferralStatus.CLAWED_BACK:
+        return "qualifying_purchase_refunded"
+    return None
+
+
 def sign_up(
     referral: Referral,
     referee: Party,
@@ -334,12 +434,25 @@ def sign_up(
     policy: ReferralPolicy,
     now: datetime,
 ) -> Transition | Ignored:
-    """The referee signed up (opened an account, or joined the partner program)."""
+    """The referee signed up (opened an account, or joined the partner program).
+
+    Guards, first that fires wins: the referrer themselves (``self_referral``), the same person
+    by identity hash (``self_referral_identity``), the referee in the referrer's chain of
+    referrers (``referral_ring``), another referral owns the referee (``already_referred``),
+    the referee was a customer before joining (``already_a_customer``), then the customer
+    referrer's monthly cap and hourly velocity."""
     if referral.status is not ReferralStatus.INVITED:
         return Ignored(referral, IgnoreReason.NOT_INVITED, f"referral is {referral.status}")
     same = _same_person(referral.referrer, referee)
-    if same is not None:
+    if same is RefusalReason.SELF_REFERRAL:
         return _refuse(referral, same, f"{referee.id} cannot refer themselves", now)
+    if same is not None:
+        return _refuse(referral, same, f"{referee.id} has the identity hash of the referrer "
+                       f"{referral.referrer.id}", now)
+    if referee.kind == "customer" and referee.id in facts.referrer_chain:
+        chain = " <- ".join((referral.referrer.id, *facts.referrer_chain))
+        return _refuse(referral, RefusalReason.REFERRAL_RING,
+                       f"{referee.id} is in the referrer's chain {chain}", now)
     if facts.referee_referred_by not in (None, referral.referral_id):
         return _refuse(
             referral,
@@ -347,6 +460,9 @@ def sign_up(
             f"{referee.id} was referred by {facts.referee_referred_by}",
             now,
         )
+    existing = _existing_customer(referee, facts)
+    if existing is not None:
+        return _refuse(referral, RefusalReason.ALREADY_A_CUSTOMER, existing, now)
     if referral.referrer.kind == "customer":
         # Caps protect the bank from referral farming; partners are bound by contract instead.
         if facts.referrer_signups_this_month >= policy.monthly_cap:

@@ -105,9 +105,8 @@ class ApiContext:
         self.clock = clock
         self.verifier = TokenVerifier(api.jwt)
         self.limiter = RateLimiter(api.rate_limit)
-        self.referral_secret = (
-            api.referral_secret.get_secret_value().encode() if api.referral_secret else None
-        )
+        # Hex-decoded exactly as the partner worker decodes POINTS_REFERRAL_SECRET.
+        self.referral_secret = api.referral_secret_bytes()
         self._referral_tables: bool | None = None
         # No more threads than pooled connections: a thread without a connection would only
         # wait for one (or, beyond the pool, open and close a new one per request).
@@ -413,8 +412,14 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
         secret = ctx.referral_secret
         if secret is None:
             raise NotConfigured("referral codes are not configured on this server")
-        return await ctx.read(lambda c: views.referral(
-            c, customer_id, secret, referral_tables=ctx.referral_tables(c)))
+
+        def show(conn: Connection) -> Referral:
+            if not ctx.referral_tables(conn):  # a code that cannot be stored would not work
+                raise NotConfigured("the referral tables are not deployed (run the migrations)")
+            return views.referral(conn, customer_id, secret, ctx.clock())
+
+        # A write: the first GET stores the code it shows (insert-or-keep, one statement).
+        return await ctx.write(show)
 
     @app.get("/v1/partners", tags=["partners"], response_model=PartnerPrograms,
              responses=_PROBLEMS, summary="Partner programs: rates, fees, limits")

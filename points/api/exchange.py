@@ -32,6 +32,7 @@ from points.exchange.service import ExchangeService, LinkView, SwapView
 from points.exchange.store import swap_from_row
 from points.exchange.tables import partner_links, swaps
 from points.partners import PartnersConfig, Quote
+from points.referrals import parse_secret
 from points.settings import TopicNames
 
 __all__ = [
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 
 TOPIC_PREFIX_ENV = "POINTS_PARTNER_TOPIC_PREFIX"
 REFERRAL_SECRET_ENV = "POINTS_REFERRAL_SECRET"
-# The API's operations never mint referral codes; the service wants a secret regardless.
+# The exchange routes mint no referral code (GET /v1/me/referral mints with the API settings'
+# secret, the same variable); the service wants a secret regardless.
 _UNUSED_REFERRAL_SECRET = b"points-api-does-not-mint-referral-codes"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,8 +92,7 @@ def build_exchange(
         engine,
         registry,
         topics,
-        referral_secret=bytes.fromhex(secret_hex.strip()) if secret_hex else
-        _UNUSED_REFERRAL_SECRET,
+        referral_secret=parse_secret(secret_hex) if secret_hex else _UNUSED_REFERRAL_SECRET,
         zone=partners.zone,
         lot_lifetime_days=lot_lifetime_days,
         clock=clock,

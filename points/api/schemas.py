@@ -25,6 +25,7 @@ __all__ = [
     "Problem",
     "Progress",
     "Referral",
+    "ReferralItem",
     "ReferralStatusCount",
     "RuleLine",
     "StreakProgress",
@@ -177,16 +178,44 @@ class ReferralStatusCount(_Out):
     count: int
 
 
+ReferralState = Literal["invited", "signed_up", "qualified", "rewarded", "clawed_back",
+                        "refused"]
+
+
+class ReferralItem(_Out):
+    referral_id: str | None = Field(description="The referral's id; null for an onboarding "
+                                                "whose code named no one (`unknown_code`, "
+                                                "`invalid_code`).")
+    state: ReferralState
+    reason_code: str | None = Field(None, description="Why, when `refused` or `clawed_back`: "
+                                                      "a stable code (docs/partners.md §6).")
+    reason: str | None = Field(None, description="The same in words, for the customer.")
+    signed_up_at: datetime | None = None
+    qualify_by: datetime | None = Field(None, description="The referee's first purchase of at "
+                                                          "least 10 CNY must come by then.")
+    qualified_at: datetime | None = None
+    points: int = Field(0, description="Points this referral gave you (taken back when "
+                                       "`clawed_back`).")
+
+
 class Referral(_Out):
     code: str = Field(description="The customer's referral code (9 characters, with a check "
-                                  "character).")
+                                  "character). Stored when first shown: it never changes, and "
+                                  "it is the code an onboarding resolves.")
     referred: list[ReferralStatusCount] = Field(
-        description="Referrals made with this customer's code, by status (empty when the "
-                    "referral tables are not deployed)."
+        description="Referrals made with this customer's code, by status."
     )
     rewarded_count: int
     referred_by: str | None = Field(None, description="Status of this customer's own "
                                                       "referral, if they were referred.")
+    referrals: list[ReferralItem] = Field(
+        description="Referrals made with this customer's code, newest first (at most 100), "
+                    "each with its state and, when refused, the reason."
+    )
+    own_referral: ReferralItem | None = Field(
+        None, description="This customer's own referral as referee, when they joined with a "
+                          "code: the one that counts, else the latest refused one."
+    )
 
 
 class PartnerProgram(_Out):

@@ -7,11 +7,14 @@ ledger URL and the rule file still come from :class:`points.settings.Settings`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from points.referrals import parse_secret
 
 __all__ = [
     "ApiSettings",
@@ -82,8 +85,10 @@ class IdempotencySettings(BaseModel):
 
 
 class ApiSettings(BaseSettings):
+    # hide_input_in_errors: a rejected setting may be a secret; the error names the variable.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
+        hide_input_in_errors=True,
     )
 
     host: str = "127.0.0.1"
@@ -92,14 +97,34 @@ class ApiSettings(BaseSettings):
     # Database connections per worker process (reads are one or two short statements).
     pool_size: int = Field(default=10, ge=1, le=200)
     pool_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    # Secret behind customers' referral codes (points.referrals.referral_code); unset: 503.
-    referral_secret: SecretStr | None = None
+    # Secret behind customers' referral codes (points.referrals.referral_code), hex, from
+    # POINTS_REFERRAL_SECRET: the very variable the partner worker reads, decoded the same way
+    # (POINTS_API__REFERRAL_SECRET is accepted as an older name). Unset: 503.
+    referral_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "POINTS_REFERRAL_SECRET", "POINTS_API__REFERRAL_SECRET", "referral_secret"
+        ),
+    )
     partners_config: Path = Path("config/partners.yaml")
     activity_page_max: int = Field(default=100, ge=1, le=1000)
     # Required: the API refuses to start without knowing how to check tokens (fail closed).
     jwt: JwtSettings
     rate_limit: RateLimitSettings = RateLimitSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+
+    @field_validator("referral_secret")
+    @classmethod
+    def _referral_secret_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_secret(value.get_secret_value())  # raises, naming the variable
+        return value
+
+    def referral_secret_bytes(self) -> bytes | None:
+        """The decoded referral secret, or None when unset."""
+        if self.referral_secret is None:
+            return None
+        return parse_secret(self.referral_secret.get_secret_value())
 
 
 class _IdempotencyOnly(BaseSettings):
@@ -115,6 +140,12 @@ class _IdempotencyOnly(BaseSettings):
 
 def load_api_settings(**overrides: object) -> ApiSettings:
     """Build from the environment; keyword overrides win (tests, benchmarks)."""
+    current = os.environ.get("POINTS_REFERRAL_SECRET")
+    older = os.environ.get("POINTS_API__REFERRAL_SECRET")
+    if current is not None and older is not None and current.strip() != older.strip():
+        # Two secrets would mint codes onboarding cannot resolve: refuse to guess.
+        raise ValueError("POINTS_REFERRAL_SECRET and POINTS_API__REFERRAL_SECRET differ: set "
+                         "only POINTS_REFERRAL_SECRET (hex), the partner worker's secret")
     return ApiSettings(**overrides)  # type: ignore[arg-type]
 
 

@@ -27,12 +27,13 @@ from points.api.schemas import (
     PreviewRequest,
     Progress,
     Referral,
+    ReferralItem,
     ReferralStatusCount,
     RuleLine,
     StreakProgress,
 )
+from points.exchange.referral_views import ReferralRecord
 from points.partners import PartnersConfig
-from points.referrals import referral_code
 from points.rules import Profile, RuleSet, RuleState, Spend, preview
 from points.rules.ruleset import ChallengeRule, MilestoneRule, StreakRule
 
@@ -276,39 +277,38 @@ def progress(conn: Connection, ruleset: RuleSet, customer_id: str, now: datetime
 # --------------------------------------------------------------------------- referral
 
 
-def referral(
-    conn: Connection, customer_id: str, secret: bytes, *, referral_tables: bool
-) -> Referral:
-    code = referral_code(customer_id, secret)
-    counts: list[ReferralStatusCount] = []
-    referred_by: str | None = None
-    if referral_tables:
-        from points.exchange.tables import referral_codes, referrals
+def referral(conn: Connection, customer_id: str, secret: bytes, now: datetime) -> Referral:
+    """The customer's code (stored now if this is the first time it is shown, so it is the
+    code onboarding resolves), their referrals with states and reasons, and their own."""
+    from points.exchange.referral_desk import ensure_code
+    from points.exchange.referral_views import customer_referrals
+    from points.exchange.tables import referrals
 
-        stored = conn.execute(
-            select(referral_codes.c.code).where(
-                referral_codes.c.owner_kind == "customer",
-                referral_codes.c.owner_id == customer_id,
-            )
-        ).scalar_one_or_none()
-        if stored:  # a collision made the exchange store attempt 1, 2, ...: that one counts
-            code = str(stored)
-        rows = conn.execute(
-            select(referrals.c.status, func.count())
-            .where(referrals.c.referrer_kind == "customer",
-                   referrals.c.referrer_id == customer_id)
-            .group_by(referrals.c.status)
-            .order_by(referrals.c.status)
-        ).all()
-        counts = [ReferralStatusCount(status=str(s), count=int(n)) for s, n in rows]
-        mine = conn.execute(
-            select(referrals.c.status)
-            .where(referrals.c.referee_id == customer_id, referrals.c.status != "refused")
-            .limit(1)
-        ).scalar_one_or_none()
-        referred_by = None if mine is None else str(mine)
-    rewarded = sum(c.count for c in counts if c.status in ("rewarded",))
-    return Referral(code=code, referred=counts, rewarded_count=rewarded, referred_by=referred_by)
+    code = ensure_code(conn, secret, "customer", customer_id, now)
+    rows = conn.execute(
+        select(referrals.c.status, func.count())
+        .where(referrals.c.referrer_kind == "customer", referrals.c.referrer_id == customer_id)
+        .group_by(referrals.c.status)
+        .order_by(referrals.c.status)
+    ).all()
+    counts = [ReferralStatusCount(status=str(s), count=int(n)) for s, n in rows]
+    made, own = customer_referrals(conn, customer_id)
+    referred_by = None if own is None or own.state == "refused" else own.state
+    rewarded = sum(c.count for c in counts if c.status == "rewarded")
+    return Referral(
+        code=code, referred=counts, rewarded_count=rewarded, referred_by=referred_by,
+        referrals=[_referral_item(r, customer_id) for r in made],
+        own_referral=None if own is None else _referral_item(own, customer_id),
+    )
+
+
+def _referral_item(record: ReferralRecord, customer_id: str) -> ReferralItem:
+    return ReferralItem(
+        referral_id=record.referral_id, state=record.state,  # type: ignore[arg-type]
+        reason_code=record.reason_code, reason=record.customer_reason,
+        signed_up_at=record.signed_up_at, qualify_by=record.qualify_by,
+        qualified_at=record.qualified_at, points=record.points_to(customer_id),
+    )
 
 
 # --------------------------------------------------------------------------- partners

@@ -36,6 +36,8 @@ from points.cli.commands import (
     links_list,
     links_show,
     migrate,
+    referrals_list,
+    referrals_show,
     refusals_list,
     reverse,
     rules_backtest,
@@ -193,6 +195,12 @@ links_app = typer.Typer(help="Member links at partners: list, show with refusals
 links_app.command("list")(links_list.command)
 links_app.command("show")(links_show.command)
 app.add_typer(links_app, name="links")
+referrals_app = typer.Typer(
+    help="Referrals: list and show, with the reason of every refusal.", no_args_is_help=True
+)
+referrals_app.command("list")(referrals_list.command)
+referrals_app.command("show")(referrals_show.command)
+app.add_typer(referrals_app, name="referrals")
 
 api_app = typer.Typer(
     help="The customer API's own tables: stored Idempotency-Key responses.", no_args_is_help=True

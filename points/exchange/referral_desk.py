@@ -29,18 +29,99 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
 from points import referrals as rl
-from points.exchange.store import aware, bounded_id, insert_ignore, upsert
-from points.exchange.tables import partner_fees, referral_codes, referrals
+from points.exchange.store import aware, bounded_id, dialect_insert, insert_ignore, upsert
+from points.exchange.tables import known_customers, partner_fees, referral_codes, referrals
 from points.ledger.model import Clawback, Earn, Reason
 from points.partners import settlement_amount_minor
 from points.ports import OutboundMessage, PartnerDirectory
+from points.refusals import Refusal, record_refusals
 
-__all__ = ["Purchase", "ReferralDesk", "Refund", "Work"]
+__all__ = [
+    "CustomerSeen",
+    "Purchase",
+    "ReferralDesk",
+    "Refund",
+    "Work",
+    "ensure_code",
+    "referral_refusal",
+]
 
 MAX_CODE_ATTEMPTS = 20
+#: How far up the referrer's chain of referrers a ring is looked for (each hop one query; a
+#: legitimate chain of referrals is short, a longer ring is not worth a farmer's effort).
+RING_DEPTH_MAX = 32
+#: refusals.source / subject of a referral refusal (docs/partners.md section 6).
+REFUSAL_SOURCE = "referrals"
+REFUSAL_SUBJECT = "referral"
+
+
+def ensure_code(
+    conn: Connection, secret: bytes, owner_kind: str, owner_id: str, now: datetime
+) -> str:
+    """The owner's one referral code: the stored one, else minted and stored now.
+
+    Whoever shows a code first (``GET /v1/me/referral``, :meth:`ExchangeService.referral_code`)
+    stores it with an insert that ignores conflicts, so what a customer is shown is exactly
+    what onboarding resolves, and it never changes afterwards. The code is
+    ``referral_code(owner, secret, attempt)`` with the first attempt whose code is free; two
+    concurrent first calls for one owner insert the same code and both read it back.
+    """
+    material = owner_id if owner_kind == "customer" else f"{owner_kind}:{owner_id}"
+    for attempt in range(MAX_CODE_ATTEMPTS):
+        found = _stored_code(conn, owner_kind, owner_id)
+        if found is not None:
+            return found
+        code = rl.referral_code(material, secret, attempt=attempt)
+        insert_ignore(
+            conn,
+            referral_codes,
+            [{"code": code, "owner_kind": owner_kind, "owner_id": owner_id, "created_at": now}],
+        )
+    found = _stored_code(conn, owner_kind, owner_id)
+    if found is None:
+        raise RuntimeError(f"no free referral code for {owner_kind} {owner_id}")
+    return found
+
+
+def _stored_code(conn: Connection, owner_kind: str, owner_id: str) -> str | None:
+    found = conn.execute(
+        select(referral_codes.c.code).where(
+            referral_codes.c.owner_kind == owner_kind, referral_codes.c.owner_id == owner_id
+        )
+    ).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
+def referral_refusal(
+    *,
+    dedupe_id: str,
+    reason_code: str,
+    reason: str,
+    at: datetime,
+    subject_id: str | None,
+    event_id: str | None,
+    customer_id: str | None,
+) -> Refusal:
+    """A referral refusal as docs/partners.md section 6 records it: dedupe
+    ``referral:<referral_id or event_id>``, source ``referrals``, subject ``referral``."""
+    return Refusal(
+        dedupe_key=f"referral:{dedupe_id}", source=REFUSAL_SOURCE, subject=REFUSAL_SUBJECT,
+        reason_code=reason_code, reason=reason[:2000], at=at, subject_id=subject_id,
+        event_id=event_id, customer_id=customer_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSeen:
+    """One bank message's evidence that a customer id exists (see ``known_customers``)."""
+
+    customer_id: str
+    known_since: datetime
+    evidence: str
+    identity_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +151,16 @@ class Work:
     fees: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    refusals: list[Refusal] = field(default_factory=list)
+
+    def refused(self, referral: rl.Referral, at: datetime, event_id: str | None) -> None:
+        """Record that ``referral`` was refused (its reason is on the row as ``code: why``)."""
+        code, _, detail = referral.reason.partition(":")
+        self.refusals.append(referral_refusal(
+            dedupe_id=referral.referral_id, reason_code=code, reason=detail.strip() or code,
+            at=at, subject_id=referral.referral_id, event_id=event_id,
+            customer_id=referral.referee.id if referral.referee is not None else None,
+        ))
 
 
 def referral_to_row(r: rl.Referral) -> dict[str, Any]:
@@ -163,35 +254,8 @@ class ReferralDesk:
     # ------------------------------------------------------------------------------- codes
 
     def code_for(self, conn: Connection, owner_kind: str, owner_id: str, now: datetime) -> str:
-        """The owner's referral code, created on first use (retrying on a collision)."""
-        found = conn.execute(
-            select(referral_codes.c.code).where(
-                referral_codes.c.owner_kind == owner_kind, referral_codes.c.owner_id == owner_id
-            )
-        ).scalar_one_or_none()
-        if found is not None:
-            return str(found)
-        material = owner_id if owner_kind == "customer" else f"{owner_kind}:{owner_id}"
-        for attempt in range(MAX_CODE_ATTEMPTS):
-            code = rl.referral_code(material, self._secret, attempt=attempt)
-            taken = conn.execute(
-                select(referral_codes.c.owner_id).where(referral_codes.c.code == code)
-            ).first()
-            if taken is None:
-                insert_ignore(
-                    conn,
-                    referral_codes,
-                    [
-                        {
-                            "code": code,
-                            "owner_kind": owner_kind,
-                            "owner_id": owner_id,
-                            "created_at": now,
-                        }
-                    ],
-                )
-                return self.code_for(conn, owner_kind, owner_id, now)
-        raise RuntimeError(f"no free referral code for {owner_kind} {owner_id}")
+        """The owner's referral code, stored on first use (see :func:`ensure_code`)."""
+        return ensure_code(conn, self._secret, owner_kind, owner_id, now)
 
     def code_owner(self, conn: Connection, code: str) -> rl.Party | None:
         row = conn.execute(
@@ -230,20 +294,138 @@ class ReferralDesk:
         now: datetime,
         *,
         identity_hash: str | None = None,
+        joined_at: datetime | None = None,
+        event_id: str | None = None,
     ) -> rl.Transition | rl.Ignored:
-        """Run the guards (facts from the database and this batch) and record the outcome."""
+        """Run the guards (facts from the database and this batch) and record the outcome;
+        a refusal is also written to ``refusals`` (``referral:<referral_id>``).
+
+        ``joined_at`` is when the referee says they became a customer; None skips the
+        ``already_a_customer`` guard (a customer joining a partner program is one already)."""
         referee = rl.Party("customer", referee_id, identity_hash)
         taken = self._referee_owner(conn, work, referee_id, referral.referral_id)
         month, hour = self._referrer_counts(conn, work, referral.referrer, now)
-        facts = rl.SignupFacts(taken, month, hour)
-        result = rl.sign_up(referral, referee, facts, self._policy, now)
-        stored = result.referral
+        history, same_identity = (
+            self._histories(conn, referee_id, identity_hash) if joined_at is not None
+            else (None, ())
+        )
+        facts = rl.SignupFacts(
+            taken, month, hour,
+            referrer_chain=self._referrer_chain(conn, work, referral.referrer),
+            joined_at=joined_at, referee_history=history, same_identity=same_identity,
+        )
+        guarded = replace(referral, referrer=self._with_identity(conn, referral.referrer))
+        result = rl.sign_up(guarded, referee, facts, self._policy, now)
+        stored = replace(result.referral, referrer=referral.referrer)
         if stored.status is rl.ReferralStatus.REFUSED and stored.referee is None:
             # keep who was refused, for the record (refused rows do not count as referred)
             stored = replace(stored, referee=referee, signed_up_at=None)
         work.rows[referral.referral_id] = stored
         work.outcomes[f"signup:{result.reason}"] += 1
+        if isinstance(result, rl.Transition) and stored.status is rl.ReferralStatus.REFUSED:
+            work.refused(stored, now, event_id)
         return result
+
+    def _with_identity(self, conn: Connection, party: rl.Party) -> rl.Party:
+        """The party with the identity hash core banking last sent for it, if any."""
+        if party.kind != "customer" or party.identity_hash is not None:
+            return party
+        found = conn.execute(
+            select(known_customers.c.identity_hash)
+            .where(known_customers.c.customer_id == party.id)
+        ).scalar_one_or_none()
+        return party if found is None else replace(party, identity_hash=str(found))
+
+    def _histories(
+        self, conn: Connection, referee_id: str, identity_hash: str | None
+    ) -> tuple[rl.CustomerHistory | None, tuple[rl.CustomerHistory, ...]]:
+        """The referee's own history and that of the other accounts with its identity."""
+        wanted = known_customers.c.customer_id == referee_id
+        if identity_hash is not None:
+            wanted = wanted | (known_customers.c.identity_hash == identity_hash)
+        rows = conn.execute(
+            select(known_customers.c.customer_id, known_customers.c.known_since,
+                   known_customers.c.evidence)
+            .where(wanted).order_by(known_customers.c.known_since).limit(20)
+        ).all()
+        own: rl.CustomerHistory | None = None
+        others: list[rl.CustomerHistory] = []
+        for customer_id, since, evidence in rows:
+            history = rl.CustomerHistory(str(customer_id), aware(since), str(evidence))
+            if history.customer_id == referee_id:
+                own = history
+            else:
+                others.append(history)
+        return own, tuple(others)
+
+    def _referrer_chain(
+        self, conn: Connection, work: Work, referrer: rl.Party
+    ) -> tuple[str, ...]:
+        """Who referred the referrer, and so on up (customer ids, nearest first)."""
+        chain: list[str] = []
+        current = referrer
+        while current.kind == "customer" and len(chain) < RING_DEPTH_MAX:
+            above = self._referrer_of(conn, work, current.id)
+            if above is None or above.kind != "customer" or above.id in chain:
+                break
+            chain.append(above.id)
+            current = above
+        return tuple(chain)
+
+    def _referrer_of(self, conn: Connection, work: Work, customer_id: str) -> rl.Party | None:
+        for r in work.rows.values():
+            if (r.referee is not None and r.referee.id == customer_id
+                    and r.status is not rl.ReferralStatus.REFUSED):
+                return r.referrer
+        row = conn.execute(
+            select(referrals.c.referral_id, referrals.c.referrer_kind, referrals.c.referrer_id)
+            .where(referrals.c.referee_id == customer_id, referrals.c.status != "refused")
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        current = work.rows.get(str(row[0]))
+        if current is not None and current.status is rl.ReferralStatus.REFUSED:
+            return None
+        return rl.Party(row[1], str(row[2]))
+
+    def note_customers(self, conn: Connection, seen: Sequence[CustomerSeen], now: datetime) -> None:
+        """Remember since when each customer id is known (the earliest evidence wins) and its
+        latest identity hash; one statement per batch, rows rewritten only when they change."""
+        merged: dict[str, CustomerSeen] = {}
+        for s in seen:
+            prev = merged.get(s.customer_id)
+            if prev is None:
+                merged[s.customer_id] = s
+                continue
+            earliest = s if s.known_since < prev.known_since else prev
+            merged[s.customer_id] = replace(
+                earliest, identity_hash=s.identity_hash or prev.identity_hash)
+        if not merged:
+            return
+        rows = [
+            {"customer_id": s.customer_id, "known_since": s.known_since,
+             "evidence": s.evidence[:128], "identity_hash": s.identity_hash, "updated_at": now}
+            for s in sorted(merged.values(), key=lambda x: x.customer_id)
+        ]
+        stmt = dialect_insert(conn, known_customers)
+        new, old = stmt.excluded, known_customers.c
+        earlier = new.known_since < old.known_since
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                "known_since": case((earlier, new.known_since), else_=old.known_since),
+                "evidence": case((earlier, new.evidence), else_=old.evidence),
+                "identity_hash": func.coalesce(new.identity_hash, old.identity_hash),
+                "updated_at": new.updated_at,
+            },
+            where=or_(
+                earlier,
+                and_(new.identity_hash.is_not(None),
+                     or_(old.identity_hash.is_(None), new.identity_hash != old.identity_hash)),
+            ),
+        )
+        conn.execute(stmt, rows)
 
     def _referee_owner(
         self, conn: Connection, work: Work, referee_id: str, referral_id: str
@@ -348,6 +530,8 @@ class ReferralDesk:
             if isinstance(result, rl.Ignored):
                 continue
             moved = result.referral
+            if moved.status is rl.ReferralStatus.REFUSED:  # window_passed
+                work.refused(moved, purchase.at, purchase.event_id)
             if isinstance(result.action, rl.GrantRewards):
                 self._grant(work, moved, result.action.rewards, purchase.at)
                 granted = rl.rewards_granted(moved, purchase.at)
@@ -516,6 +700,7 @@ class ReferralDesk:
             result = rl.expire(referral_from_row(row), now)
             if isinstance(result, rl.Transition):
                 work.rows[row["referral_id"]] = result.referral
+                work.refused(result.referral, now, None)
                 n += 1
         return n
 
@@ -528,6 +713,7 @@ class ReferralDesk:
                 ["referral_id"],
             )
         insert_ignore(conn, partner_fees, work.fees)
+        record_refusals(conn, work.refusals)
 
 
 def outbox_row(message: OutboundMessage, dedupe_key: str) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from points import swaps as saga
 from points.errors import PointsError
 from points.events import (
     CustomerOnboarded,
+    CustomerProfile,
     Reversal,
     bank_customer_adapter,
     bank_transaction_adapter,
@@ -68,12 +69,14 @@ from points.exchange.partner_earning import (
     save_partner_earning,
 )
 from points.exchange.referral_desk import (
+    CustomerSeen,
     Purchase,
     ReferralDesk,
     Refund,
     Work,
     new_referral_id,
     outbox_row,
+    referral_refusal,
 )
 from points.exchange.store import (
     aware,
@@ -918,7 +921,8 @@ class ExchangeService:
             now=now, code=notice.referral_code if rl.is_valid_code(notice.referral_code) else None,
             partner_id=notice.partner_id,
         )
-        self.referrals.sign_up(conn, work, referral, notice.customer_id, now)
+        self.referrals.sign_up(conn, work, referral, notice.customer_id, now,
+                               event_id=notice.event_id)
 
     def _write(
         self, conn: Connection, plan: _Plan, now: datetime, outcome: BatchOutcome
@@ -1017,8 +1021,10 @@ class ExchangeService:
         purchases: list[Purchase] = []
         refunds: list[Refund] = []
         onboarded: list[CustomerOnboarded] = []
+        seen: list[CustomerSeen] = []
         for item in decoded:
             event = item.event
+            seen.append(_customer_seen(event))
             if isinstance(event, PurchaseEvent):
                 purchases.append(Purchase(event.event_id, event.customer_id,
                                           event.amount_minor, aware(event.occurred_at)))
@@ -1027,9 +1033,12 @@ class ExchangeService:
                                       aware(event.occurred_at)))
             elif isinstance(event, CustomerOnboarded) and event.referral_code:
                 onboarded.append(event)
-        if not (purchases or refunds or onboarded):
+        if not seen:
             return {}
         with self._engine.begin() as conn:
+            # First, so the guards below see this batch's profiles and identity hashes too;
+            # an onboarding's own evidence is never "before" itself (known_since == joined_at).
+            self.referrals.note_customers(conn, seen, now)
             for event in onboarded:
                 self._on_onboarded(conn, work, event, now)
             if purchases:
@@ -1045,25 +1054,43 @@ class ExchangeService:
     def _on_onboarded(
         self, conn: Connection, work: Work, event: CustomerOnboarded, now: datetime
     ) -> None:
+        """An onboarding with a code ends in a referral row (signed up, or refused by a guard)
+        or, when the code names no one, a recorded refusal ``referral:<event_id>``."""
         assert event.referral_code is not None
         try:
             code = rl.normalise_code(event.referral_code)
         except rl.InvalidReferralCode:
-            work.outcomes["signup:invalid_referral_code"] += 1
+            self._refuse_code(work, event, rl.RefusalReason.INVALID_CODE, now)
             return
         owner = self.referrals.code_owner(conn, code)
         if owner is None:
-            work.outcomes["signup:unknown_code"] += 1
+            self._refuse_code(work, event, rl.RefusalReason.UNKNOWN_CODE, now)
             return
         origin = rl.Origin.CUSTOMER_INVITE if owner.kind == "customer" else rl.Origin.PARTNER_MEMBER
         referral_id = new_referral_id("ci", code, event.customer_id)
         if referral_id in work.rows or self.referrals.load(conn, [referral_id]):
-            return
+            return  # a replay: this onboarding's outcome is already recorded
         referral = rl.invite(
             referral_id=referral_id, origin=origin, referrer=owner, now=now, code=code,
             partner_id=owner.id if owner.kind == "partner" else None,
         )
-        self.referrals.sign_up(conn, work, referral, event.customer_id, now)
+        self.referrals.sign_up(
+            conn, work, referral, event.customer_id, now, identity_hash=event.identity_hash,
+            joined_at=aware(event.joined_at), event_id=event.event_id,
+        )
+
+    @staticmethod
+    def _refuse_code(
+        work: Work, event: CustomerOnboarded, reason: rl.RefusalReason, now: datetime
+    ) -> None:
+        work.outcomes[f"signup:{reason}"] += 1
+        work.refusals.append(referral_refusal(
+            dedupe_id=event.event_id, reason_code=str(reason),
+            reason=f"{event.customer_id} onboarded with code {event.referral_code!r}: "
+                   f"{rl.REFUSAL_TEXT[reason]}",
+            at=now, subject_id=event.event_id, event_id=event.event_id,
+            customer_id=event.customer_id,
+        ))
 
     # ------------------------------------------------------------------- app-side referrals
 
@@ -1165,6 +1192,17 @@ _QUOTE_KEYS = tuple(c.name for c in swap_quotes.c)
 _SWAP_KEYS = tuple(c.name for c in swaps.c)
 _SWAP_AT = len(_QUOTE_KEYS)
 _LINK_AT = _SWAP_AT + len(_SWAP_KEYS)
+
+
+def _customer_seen(event: Any) -> CustomerSeen:
+    """A bank message as evidence that its customer exists: a profile or onboarding from its
+    ``joined_at`` (with its identity hash), a transaction from when it occurred."""
+    # In UTC: SQLite keeps a timestamp's wall time without its offset.
+    if isinstance(event, CustomerProfile | CustomerOnboarded):
+        return CustomerSeen(event.customer_id, event.joined_at.astimezone(UTC),
+                            f"{event.event_type} {event.event_id}", event.identity_hash)
+    return CustomerSeen(event.customer_id, event.occurred_at.astimezone(UTC),
+                        f"{event.event_type} {event.event_id}")
 
 
 def _wallet_effect(op: Operation) -> tuple[str, int]:

@@ -22,6 +22,7 @@ __all__ = [
     "OpsFilter",
     "aware",
     "bounded_id",
+    "dialect_insert",
     "find_links",
     "find_swaps",
     "insert_ignore",
@@ -53,7 +54,8 @@ def bounded_id(prefix: str, *parts: str, limit: int = 64) -> str:
     return f"{prefix}:{digest}"
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """``INSERT`` with the dialect's ``ON CONFLICT`` clauses (PostgreSQL or SQLite)."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     if conn.dialect.name == "sqlite":
@@ -70,7 +72,7 @@ def upsert(
     """Insert rows, or overwrite every non-key column of the existing row."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = dialect_insert(conn, table)
     columns = [c for c in rows[0] if c not in keys]
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns}

@@ -26,6 +26,7 @@ from points.db import metadata
 
 __all__ = [
     "inbound_swaps",
+    "known_customers",
     "partner_fees",
     "partner_links",
     "referral_codes",
@@ -175,6 +176,21 @@ referrals = Table(
         postgresql_where=text("referee_id IS NOT NULL AND status <> 'refused'"),
         sqlite_where=text("referee_id IS NOT NULL AND status <> 'refused'"),
     ),
+)
+
+# Customer ids the referral reader saw on the bank's own topics (bank.customers,
+# bank.transactions): since when each is known and by which event, and the identity hash core
+# banking sent for it. The guards `already_a_customer` and `self_referral_identity` read it.
+known_customers = Table(
+    "known_customers",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    # Earliest joined_at of a profile / onboarding, or occurred_at of a transaction.
+    Column("known_since", DateTime(timezone=True), nullable=False),
+    Column("evidence", String(128), nullable=False),  # "<event_type> <event_id>"
+    Column("identity_hash", String(64), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_known_customers_identity_hash", "identity_hash"),
 )
 
 # Money between the bank and a partner outside the points ledger: referral fees and

@@ -37,6 +37,7 @@ from points.exchange import ExchangeService
 from points.ingest import RawMessage
 from points.partners import PartnersConfig
 from points.ports import InboundMessage
+from points.referrals import parse_secret
 from points.rules import load_ruleset
 from points.settings import Settings
 from points.signing import Headers
@@ -97,7 +98,7 @@ def build_exchange_service(
     config, programs = registry or build_partner_registry(settings, env)
     secret_hex = env.get(REFERRAL_SECRET_ENV)
     if secret_hex:
-        secret = bytes.fromhex(secret_hex.strip())
+        secret = parse_secret(secret_hex)  # the API decodes it the same way
     else:
         log.warning("%s is not set: using the development referral secret", REFERRAL_SECRET_ENV)
         secret = _DEV_REFERRAL_SECRET

@@ -146,8 +146,132 @@ def test_the_refusal_reasons_are_stable_codes() -> None:
     """Reports and the app show these codes; renaming one is a breaking change."""
     assert [x.value for x in RefusalReason] == [
         "self_referral", "self_referral_identity", "already_referred", "monthly_cap_reached",
-        "velocity_limit", "window_passed",
+        "velocity_limit", "window_passed", "referral_ring", "already_a_customer",
+        "unknown_code", "invalid_code",
     ]
+
+
+def test_every_refusal_reason_has_words_for_the_customer() -> None:
+    """The app shows REFUSAL_TEXT[code]: every code has a sentence, and none names anyone."""
+    for reason in RefusalReason:
+        text = r.REFUSAL_TEXT[reason]
+        assert text.endswith(".") and "{" not in text
+    assert "qualifying_purchase_refunded" in r.REFUSAL_TEXT
+
+
+# ------------------------------------------------------------------------- fraud guards
+
+JOINED = NOW - timedelta(minutes=5)
+
+
+def history(customer_id: str, minutes_before_joining: int) -> r.CustomerHistory:
+    return r.CustomerHistory(customer_id, JOINED - timedelta(minutes=minutes_before_joining),
+                             f"customer_profile p-{customer_id}")
+
+
+def test_a_second_account_of_the_referrer_is_refused_by_identity_hash() -> None:
+    """bob-2 has another customer id but the identity hash alice's onboarding carried: the
+    same person, refused as self_referral_identity."""
+    same_person = Party("customer", "bob-2", identity_hash="id-alice")
+    result = r.sign_up(invited(), same_person, CLEAN, POLICY, NOW)
+    assert isinstance(result, Transition)
+    assert result.reason == "self_referral_identity"
+    assert "bob-2" in result.referral.reason and "alice" in result.referral.reason
+
+
+def test_a_referee_in_the_referrers_chain_closes_a_ring_and_is_refused() -> None:
+    """A referred B, B referred C; C's code used by A (A->B->C->A): referral_ring, with the
+    chain in the reason. A referee outside the chain passes."""
+    carol = Party("customer", "carol")
+    ring = r.sign_up(invited(carol), Party("customer", "alice"),
+                     SignupFacts(None, 0, 0, referrer_chain=("bob", "alice")), POLICY, NOW)
+    assert isinstance(ring, Transition) and ring.reason == "referral_ring"
+    assert ring.referral.reason == "referral_ring: alice is in the referrer's chain " \
+                                   "carol <- bob <- alice"
+    fine = r.sign_up(invited(carol), Party("customer", "dave"),
+                     SignupFacts(None, 0, 0, referrer_chain=("bob", "alice")), POLICY, NOW)
+    assert isinstance(fine, Transition) and fine.reason == "signed_up"
+
+
+@pytest.mark.parametrize(
+    ("facts", "refused"),
+    [
+        (SignupFacts(None, 0, 0, joined_at=JOINED, referee_history=history("bob", 60 * 24)),
+         True),
+        (SignupFacts(None, 0, 0, joined_at=JOINED, referee_history=history("bob", 0)), False),
+        (SignupFacts(None, 0, 0, joined_at=JOINED, referee_history=history("bob", -10)), False),
+        (SignupFacts(None, 0, 0, joined_at=JOINED, same_identity=(history("bob-old", 90),)),
+         True),
+        (SignupFacts(None, 0, 0, joined_at=JOINED, same_identity=(history("bob-new", -1),)),
+         False),
+        (SignupFacts(None, 0, 0, joined_at=None, referee_history=history("bob", 60)), False),
+    ],
+    ids=["known-a-day-before", "own-onboarding", "purchase-after-joining",
+         "other-account-same-identity", "other-account-opened-after", "no-joining-time"],
+)
+def test_already_a_customer_needs_evidence_from_before_joining(
+    facts: SignupFacts, refused: bool
+) -> None:
+    """already_a_customer fires when the referee's id, or another account with their identity
+    hash, was known strictly before the onboarding's joined_at; the onboarding's own evidence
+    (known since joined_at) and later purchases do not count; without a joining time (a
+    customer joining a partner program) the guard does not apply."""
+    result = r.sign_up(invited(), BOB, facts, POLICY, NOW)
+    assert isinstance(result, Transition)
+    assert result.reason == ("already_a_customer" if refused else "signed_up")
+    if refused:
+        assert result.referral.status is ReferralStatus.REFUSED
+        assert "before joining" in result.referral.reason or "same identity" in \
+            result.referral.reason
+
+
+def test_guards_are_checked_in_their_documented_order() -> None:
+    """When several guards apply the first documented one names the refusal: self_referral,
+    self_referral_identity, referral_ring, already_referred, already_a_customer, caps."""
+    everything = SignupFacts("ref-0", 99, 99, referrer_chain=("bob",), joined_at=JOINED,
+                             referee_history=history("bob", 60))
+    order = []
+    facts = everything
+    referee = Party("customer", "bob", identity_hash="id-alice")
+    for _ in range(6):
+        result = r.sign_up(invited(), referee, facts, POLICY, NOW)
+        assert isinstance(result, Transition)
+        order.append(result.reason)
+        if result.reason == "self_referral_identity":
+            referee = BOB
+        elif result.reason == "referral_ring":
+            facts = SignupFacts("ref-0", 99, 99, joined_at=JOINED,
+                                referee_history=history("bob", 60))
+        elif result.reason == "already_referred":
+            facts = SignupFacts(None, 99, 99, joined_at=JOINED,
+                                referee_history=history("bob", 60))
+        elif result.reason == "already_a_customer":
+            facts = SignupFacts(None, 99, 99)
+        elif result.reason == "monthly_cap_reached":
+            facts = SignupFacts(None, 0, 0)
+    assert order == ["self_referral_identity", "referral_ring", "already_referred",
+                     "already_a_customer", "monthly_cap_reached", "signed_up"]
+
+
+def test_the_referral_secret_is_hex_and_long_enough() -> None:
+    """parse_secret is the one decoding of POINTS_REFERRAL_SECRET: hex of at least 16 bytes;
+    anything else raises a ValueError that names the variable, not the value."""
+    assert r.parse_secret(" " + "ab" * 16 + "\n") == b"\xab" * 16
+    for bad in ("referral-secret-for-tests", "ab" * 15, "abc"):
+        with pytest.raises(ValueError, match="POINTS_REFERRAL_SECRET") as caught:
+            r.parse_secret(bad)
+        assert bad not in str(caught.value)
+
+
+def test_reason_codes_of_refused_and_clawed_back_referrals() -> None:
+    """reason_code_of: the code before the colon of a refusal, qualifying_purchase_refunded
+    for a clawback, None for a referral in good standing."""
+    refused = r.sign_up(invited(), Party("customer", "alice"), CLEAN, POLICY, NOW)
+    assert r.reason_code_of(refused.referral) == "self_referral"
+    assert r.reason_code_of(signed_up()) is None
+    clawed = r.refund(qualified().referral, "tx-1", NOW + timedelta(days=3), POLICY)
+    assert isinstance(clawed, Transition)
+    assert r.reason_code_of(clawed.referral) == "qualifying_purchase_refunded"
 
 
 def test_a_referee_already_owned_by_this_same_referral_is_not_a_second_referrer() -> None:

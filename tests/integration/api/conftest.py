@@ -41,7 +41,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SECRET = "test-secret-for-api-tests-0123456789abcdef-0123456789abcdef-0123456789"
 AUDIENCE = "points-api"
 ISSUER = "https://auth.bank.example"
-REFERRAL_SECRET = "referral-secret-for-tests"
+REFERRAL_SECRET = "5e" * 32  # hex, as POINTS_REFERRAL_SECRET is
 PARTNERS = load_partners(ROOT / "config" / "partners.yaml")
 # Partner signing keys for the exchange routes (outbox requests are signed when written).
 KEYS_ENV = {p.signing_keys[0].env: f"{i:02x}" * 32 for i, p in

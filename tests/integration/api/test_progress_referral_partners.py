@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
+from adapters.config import resolve_keys
+from adapters.registry import build_registry
+from adapters.topics import PartnerTopics
 from points.api.schemas import PartnerPrograms, Progress, Referral
-from points.referrals import is_valid_code, referral_code
+from points.exchange.service import ExchangeService
+from points.ingest import RawMessage
+from points.referrals import is_valid_code
+from points.settings import TopicNames
 
-from .conftest import NOW, REFERRAL_SECRET, Api, assert_problem, build_app
+from .conftest import KEYS_ENV, NOW, PARTNERS, REFERRAL_SECRET, Api, assert_problem, build_app
 
 
 def test_progress_shows_badges_streaks_challenges_and_milestones(api: Api) -> None:
@@ -48,13 +54,90 @@ def test_a_broken_streak_shows_zero(api: Api) -> None:
     assert (streak["current"], streak["counted_this_period"]) == (0, False)
 
 
-def test_referral_code_is_the_customers_own(api: Api) -> None:
-    """The code is referral_code(sub, secret), valid, and differs between customers."""
+def exchange_on(api: Api) -> ExchangeService:
+    """The partner worker's service on the API's database, with the secret the partner
+    worker reads (POINTS_REFERRAL_SECRET, hex-decoded)."""
+    registry = build_registry(PARTNERS, resolve_keys(PARTNERS, KEYS_ENV), PartnerTopics())
+    return ExchangeService(api.engine, registry, TopicNames(),
+                           referral_secret=bytes.fromhex(REFERRAL_SECRET),
+                           zone=PARTNERS.zone, clock=api.clock)
+
+
+def onboarding(api: Api, customer: str, code: str, *, event_id: str | None = None,
+               joined_at: datetime = NOW, identity_hash: str | None = None) -> RawMessage:
+    body: dict[str, object] = {
+        "event_type": "customer_onboarded", "event_id": event_id or f"on-{customer}",
+        "customer_id": customer, "occurred_at": joined_at.isoformat(),
+        "joined_at": joined_at.isoformat(), "segment": "mass", "referral_code": code}
+    if identity_hash is not None:
+        body["identity_hash"] = identity_hash
+    return api.feed.raw(TopicNames().bank_customers, body)
+
+
+def test_referral_code_is_stored_when_shown_and_never_changes(api: Api) -> None:
+    """The first GET stores the code it shows; later GETs, and the partner worker's service
+    (same hex secret), give that very code; customers' codes differ."""
+    from points.exchange.tables import referral_codes
+
     alice = Referral.model_validate(api.get("/v1/me/referral").json())
     bob = Referral.model_validate(api.get("/v1/me/referral", sub="bob").json())
-    assert alice.code == referral_code("alice", REFERRAL_SECRET.encode())
     assert is_valid_code(alice.code) and alice.code != bob.code
+    with api.engine.connect() as conn:
+        stored = dict(conn.execute(
+            select(referral_codes.c.owner_id, referral_codes.c.code)).all())
+    assert stored == {"alice": alice.code, "bob": bob.code}
+    assert exchange_on(api).referral_code("alice") == alice.code
+    assert api.get("/v1/me/referral").json()["code"] == alice.code
     assert alice.referred == [] and alice.rewarded_count == 0 and alice.referred_by is None
+    assert alice.referrals == [] and alice.own_referral is None
+
+
+def test_the_code_shown_signs_up_the_friend_who_onboards_with_it(api: Api) -> None:
+    """carol onboards on bank.customers with the code alice's app showed: a signed-up
+    referral that alice sees in her list and carol as her own; a code nobody was shown is a
+    refusal (unknown_code) that the onboarded customer sees with its reason."""
+    code = api.get("/v1/me/referral").json()["code"]
+    service = exchange_on(api)
+    outcomes = service.process_bank([onboarding(api, "carol", code)])
+    assert outcomes == {"signup:signed_up": 1}
+    alice = api.get("/v1/me/referral").json()
+    (item,) = alice["referrals"]
+    assert (item["state"], item["reason_code"], item["points"]) == ("signed_up", None, 0)
+    assert alice["referred"] == [{"status": "signed_up", "count": 1}]
+    carol = api.get("/v1/me/referral", sub="carol").json()
+    assert carol["own_referral"]["referral_id"] == item["referral_id"]
+    assert carol["referred_by"] == "signed_up"
+
+    stranger = "Q" + code[1:-1]
+    stranger += referral_check(stranger)
+    assert service.process_bank([onboarding(api, "dave", stranger)]) == {
+        "signup:unknown_code": 1}
+    dave = api.get("/v1/me/referral", sub="dave").json()
+    assert dave["own_referral"] == {
+        "referral_id": None, "state": "refused", "reason_code": "unknown_code",
+        "reason": "The referral code does not belong to any customer or partner.",
+        "signed_up_at": None, "qualify_by": None, "qualified_at": None, "points": 0}
+    assert dave["referred_by"] is None
+
+
+def test_a_refused_referral_shows_its_reason_to_both_customers(api: Api) -> None:
+    """erin was a customer (a profile from 2025) before onboarding with alice's code:
+    refused already_a_customer; alice's list and erin's own referral say so in words."""
+    code = api.get("/v1/me/referral").json()["code"]
+    service = exchange_on(api)
+    service.process_bank([api.feed.profile("erin")])
+    service.process_bank([onboarding(api, "erin", code)])
+    (item,) = api.get("/v1/me/referral").json()["referrals"]
+    assert (item["state"], item["reason_code"]) == ("refused", "already_a_customer")
+    assert item["reason"] == "The new account's owner was already a customer of the bank."
+    erin = api.get("/v1/me/referral", sub="erin").json()["own_referral"]
+    assert (erin["state"], erin["reason_code"]) == ("refused", "already_a_customer")
+
+
+def referral_check(body: str) -> str:
+    from points.referrals import check_character
+
+    return check_character(body)
 
 
 def test_referral_status_counts_the_customers_referrals(api: Api) -> None:

@@ -4,15 +4,18 @@ ambassador bonuses, and clawback when the qualifying purchase is refunded."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from points.exchange.settlement import settle
+from points.exchange.store import aware
 from points.exchange.tables import partner_fees
 from points.ledger import customer_balance
-from points.referrals import ReferralPolicy, is_valid_code
+from points.referrals import ReferralPolicy, check_character, is_valid_code
+from points.refusals import refusals
 from tests.integration.exchange.support import (
     CONFIG,
     START,
@@ -126,6 +129,9 @@ def test_guards_refuse_with_recorded_reasons(fresh_pg_url: str) -> None:
     assert x.service.expire_due() == 2  # b1 and b4 never qualified
     assert status_of(x, "b4") == [("refused", "window_passed")]
     assert points(x, "alice") == (0, 0)
+    assert sorted(r[3] for r in refusal_rows(x)) == [
+        "already_referred", "monthly_cap_reached", "self_referral", "velocity_limit",
+        "window_passed", "window_passed", "window_passed"]
     x.verify_clean()
     engine.dispose()
 
@@ -188,3 +194,169 @@ def partner_purchase_points(customer: str, partner: str, amount_minor: int, x: E
     result = evaluate(load_ruleset(DEFAULT_RULES_PATH), partner_event_adapter.validate_python(body),
                       Profile(customer, "unknown", UNKNOWN_JOINED_AT), RuleState(), now=x.clock.now)
     return result.points
+
+
+# ------------------------------------------------------ every onboarding with a code: an outcome
+
+
+def refusal_rows(x: Exchange) -> list[tuple[str, str, str, str, str | None]]:
+    with x.engine.connect() as conn:
+        rows = conn.execute(
+            select(refusals.c.dedupe_key, refusals.c.source, refusals.c.subject,
+                   refusals.c.reason_code, refusals.c.customer_id).order_by(refusals.c.id)
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_an_onboarding_whose_code_names_no_one_is_a_recorded_refusal(exchange: Exchange) -> None:
+    """A well-formed code nobody owns (never shown by the app) and a malformed one each end
+    in a refusal (referral:<event_id>, source referrals, subject referral) with its reason;
+    replaying the batch records nothing twice and creates no referral."""
+    x = exchange
+    shown = x.service.referral_code("alice")
+    nobodys = "Q" + shown[1:-1]
+    nobodys += check_character(nobodys)
+    batch = [
+        bank(x, "bank_customers", onboarded("bob", nobodys, x.clock.now)),
+        bank(x, "bank_customers", onboarded("carl", "ABCD", x.clock.now)),
+    ]
+    assert x.service.process_bank(batch) == {"signup:unknown_code": 1, "signup:invalid_code": 1}
+    x.service.process_bank(batch)
+    assert refusal_rows(x) == [
+        ("referral:on-bob", "referrals", "referral", "unknown_code", "bob"),
+        ("referral:on-carl", "referrals", "referral", "invalid_code", "carl"),
+    ]
+    assert x.service.referrals_of("bob") == [] and x.service.referrals_of("carl") == []
+
+
+def test_a_referral_ring_is_refused_and_pays_nothing(exchange: Exchange) -> None:
+    """A refers B, B refers C, then A (a customer who got a code in the app but was never
+    onboarded on the bank's topics) onboards with C's code: A->B->C->A is refused as
+    referral_ring and recorded; A's purchase pays the ring nothing, the two genuine
+    referrals are paid as usual."""
+    x = exchange
+    now = x.clock.now
+    a_code = x.service.referral_code("ring-a")
+    x.service.process_bank([bank(x, "bank_customers", onboarded("ring-b", a_code, now))])
+    b_code = x.service.referral_code("ring-b")
+    x.service.process_bank([bank(x, "bank_customers", onboarded("ring-c", b_code, now))])
+    c_code = x.service.referral_code("ring-c")
+    x.service.process_bank([bank(x, "bank_customers", onboarded("ring-a", c_code, now))])
+    assert status_of(x, "ring-a") == [("refused", "referral_ring")]
+    (referral,) = x.service.referrals_of("ring-a")
+    assert referral.reason == ("referral_ring: ring-a is in the referrer's chain "
+                               "ring-c <- ring-b <- ring-a")
+    assert (f"referral:{referral.referral_id}", "referrals", "referral", "referral_ring",
+            "ring-a") in refusal_rows(x)
+    later = now + timedelta(days=1)
+    x.service.process_bank([
+        bank(x, "bank_transactions", purchase(f"p-{c}", c, 5000, later))
+        for c in ("ring-a", "ring-b", "ring-c")
+    ])
+    assert points(x, "ring-a") == (700, 0)  # referrer of B (500 + first-referral 200) only
+    assert points(x, "ring-b") == (500 + 700, 0) and points(x, "ring-c") == (500, 0)
+    x.verify_clean()
+
+
+def test_an_existing_customer_onboarded_again_with_a_code_is_not_a_new_referee(
+    exchange: Exchange,
+) -> None:
+    """dora has bought with the bank for a month when an onboarding with alice's code comes
+    for her: already_a_customer, recorded; her next purchase pays nobody. A profile that
+    says she joined in 2025 is evidence the same way."""
+    x = exchange
+    code = x.service.referral_code("alice")
+    month_ago = x.clock.now - timedelta(days=30)
+    x.service.process_bank([bank(x, "bank_transactions", purchase("old-1", "dora", 900,
+                                                                  month_ago))])
+    x.service.process_bank([bank(x, "bank_customers", onboarded("dora", code, x.clock.now))])
+    assert status_of(x, "dora") == [("refused", "already_a_customer")]
+    (referral,) = x.service.referrals_of("dora")
+    assert "transaction" not in referral.reason and "purchase old-1" in referral.reason
+    profile = {"event_type": "customer_profile", "event_id": "prof-ed", "customer_id": "ed",
+               "occurred_at": x.clock.now.isoformat(), "joined_at": "2025-06-01T00:00:00+00:00",
+               "segment": "mass", "status": "active"}
+    x.service.process_bank([
+        bank(x, "bank_customers", profile),
+        bank(x, "bank_customers", onboarded("ed", code, x.clock.now)),
+    ])
+    assert status_of(x, "ed") == [("refused", "already_a_customer")]
+    x.service.process_bank([
+        bank(x, "bank_transactions", purchase(f"p-{c}", c, 5000,
+                                              x.clock.now + timedelta(days=1)))
+        for c in ("dora", "ed")
+    ])
+    assert points(x, "alice") == (0, 0) and points(x, "dora") == (0, 0)
+    assert [r[3] for r in refusal_rows(x)] == ["already_a_customer", "already_a_customer"]
+    x.verify_clean()
+
+
+def test_a_second_account_of_the_same_person_is_refused_by_identity_hash(
+    exchange: Exchange,
+) -> None:
+    """alice's onboarding carried her identity hash; a new account with another customer id
+    and the same identity hash onboards with alice's code: self_referral_identity. Another
+    person's genuinely new account with the code signs up; a second account of *that* person
+    opened later with alice's code is already_a_customer (the same person banks with us)."""
+    x = exchange
+    alice_id, frank_id = "a" * 64, "f" * 64
+    now = x.clock.now
+    x.service.process_bank([bank(x, "bank_customers", {
+        **onboarded("alice", None, now - timedelta(days=400)), "identity_hash": alice_id})])
+    code = x.service.referral_code("alice")
+    x.service.process_bank([
+        bank(x, "bank_customers", {**onboarded("alice-2", code, now), "identity_hash": alice_id}),
+        bank(x, "bank_customers", {**onboarded("frank", code, now), "identity_hash": frank_id}),
+    ])
+    assert status_of(x, "alice-2") == [("refused", "self_referral_identity")]
+    assert status_of(x, "frank") == [("signed_up", "signed_up")]
+    later = now + timedelta(days=2)
+    x.service.process_bank([bank(x, "bank_customers", {
+        **onboarded("frank-2", code, later), "identity_hash": frank_id})])
+    assert status_of(x, "frank-2") == [("refused", "already_a_customer")]
+    (second,) = x.service.referrals_of("frank-2")
+    assert "same identity as customer frank" in second.reason
+    x.verify_clean()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_customers_with_a_profile_before_the_upgrade_are_known_to_the_guards(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Migration 0011 seeds known_customers from the earning pipeline's customer_profiles, so
+    a customer the ledger knew before the upgrade, onboarded again with a code afterwards, is
+    refused as already_a_customer; times with an offset compare by the instant, on SQLite
+    too."""
+    from points.db import make_engine
+    from points.earning.tables import customer_profiles
+    from points.exchange.tables import known_customers
+    from points.migrate import upgrade
+    from tests.integration.exchange.support import fresh_keys_env
+
+    url = (f"sqlite:///{tmp_path / 'ledger.sqlite3'}" if dialect == "sqlite"
+           else request.getfixturevalue("fresh_pg_url"))
+    upgrade(url, "0009")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(customer_profiles.insert().values(
+            customer_id="old-timer", referral_code=None,
+            profile={"segment": "mass", "joined_at": "2024-02-01T08:00:00+08:00",
+                     "status": "active", "birth_year": 1980}))
+    upgrade(url)
+    with engine.connect() as conn:
+        (since,) = conn.execute(select(known_customers.c.known_since)).one()
+    assert aware(since) == datetime(2024, 2, 1, tzinfo=UTC)
+    x = Exchange(engine, Clock(), "t.", fresh_keys_env())
+    code = x.service.referral_code("alice")
+    x.service.process_bank([bank(x, "bank_customers", onboarded("old-timer", code, x.clock.now))])
+    assert status_of(x, "old-timer") == [("refused", "already_a_customer")]
+    # Offsets count (SQLite keeps wall times only): joined 08:30 in Shanghai is 00:30 UTC,
+    # half an hour before an onboarding at 01:00 UTC.
+    assert x.clock.now == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    x.service.process_bank([bank(x, "bank_customers", {
+        "event_type": "customer_profile", "event_id": "prof-zoned", "customer_id": "zoned",
+        "occurred_at": x.clock.now.isoformat(), "joined_at": "2026-03-02T08:30:00+08:00",
+        "segment": "mass", "status": "active"})])
+    x.service.process_bank([bank(x, "bank_customers", onboarded("zoned", code, x.clock.now))])
+    assert status_of(x, "zoned") == [("refused", "already_a_customer")]
+    engine.dispose()
