@@ -254,7 +254,7 @@ def create_app(
     app.state.metrics = metrics
     install_problem_handlers(app, authenticate=partial(_authenticate_customer, ctx))
     _routes(app, ctx, metrics)
-    app.include_router(ops_router(engine, settings))  # /ops: the operations dashboard
+    app.include_router(ops_router(engine, settings, clock=clock))  # /ops: the dashboard
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.
     app.add_middleware(BalanceFastPath, ctx=ctx, route=balance_route)
