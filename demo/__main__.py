@@ -17,6 +17,7 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
@@ -28,6 +29,7 @@ from demo import services
 from demo.exchange_day import partner_env, run_exchange_day
 from demo.summary import collect, render, render_exchange
 from demo.tokens import api_env, demo_token, exchange_day_sample_customer, ops_token
+from points.api.settings import ListenAddress
 from points.db import make_engine
 from points.earning.tables import customer_profiles
 from points.intake import dead_letters, inbound_events
@@ -48,7 +50,6 @@ SIMULATOR = services.Service(
     "simulator", ("-m", "adapters.simulator", "--partner", "all"), "partner simulator"
 )
 API = services.Service("api", ("-m", "points.api"), "customer API")
-API_URL = "http://127.0.0.1:8080"
 
 
 def progress() -> Progress:
@@ -199,15 +200,19 @@ def run(customers: int, transactions: int) -> int:
         sample = exchange_day_sample_customer(engine, prefix)
     finally:
         engine.dispose()
-    token = demo_token(settings.data_dir, sample)
-    console.rule("[bold]Still running")
-    console.print(f"customer API   {API_URL}/docs  (OpenAPI: {API_URL}/openapi.json)")
-    console.print(f"dashboard      {API_URL}/ops/login?token={ops_token(settings.data_dir)}")
-    console.print(
-        f"try it         curl -s -H 'Authorization: Bearer {token}' {API_URL}/v1/me/balance"
-    )
-    console.print("stop it all    [bold]make demo-stop[/]")
+    print_still_running(console, ListenAddress().url, settings.data_dir,
+                        demo_token(settings.data_dir, sample))
     return 0
+
+
+def print_still_running(out: Console, api_url: str, data_dir: Path, token: str) -> None:
+    """Where the running API is and a curl to try it; ``api_url`` from the same settings the
+    API process reads (POINTS_API__HOST / POINTS_API__PORT), so the lines are never stale."""
+    out.rule("[bold]Still running")
+    out.print(f"customer API   {api_url}/docs  (OpenAPI: {api_url}/openapi.json)")
+    out.print(f"dashboard      {api_url}/ops/login?token={ops_token(data_dir)}")
+    out.print(f"try it         curl -s -H 'Authorization: Bearer {token}' {api_url}/v1/me/balance")
+    out.print("stop it all    [bold]make demo-stop[/]")
 
 
 def main() -> int:

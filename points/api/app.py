@@ -252,9 +252,9 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.metrics = metrics
-    install_problem_handlers(app)
+    install_problem_handlers(app, authenticate=partial(_authenticate_customer, ctx))
     _routes(app, ctx, metrics)
-    app.include_router(ops_router(engine, settings))  # /ops: the operations dashboard
+    app.include_router(ops_router(engine, settings, clock=clock))  # /ops: the dashboard
     app.include_router(refusals_router(_customer, ctx.api.activity_page_max, _PROBLEMS))
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.
@@ -276,6 +276,13 @@ async def _customer(
     customer_id = ctx.verifier.customer_id(request.headers.get("authorization"))
     ctx.limiter.take(customer_id)
     return customer_id
+
+
+def _authenticate_customer(ctx: ApiContext, request: Request) -> None:
+    """The customer routes' token check, for problems raised before their dependencies ran
+    (a body the framework could not parse)."""
+    if request.url.path.startswith("/v1/"):
+        ctx.verifier.customer_id(request.headers.get("authorization"))
 
 
 Customer = Annotated[str, Depends(_customer)]

@@ -5,6 +5,7 @@
         ├── Unauthenticated          unauthenticated           401 missing/expired/bad token
         ├── NotFound                 not_found                 404 (also: another customer's)
         ├── ValidationFailed         validation_error          422 request body/params
+        ├── InvalidJson              invalid_json              400 body is not JSON
         ├── IdempotencyKeyRequired   idempotency_key_required  400 POST without the header
         ├── IdempotencyKeyReused     idempotency_key_reused    422 same key, another request
         ├── RateLimited              rate_limited              429 with Retry-After
@@ -27,6 +28,7 @@ __all__ = [
     "IdempotencyKeyRequired",
     "IdempotencyKeyReused",
     "InvalidCursor",
+    "InvalidJson",
     "NotConfigured",
     "NotFound",
     "NotReady",
@@ -61,6 +63,10 @@ class ValidationFailed(ApiError):
     def __init__(self, message: str, errors: Sequence[Mapping[str, Any]] = ()) -> None:
         super().__init__(message)
         self.errors = [dict(e) for e in errors]
+
+
+class InvalidJson(ApiError):
+    code = "invalid_json"
 
 
 class IdempotencyKeyRequired(ApiError):

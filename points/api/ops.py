@@ -2,8 +2,10 @@
 Chart.js) and ``GET /ops/api/summary`` (the numbers, JSON), behind an operator token.
 
 Access: ``POINTS_API__OPS_TOKEN`` (at least 24 characters) sent as ``Authorization: Bearer
-<token>``, or the cookie that ``GET /ops/login?token=<token>`` sets (HttpOnly, SameSite=Strict,
-path ``/ops``; it holds an HMAC of the token, not the token). Customers' JWTs never match it.
+<token>``, or the session cookie that ``GET /ops/login?token=<token>`` sets (HttpOnly,
+SameSite=Strict, path ``/ops``): a random id per login, stored hashed in ``api_ops_sessions``
+(:mod:`points.api.ops_sessions`), expiring when idle and at an absolute limit, revoked by
+``/ops/logout``. Customers' JWTs never match it.
 Without the setting every ``/ops`` route answers 503 ``not_configured``. The routes are left
 out of the customer API's OpenAPI document. See docs/operations-dashboard.md.
 
@@ -14,7 +16,6 @@ and ledger ``verify`` runs in a background thread (:class:`points.ops_metrics.Ve
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -35,6 +36,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from points import ops_metrics
 from points.api.errors import NotConfigured, Unauthenticated
+from points.api.ops_sessions import OpsSessions
 from points.settings import Settings
 
 __all__ = ["COOKIE", "OpsSettings", "ops_router"]
@@ -43,7 +45,8 @@ log = logging.getLogger(__name__)
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
 COOKIE: Final = "points_ops"
-COOKIE_MAX_AGE_S: Final = 12 * 3600
+# Longer than any token an operator would paste: refused before comparing, as any wrong one.
+_TOKEN_MAX_CHARS: Final = 4096
 _CHART_JS: Final = "chart.umd.min.js"
 
 
@@ -67,6 +70,13 @@ class OpsSettings(BaseSettings):
     # aggregate over every earning record) for the slow one.
     ops_fast_ttl_s: float = Field(default=1.0, ge=0, le=600)
     ops_slow_ttl_s: float = Field(default=15.0, ge=0, le=3_600)
+    # A login session ends after this long without a request (idle) and, used or not, this
+    # long after the login (absolute).
+    ops_session_idle_s: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
+    ops_session_max_s: int = Field(default=12 * 3600, ge=60, le=90 * 86_400)
+    # The cookie is always ``Secure`` when true; else only when the request came over HTTPS
+    # (behind a TLS-terminating proxy: set this, or run uvicorn with --proxy-headers).
+    ops_cookie_secure: bool = False
 
     @field_validator("ops_token")
     @classmethod
@@ -141,15 +151,18 @@ def _section(engine: Engine, name: str, fn: Callable[[Connection], dict[str, Any
 
 
 def ops_router(
-    engine: Engine, settings: Settings, ops: OpsSettings | None = None
+    engine: Engine,
+    settings: Settings,
+    ops: OpsSettings | None = None,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> APIRouter:
     """The ``/ops`` routes over ``engine`` (the API's read engine); Kafka and the worker's
-    consumer group come from ``settings``."""
+    consumer group come from ``settings``; ``clock`` times the login sessions."""
     ops = ops or OpsSettings()
     token = ops.ops_token.get_secret_value().encode() if ops.ops_token else None
-    cookie_value = (
-        hmac.new(token, b"points-ops-cookie-v1", hashlib.sha256).hexdigest() if token else None
-    )
+    sessions = OpsSessions(engine, idle_s=ops.ops_session_idle_s,
+                           max_s=ops.ops_session_max_s, clock=clock)
     verify_cache = ops_metrics.VerifyCache(
         engine, min_interval_s=ops.ops_verify_interval_s, timeout_s=ops.ops_verify_timeout_s
     )
@@ -187,17 +200,25 @@ def ops_router(
         body["verify"] = verify_cache.get(wait_s=0.2)
         return body
 
-    def authorized(request: Request) -> None:
-        if token is None or cookie_value is None:
+    def operator_token() -> bytes:
+        if token is None:
             raise NotConfigured("the operations dashboard is off: set POINTS_API__OPS_TOKEN")
+        return token
+
+    def is_token(candidate: str) -> bool:
+        expected = operator_token()
+        return len(candidate) <= _TOKEN_MAX_CHARS and hmac.compare_digest(
+            candidate.encode(), expected)
+
+    def authorized(request: Request) -> None:
+        # A plain def: FastAPI runs it in a worker thread, where the session lookup may block.
+        operator_token()
         header = request.headers.get("authorization", "")
         scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            credentials.strip().encode(), token
-        ):
+        if scheme.lower() == "bearer" and is_token(credentials.strip()):
             return
         cookie = request.cookies.get(COOKIE, "")
-        if cookie and hmac.compare_digest(cookie.encode(), cookie_value.encode()):
+        if cookie and sessions.is_open(cookie):
             return
         raise OpsUnauthenticated()
 
@@ -206,25 +227,30 @@ def ops_router(
 
     @router.get("/login")
     async def login(
-        request: Request, token_param: Annotated[str, Query(alias="token", max_length=512)] = ""
+        request: Request, token_param: Annotated[str, Query(alias="token")] = ""
     ) -> Response:
-        if token is None or cookie_value is None:
-            raise NotConfigured("the operations dashboard is off: set POINTS_API__OPS_TOKEN")
-        if not hmac.compare_digest(token_param.encode(), token):
+        # Any wrong token, however long, is the same 401 (no length check that could say 422).
+        if not is_token(token_param):
             raise OpsUnauthenticated()
+        session_id = await anyio.to_thread.run_sync(sessions.start, limiter=limiter)
         response = RedirectResponse("/ops", status_code=303)
         response.set_cookie(
-            COOKIE, cookie_value, max_age=COOKIE_MAX_AGE_S, path="/ops", httponly=True,
-            samesite="strict", secure=request.url.scheme == "https",
+            COOKIE, session_id, max_age=sessions.cookie_max_age_s, path="/ops", httponly=True,
+            samesite="strict", secure=ops.ops_cookie_secure or request.url.scheme == "https",
         )
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
     @router.get("/logout")
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        """Revokes the session on the server (the cookie is dead even if a copy was kept)."""
+        session_id = request.cookies.get(COOKIE, "")
+        if session_id:
+            await anyio.to_thread.run_sync(sessions.end, session_id, limiter=limiter)
         response = RedirectResponse("/ops/login", status_code=303)
-        response.delete_cookie(COOKIE, path="/ops")
+        response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict")
+        response.headers["Cache-Control"] = "no-store"
         return response
 
     @router.get("", dependencies=[operator])

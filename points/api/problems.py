@@ -8,16 +8,19 @@ anything else 500 (and is logged).
 
 from __future__ import annotations
 
+import email.message
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
-from points.api.errors import ApiError, IdempotencyKeyRequired, ValidationFailed
+from points.api.errors import ApiError, IdempotencyKeyRequired, InvalidJson, ValidationFailed
 from points.errors import PointsError, RequestRejected
 
 __all__ = [
@@ -43,6 +46,7 @@ STATUS_BY_CODE: dict[str, tuple[int, str]] = {
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
     "validation_error": (422, "Invalid request"),
+    "invalid_json": (400, "Body is not JSON"),
     "idempotency_key_required": (400, "Idempotency-Key header required"),
     "idempotency_key_reused": (422, "Idempotency-Key reused for another request"),
     "rate_limited": (429, "Too many requests"),
@@ -82,6 +86,7 @@ STATUS_BY_CODE: dict[str, tuple[int, str]] = {
     "rate_changed": (409, "Rate changed"),
     "quote_mismatch": (422, "Quote does not match the request"),
     "member_not_linked": (409, "Partner membership not linked"),
+    "membership_already_linked": (409, "Partner membership linked to another customer"),
     # the exchange service (points.exchange.service)
     "exchange_error": (422, "Exchange refused the request"),
     "unknown_quote": (404, "Unknown quote"),
@@ -162,8 +167,47 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error the app can produce through problem details."""
+def _is_json(content_type: str | None) -> bool:
+    """application/json or +json; a body without Content-Type is not read as JSON (FastAPI's
+    strict content type)."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json"))
+
+
+def _not_json(request: Request, errors: list[dict[str, Any]]) -> InvalidJson | None:
+    """The body is not a JSON document (malformed, or sent as another media type): 400
+    ``invalid_json``, whatever else is wrong with the request."""
+    if any(e["type"] == "json_invalid" for e in errors):
+        return InvalidJson("the request body is not valid JSON")
+    if any(e["loc"] == ["body"] and e["type"] != "missing" for e in errors) and not _is_json(
+        request.headers.get("content-type")
+    ):
+        return InvalidJson("send the request body as JSON, with Content-Type: application/json")
+    return None
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (for ``Allow`` on a 405)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def install_problem_handlers(
+    app: FastAPI, *, authenticate: Callable[[Request], object] | None = None
+) -> None:
+    """Route every error the app can produce through problem details. ``authenticate``
+    (raises :class:`points.api.errors.Unauthenticated`) runs before a body problem is told:
+    the framework parses the body before the route's dependencies, and a caller without a
+    valid token learns nothing about their body."""
 
     async def on_points_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PointsError)
@@ -172,9 +216,17 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.error("request failed: %s", exc, exc_info=exc)
         return error_response(exc)
 
-    async def on_validation(_request: Request, exc: Exception) -> Response:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = _validation_errors(exc)
+        if authenticate is not None:
+            try:
+                authenticate(request)
+            except PointsError as refused:
+                return error_response(refused)
+        not_json = _not_json(request, errors)
+        if not_json is not None:
+            return error_response(not_json)
         for e in errors:
             if e["loc"][:2] == ["header", "Idempotency-Key"] and e["type"] == "missing":
                 return error_response(
@@ -182,7 +234,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 )
         return error_response(ValidationFailed("the request is not valid", errors))
 
-    async def on_http(_request: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         if code is None:
@@ -191,9 +243,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             "not_found": "no such resource",
             "method_not_allowed": "method not allowed on this resource",
         }.get(code, str(exc.detail))
-        return problem_response(
-            code, detail, status=exc.status_code, headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if code == "method_not_allowed":
+            # The router names only the first route that matched the path.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(code, detail, status=exc.status_code, headers=headers)
 
     async def on_unexpected(_request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)

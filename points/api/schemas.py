@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from points.events import Reference
+
 __all__ = [
     "ActivityLine",
     "ActivityPage",
@@ -257,10 +259,11 @@ class PartnerLinkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     partner_id: PartnerId
-    partner_member_id: Annotated[str, Field(min_length=1, max_length=128,
-                                            pattern=r"^[\x21-\x7e]+$",
-                                            description="The customer's member id at the "
-                                                        "partner.")]
+    # Exactly what the partner contract carries (points.events.Reference, the type of
+    # member_link_requested's partner_member_id): what passes here can always be sent.
+    partner_member_id: Annotated[Reference, Field(
+        description="The customer's member id at the partner: 1-128 characters, letters, "
+                    "digits and `_ . : -`.")]
     member_name: Annotated[str | None, Field(
         None, min_length=1, max_length=200,
         description="The member's name, for partners that match names (the airline); only "

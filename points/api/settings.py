@@ -20,6 +20,7 @@ __all__ = [
     "ApiSettings",
     "IdempotencySettings",
     "JwtSettings",
+    "ListenAddress",
     "RateLimitSettings",
     "load_api_settings",
     "load_idempotency_settings",
@@ -84,7 +85,10 @@ class IdempotencySettings(BaseModel):
     purge_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
 
 
-class ApiSettings(BaseSettings):
+class ListenAddress(BaseSettings):
+    """Where ``python -m points.api`` listens (``POINTS_API__HOST``, ``POINTS_API__PORT``),
+    readable alone by whoever tells people the API's address (the demo)."""
+
     # hide_input_in_errors: a rejected setting may be a secret; the error names the variable.
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
@@ -93,6 +97,17 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+
+    @property
+    def url(self) -> str:
+        """The base URL a client on this machine uses (a wildcard host is reached locally)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+class ApiSettings(ListenAddress):
     workers: int = Field(default=1, ge=1, le=64)
     # Database connections per worker process (reads are one or two short statements).
     pool_size: int = Field(default=10, ge=1, le=200)

@@ -1,4 +1,5 @@
-"""The API's own table (migration 0006): stored responses of POST requests by Idempotency-Key."""
+"""The API's own tables: stored responses of POST requests by Idempotency-Key (migration 0006)
+and the operations dashboard's login sessions (migration 0011)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy import (
 
 from points.db import metadata
 
-__all__ = ["idempotency_keys"]
+__all__ = ["idempotency_keys", "ops_sessions"]
 
 # Keys are scoped by customer: one customer's key never meets another's request.
 idempotency_keys = Table(
@@ -33,4 +34,20 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("customer_id", "idempotency_key"),
     Index("ix_api_idempotency_keys_created_at", "created_at"),
+)
+
+# One row per /ops login. The cookie carries a random session id; only its SHA-256 is stored,
+# so a copy of this table opens nothing. Rows live in the ledger database, so every API
+# process (and every replica) sees a login and a logout at once.
+ops_sessions = Table(
+    "api_ops_sessions",
+    metadata,
+    Column("session_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Moved forward at most once a minute while the session is used (idle expiry).
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    # created_at + the absolute lifetime: no use extends it.
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("session_hash"),
+    Index("ix_api_ops_sessions_expires_at", "expires_at"),
 )

@@ -63,6 +63,7 @@ from points.events import Purchase as PurchaseEvent
 from points.events import (
     Refund as RefundEvent,
 )
+from points.exchange.memberships import refuse_taken_membership
 from points.exchange.partner_earning import (
     StaleRuleState,
     plan_partner_earning,
@@ -330,6 +331,12 @@ class ExchangeService:
         """Ask the partner to confirm the membership (swaps wait for ``member_linked``)."""
         now = self._clock()
         program = self._directory.get(partner_id)
+        # One customer per membership (points.exchange.memberships): the refusal is committed,
+        # then raised. A request racing past this check loses on the unique index instead.
+        with self._engine.begin() as conn:
+            taken = refuse_taken_membership(conn, customer_id, partner_id, partner_member_id, now)
+        if taken is not None:
+            raise taken
         with self._engine.begin() as conn:
             current = self._link(conn, customer_id, partner_id)
             if (

@@ -52,6 +52,13 @@ partner_links = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("customer_id", "partner_id"),
     UniqueConstraint("request_id"),
+    # One bank customer per partner membership (migration 0011): member ids are guessable, so
+    # the database, not a pre-check, refuses a second customer. A rejected link holds nothing.
+    Index(
+        "uq_partner_links_membership", "partner_id", "partner_member_id", unique=True,
+        postgresql_where=text("status IN ('requested', 'linked')"),
+        sqlite_where=text("status IN ('requested', 'linked')"),
+    ),
 )
 
 # A priced offer the customer may accept until it expires.

@@ -97,12 +97,13 @@ def test_invalid_bodies_are_validation_problems(api: Api, change: dict[str, obje
     assert body["errors"] and all("loc" in e and "msg" in e for e in body["errors"])
 
 
-def test_a_body_that_is_not_json_is_a_validation_problem(api: Api) -> None:
-    """Broken JSON is a 422 problem too, not a server error."""
+def test_a_body_that_is_not_json_is_a_400_problem(api: Api) -> None:
+    """Broken JSON is a 400 invalid_json problem (docs/api.md, "400 or 422?"), not a server
+    error."""
     response = api.client.post(
         PATH, content=b"{not json", headers={**_auth(), "Idempotency-Key": "k",
                                              "Content-Type": "application/json"})
-    assert_problem(response, 422, "validation_error")
+    assert_problem(response, 400, "invalid_json")
 
 
 def _auth() -> dict[str, str]:

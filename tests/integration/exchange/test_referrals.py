@@ -323,7 +323,7 @@ def test_a_second_account_of_the_same_person_is_refused_by_identity_hash(
 def test_customers_with_a_profile_before_the_upgrade_are_known_to_the_guards(
     dialect: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """Migration 0011 seeds known_customers from the earning pipeline's customer_profiles, so
+    """Migration 0010 seeds known_customers from the earning pipeline's customer_profiles, so
     a customer the ledger knew before the upgrade, onboarded again with a code afterwards, is
     refused as already_a_customer; times with an offset compare by the instant, on SQLite
     too."""

@@ -5,7 +5,7 @@ Seeded from the earning pipeline's ``customer_profiles`` (each profile's ``joine
 customers a ledger already knew are recognised by ``already_a_customer`` from the first
 onboarding after the upgrade.
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-05
 """
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
