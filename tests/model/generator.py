@@ -25,6 +25,7 @@ __all__ = [
     "Features",
     "Stream",
     "customer_stream",
+    "day_stream",
     "iso",
 ]
 
@@ -177,7 +178,13 @@ class _Builder:
         self.add(at, TOPIC_ACTIVITY, body)
 
 
-def _refunds(b: _Builder, purchases: list[dict[str, Any]], rate: float, early: bool) -> None:
+def _refunds(
+    b: _Builder,
+    purchases: list[dict[str, Any]],
+    rate: float,
+    early: bool,
+    latest: datetime | None = None,
+) -> None:
     """Full, partial, several partial refunds and reversals of some purchases."""
     for p in purchases:
         if b.rng.random() >= rate:
@@ -190,6 +197,12 @@ def _refunds(b: _Builder, purchases: list[dict[str, Any]], rate: float, early: b
             if early or b.rng.random() < 0.5
             else timedelta(days=b.rng.randint(1, 40))
         )
+        if latest is not None:
+            # a day's stream: every refund comes before ``latest``
+            room_s = int((latest - at).total_seconds()) - 600
+            if room_s < 60:
+                continue
+            delay = timedelta(seconds=b.rng.randint(60, room_s))
         style = b.rng.random()
         if style < 0.45 or amount < 2:
             b.refund(p, at + delay, amount, "refund")
@@ -201,19 +214,19 @@ def _refunds(b: _Builder, purchases: list[dict[str, Any]], rate: float, early: b
             first = b.rng.randint(1, amount - 1)
             b.refund(p, at + delay, first, "refund")
             rest = amount - first if b.rng.random() < 0.6 else b.rng.randint(1, amount - first)
-            b.refund(p, at + delay + timedelta(minutes=b.rng.randint(1, 600)), rest, "refund")
+            second = delay + timedelta(minutes=b.rng.randint(1, 600))
+            if latest is not None:
+                second = min(second, latest - at - timedelta(seconds=30))
+            b.refund(p, at + second, rest, "refund")
 
 
-def customer_stream(
-    rng: random.Random, customer_id: str, features: Features = Features()
-) -> Stream:
-    """One customer's short stream: profile first, then events in a plausible arrival order."""
-    b = _Builder(rng, customer_id)
-    start = EARLIEST + timedelta(minutes=rng.randint(0, 60 * 24 * 90))
+def _profile(rng: random.Random, b: _Builder, start: datetime) -> dict[str, Any]:
+    """An onboarding or a profile: new customers, long-standing ones who never bought (dormant
+    by the docs' count from joining), young ones, long-tail ones."""
     joined = start - timedelta(days=rng.choice([rng.randint(0, 60), rng.randint(100, 500)]))
     profile: dict[str, Any] = {
         "event_id": b.next_id("c"),
-        "customer_id": customer_id,
+        "customer_id": b.customer_id,
         "occurred_at": iso(joined),
         "joined_at": iso(joined),
         "segment": rng.choice(SEGMENTS),
@@ -227,7 +240,45 @@ def customer_stream(
             "event_type": "customer_profile",
             "status": rng.choice(["active", "active", "dormant"]),
         }
+    return profile
 
+
+def day_stream(
+    rng: random.Random,
+    customer_id: str,
+    now: datetime,
+    purchases: int,
+    refund_rate: float = 0.05,
+) -> Stream:
+    """One customer's last 24 hours before ``now``: ``purchases`` purchases, about
+    ``refund_rate`` of them refunded (full, partial, twice partial, reversed; some arriving
+    before their purchase), a check-in or two across midnight, a share now and then,
+    duplicates, and arrival shuffled by up to 6 hours (inside the 72 h window)."""
+    b = _Builder(rng, customer_id)
+    day_start = now - timedelta(hours=24)
+    latest = now - timedelta(minutes=5)
+    profile = _profile(rng, b, day_start)
+    span_s = int((latest - day_start).total_seconds()) - 1200
+    bought = [
+        b.purchase(day_start + timedelta(seconds=t))
+        for t in sorted(rng.randint(0, span_s) for _ in range(purchases))
+    ]
+    for _ in range(rng.choice([0, 1, 1, 2])):
+        b.activity(day_start + timedelta(seconds=rng.randint(0, span_s)), "check_in")
+    if rng.random() < 0.1:
+        b.activity(day_start + timedelta(seconds=rng.randint(0, span_s)), "share")
+    _refunds(b, bought, rate=refund_rate, early=True, latest=latest)
+    features = Features()
+    return Stream(customer_id, _arrival(rng, b, profile, features, jitters_h=(0, 0, 1, 6)))
+
+
+def customer_stream(
+    rng: random.Random, customer_id: str, features: Features = Features()
+) -> Stream:
+    """One customer's short stream: profile first, then events in a plausible arrival order."""
+    b = _Builder(rng, customer_id)
+    start = EARLIEST + timedelta(minutes=rng.randint(0, 60 * 24 * 90))
+    profile = _profile(rng, b, start)
     at = start
     purchases: list[dict[str, Any]] = []
     for _ in range(rng.randint(1, features.max_purchases)):
@@ -257,12 +308,16 @@ def customer_stream(
 
 
 def _arrival(
-    rng: random.Random, b: _Builder, profile: dict[str, Any], features: Features
+    rng: random.Random,
+    b: _Builder,
+    profile: dict[str, Any],
+    features: Features,
+    jitters_h: tuple[int, ...] = (0, 0, 1, 24, 71),
 ) -> list[tuple[str, dict[str, Any]]]:
     """Event-time order, shuffled within the lateness window, refunds moved before their
     purchase, duplicates re-sent later; the profile goes first."""
     events = [e for e in b.events if e[0] < NOW]
-    jitter_h = rng.choice([0, 0, 1, 24, 71]) if features.out_of_order else 0
+    jitter_h = rng.choice(jitters_h) if features.out_of_order else 0
     keyed = [
         (at + timedelta(seconds=rng.uniform(0, jitter_h * 3600)), topic, body)
         for at, topic, body in events

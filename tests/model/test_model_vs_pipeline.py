@@ -13,20 +13,19 @@ greedy shrinking finds for the first few, ready to paste into /work/notes/model-
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from tests.model.compare import cause, differences, summary
 from tests.model.generator import Features, Stream, customer_stream
 from tests.model.minimise import minimise
 from tests.model.pipeline import Pipeline
-from tests.model.reference import RuleFile, calculate, load_rule_file
+from tests.model.reference import RuleFile, load_rule_file
 
 SEED = 20261205
 SHRUNK_SHOWN = 3
@@ -53,47 +52,20 @@ def _streams(count: int, seed: int, prefix: str, features: Features) -> list[Str
     ]
 
 
-def _arrived_out_of_event_order(stream: Stream) -> bool:
-    times = [datetime.fromisoformat(b["occurred_at"]) for b in stream.bodies[1:]]
-    return any(later < earlier for earlier, later in itertools.pairwise(times))
-
-
-def _cause(rules: RuleFile, stream: Stream) -> str:
-    """Which known defect a disagreement falls under, judged from the stream and the model."""
-    if calculate(rules, stream.bodies).milestones_taken_across:
-        return "a refund takes back a milestone reached on another purchase (finding 2)"
-    if _arrived_out_of_event_order(stream):
-        return "arrival order differs from event-time order (finding 6 and kin)"
-    return "neither: a new disagreement"
-
-
 def _compare(pipeline: Pipeline, rules: RuleFile, streams: list[Stream]) -> str | None:
     """None when every customer agrees; otherwise a report with shrunk examples."""
     pipeline.feed(streams)
-    got = pipeline.balances([s.customer_id for s in streams])
-    differing = []
-    for s in streams:
-        model = calculate(rules, s.bodies).balance
-        if model != got[s.customer_id]:
-            differing.append((s, model, got[s.customer_id]))
-    if not differing:
+    found = differences(rules, streams, pipeline.balances([s.customer_id for s in streams]))
+    if not found:
         return None
-    too_much = sum(1 for _, model, ledger in differing if ledger > model)
-    causes = Counter(_cause(rules, s) for s, _, _ in differing)
-    report = [
-        f"{len(differing)} of {len(streams)} customers differ from the model "
-        f"({too_much} with more points than docs/rules.md gives, "
-        f"{len(differing) - too_much} with fewer)",
-        *(f"  {n} x {cause}" for cause, n in causes.most_common()),
-    ]
-    # show the first examples of each cause, shrunk
-    shown: Counter[str] = Counter()
-    for stream, model, ledger in differing:
-        cause = _cause(rules, stream)
-        if shown[cause] >= SHRUNK_SHOWN:
+    report = summary(rules, found, len(streams))
+    shown: Counter[str] = Counter()  # the first examples of each cause, shrunk
+    for stream, model, ledger in found:
+        why = cause(rules, stream)
+        if shown[why] >= SHRUNK_SHOWN:
             continue
-        shown[cause] += 1
-        report.append(f"\n{stream.customer_id} ({cause}): model {model}, ledger {ledger}; shrunk:")
+        shown[why] += 1
+        report.append(f"\n{stream.customer_id} ({why}): model {model}, ledger {ledger}; shrunk:")
         shrunk = minimise(pipeline, rules, stream)
         report.append(shrunk.describe() if shrunk else "  (does not reproduce alone)")
     return "\n".join(report)
