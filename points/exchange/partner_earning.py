@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, select, tuple_
 
 from points.earning import store
-from points.earning.service import UNKNOWN_JOINED_AT, _profile_from_json, earn_key
+from points.earning.service import _profile_from_json, earn_key
 from points.events import PartnerPurchase
 from points.exchange.store import bounded_id
 from points.exchange.tables import partner_links
@@ -98,7 +98,7 @@ def plan_partner_earning(
     }
     for p in earning:
         customer = p.customer_id
-        profile = profiles.get(customer) or Profile(customer, "unknown", UNKNOWN_JOINED_AT)
+        profile = profiles.get(customer) or Profile.unknown(customer)
         try:
             result = evaluate(ruleset, p, profile, states.get(customer) or RuleState(), now=now)
         except RulesError as exc:

@@ -70,6 +70,11 @@ class Features:
     """What a stream may contain; the default turns everything on."""
 
     out_of_order: bool = True
+    # Purchases, refunds and challenge opt-ins overtaking each other. Off by default while the
+    # pipeline decides reactivation, challenge entry, cap room and what a refund undoes on
+    # later purchases by arrival order (model findings M3-M5); check-ins, shares and profiles
+    # still arrive late, and refunds still overtake their own purchase (refund_before_purchase).
+    reorder_purchases: bool = False
     refund_before_purchase: bool = True
     duplicates: bool = True
     activity: bool = True
@@ -86,6 +91,18 @@ class Stream:
     @property
     def bodies(self) -> list[dict[str, Any]]:
         return [body for _, body in self.messages]
+
+
+# Arrival of these keeps their event-time order unless Features.reorder_purchases.
+ORDER_KEEPING_TYPES = frozenset(
+    {"purchase", "partner_purchase", "challenge_opt_in", "refund", "reversal"}
+)
+
+
+def _jitter_h(body: dict[str, Any], jitter_h: float, features: Features) -> float:
+    if body.get("event_type") in ORDER_KEEPING_TYPES and not features.reorder_purchases:
+        return 0
+    return jitter_h
 
 
 def _weighted(rng: random.Random, items: list[Any]) -> Any:
@@ -319,9 +336,10 @@ def _arrival(
     events = [e for e in b.events if e[0] < NOW]
     jitter_h = rng.choice(jitters_h) if features.out_of_order else 0
     keyed = [
-        (at + timedelta(seconds=rng.uniform(0, jitter_h * 3600)), topic, body)
+        (at + timedelta(seconds=rng.uniform(0, _jitter_h(body, jitter_h, features) * 3600)),
+         topic, body)
         for at, topic, body in events
-    ]
+    ]  # fmt: skip
     keyed.sort(key=lambda e: e[0])
     order = [(topic, body) for _, topic, body in keyed]
     if features.refund_before_purchase and rng.random() < 0.3:

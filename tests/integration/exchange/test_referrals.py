@@ -184,7 +184,6 @@ def test_customer_joining_a_partner_from_the_app_is_rewarded_by_partner_request(
 
 def partner_purchase_points(customer: str, partner: str, amount_minor: int, x: Exchange) -> int:
     """What the rules engine awards one first partner purchase of an undescribed customer."""
-    from points.earning.service import UNKNOWN_JOINED_AT
     from points.events import partner_event_adapter
     from points.exchange.service import DEFAULT_RULES_PATH
     from points.rules import Profile, RuleState, evaluate, load_ruleset
@@ -192,7 +191,7 @@ def partner_purchase_points(customer: str, partner: str, amount_minor: int, x: E
     body = event("partner_purchase", customer, partner, "pp-x", x.clock.now,
                  partner_reference="O-x", amount_minor=amount_minor, currency="CNY")
     result = evaluate(load_ruleset(DEFAULT_RULES_PATH), partner_event_adapter.validate_python(body),
-                      Profile(customer, "unknown", UNKNOWN_JOINED_AT), RuleState(), now=x.clock.now)
+                      Profile.unknown(customer), RuleState(), now=x.clock.now)
     return result.points
 
 
