@@ -74,9 +74,9 @@ def _compare(pipeline: Pipeline, rules: RuleFile, streams: list[Stream]) -> str 
 def test_5000_random_streams_end_with_the_balance_the_rules_promise(
     pipeline: Pipeline, rules: RuleFile
 ) -> None:
-    """Duplicates, and check-ins, shares and profiles arriving out of order within 72 h change no customer's balance from what event-time order
-    gives. (Purchases and refunds overtaking each other are not generated yet: see
-    Features.reorder_purchases.)"""
+    """Duplicates, and check-ins, shares and profiles arriving out of order within 72 h,
+    change no customer's balance from what event-time order gives. (Purchases and refunds
+    overtaking each other are not generated yet: see Features.reorder_purchases.)"""
     # Not generated here: refunds overtaking their own purchase. 2 of 5,000 such streams still
     # differ (a parked refund, then its purchase and a later first-partner purchase; model
     # findings M6, open). Parked refunds are covered by the earning integration tests.
