@@ -285,7 +285,8 @@ def day_stream(
     if rng.random() < 0.1:
         b.activity(day_start + timedelta(seconds=rng.randint(0, span_s)), "share")
     _refunds(b, bought, rate=refund_rate, early=True, latest=latest)
-    features = Features()
+    # As the 5,000-stream check: refunds do not overtake their purchase here (finding M6).
+    features = Features(refund_before_purchase=False)
     return Stream(customer_id, _arrival(rng, b, profile, features, jitters_h=(0, 0, 1, 6)))
 
 
