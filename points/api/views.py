@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -48,7 +48,6 @@ __all__ = [
     "referral",
 ]
 
-UNKNOWN_JOINED_AT = datetime(1970, 1, 1, tzinfo=UTC)  # as points.earning.service
 
 
 def balance_body(customer_id: str, view: reads.BalanceView, now: datetime) -> dict[str, Any]:
@@ -174,7 +173,7 @@ def _state(conn: Connection, customer_id: str) -> RuleState:
 def _profile(conn: Connection, customer_id: str) -> Profile:
     raw = reads.profile_json(conn, customer_id)
     if raw is None:
-        return Profile(customer_id, "unknown", UNKNOWN_JOINED_AT)
+        return Profile.unknown(customer_id)
     return Profile(
         customer_id=customer_id,
         segment=str(raw["segment"]),

@@ -35,12 +35,11 @@ def ride(x: Exchange, customer: str, event_id: str, amount_minor: int) -> dict[s
 def backtest_points(bodies: list[dict[str, object]], customer: str, x: Exchange) -> int:
     """What ``points-ledger rules backtest`` awards these events (the profile the live path
     uses for a customer the bank has not described: segment unknown)."""
-    from points.earning.service import UNKNOWN_JOINED_AT
 
     rules = load_ruleset(DEFAULT_RULES_PATH)
     events = [partner_event_adapter.validate_python(b) for b in bodies]
     report = backtest(rules, rules, events,
-                      {customer: Profile(customer, "unknown", UNKNOWN_JOINED_AT)})
+                      {customer: Profile.unknown(customer)})
     return report.current.per_customer.get(customer, 0)
 
 
