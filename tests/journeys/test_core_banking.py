@@ -11,39 +11,17 @@ from typing import Any
 
 import pytest
 
-from tests.journeys.harness import Journey, event_time
+from tests.journeys.harness import Journey
+from tests.journeys.messages import bank_transaction, onboarding
 
 pytestmark = pytest.mark.integration
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 
 
-def onboarding(customer_id: str) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "event_type": "customer_onboarded",
-        "event_id": f"onb-{customer_id}",
-        "customer_id": customer_id,
-        "occurred_at": event_time(days_ago=2),
-        "joined_at": event_time(days_ago=2),
-        "segment": "mass",
-    }
-
-
 def purchase(event_id: str, customer_id: str, amount_minor: int, mcc: str,
              days_ago: float) -> dict[str, Any]:  # fmt: skip
-    return {
-        "schema_version": 1,
-        "event_type": "purchase",
-        "event_id": event_id,
-        "customer_id": customer_id,
-        "amount_minor": amount_minor,
-        "currency": "CNY",
-        "mcc": mcc,
-        "merchant_id": "M-GROCER-0042",
-        "channel": "card_present",
-        "occurred_at": event_time(days_ago=days_ago),
-    }
+    return bank_transaction("purchase", event_id, customer_id, amount_minor, days_ago, mcc=mcc)
 
 
 def day_of_purchases(customer_id: str) -> list[dict[str, Any]]:

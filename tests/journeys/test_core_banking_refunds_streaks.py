@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.journeys import messages
 from tests.journeys.harness import Journey, event_time, iso
-from tests.journeys.test_core_banking import purchase as core_banking_purchase
 
 pytestmark = pytest.mark.integration
 
@@ -24,23 +24,15 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 def onboarding(customer_id: str, joined_days_ago: float) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "event_type": "customer_onboarded",
-        "event_id": f"onb-{customer_id}",
-        "customer_id": customer_id,
-        "occurred_at": event_time(days_ago=joined_days_ago),
-        "joined_at": event_time(days_ago=joined_days_ago),
-        "segment": "affluent",
-        "birth_year": 1955,
-    }
+    return messages.onboarding(customer_id, days_ago=joined_days_ago, segment="affluent",
+                               birth_year=1955)  # fmt: skip
 
 
 def purchase(event_id: str, customer_id: str, amount_minor: int, mcc: str, merchant_id: str,
              days_ago: float) -> dict[str, Any]:  # fmt: skip
-    """test_core_banking's purchase, at ``merchant_id`` (a partner's, or any other)."""
-    made = core_banking_purchase(event_id, customer_id, amount_minor, mcc, days_ago)
-    return {**made, "merchant_id": merchant_id}
+    """A card purchase at ``merchant_id`` (a partner's, or any other)."""
+    return messages.bank_transaction("purchase", event_id, customer_id, amount_minor, days_ago,
+                                     mcc=mcc, merchant_id=merchant_id)  # fmt: skip
 
 
 def refund(event_id: str, of: dict[str, Any], days_ago: float) -> dict[str, Any]:

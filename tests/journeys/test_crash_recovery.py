@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.journeys.harness import Journey, event_time
-from tests.journeys.test_core_banking import onboarding
+from tests.journeys.harness import Journey, Process, event_time
+from tests.journeys.messages import onboarding
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,19 +61,27 @@ def balances(journey: Journey) -> dict[str, dict[str, int]]:
     return out
 
 
+def start_beside_twin(journey: Journey, twin: Journey) -> Process:
+    """Start the journey's worker and the twin's (which reads the same topics alongside, never
+    disturbed), onboard ``CUSTOMERS`` and wait until both consumed the profiles (so purchases
+    never overtake them); the journey's worker."""
+    worker = journey.start_worker()
+    twin.start_worker()
+    with journey.bank_producer() as bank:
+        for customer in CUSTOMERS:
+            bank.send(journey.topics.bank_customers, onboarding(customer))
+    for world in (journey, twin):
+        world.wait_caught_up(world.worker_group, [journey.topics.bank_customers])
+    return worker
+
+
 def test_a_worker_killed_twice_mid_day_ends_with_the_ledger_of_an_undisturbed_run(
     journey: Journey, twin: Journey
 ) -> None:
     """Two SIGKILLs of the earning worker while a day streams in (restarted at once, as a
     supervisor would) leave every customer's balance, held points, debt and expiring points
     equal to a twin worker's that read the same topics undisturbed, and `verify` clean."""
-    worker = journey.start_worker()
-    twin.start_worker()  # reads the same topics alongside, never disturbed
-    with journey.bank_producer() as bank:
-        for customer in CUSTOMERS:
-            bank.send(journey.topics.bank_customers, onboarding(customer))
-    for world in (journey, twin):
-        world.wait_caught_up(world.worker_group, [journey.topics.bank_customers])
+    worker = start_beside_twin(journey, twin)
 
     day = a_day(seed=20261205)
     chunks = [day[i : i + 200] for i in range(0, len(day), 200)]

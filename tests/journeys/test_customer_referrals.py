@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.journeys.harness import Journey, event_time
+from tests.journeys import messages
+from tests.journeys.harness import Journey
 
 pytestmark = pytest.mark.integration
 
@@ -37,48 +38,20 @@ def identity_hash(document: str) -> str:
 
 def onboarding(customer_id: str, *, code: str | None, document: str,
                joined_days_ago: float = 0) -> dict[str, Any]:  # fmt: skip
-    body: dict[str, Any] = {
-        "schema_version": 1,
-        "event_type": "customer_onboarded",
-        "event_id": f"onb-{customer_id}",
-        "customer_id": customer_id,
-        "occurred_at": event_time(days_ago=joined_days_ago),
-        "joined_at": event_time(days_ago=joined_days_ago),
-        "segment": "mass",
-        "identity_hash": identity_hash(document),
-    }
+    body = messages.onboarding(customer_id, days_ago=joined_days_ago,
+                               identity_hash=identity_hash(document))  # fmt: skip
     if code is not None:
         body["referral_code"] = code
     return body
 
 
 def profile(customer_id: str, joined_at: str, document: str) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "event_type": "customer_profile",
-        "event_id": f"prof-{customer_id}",
-        "customer_id": customer_id,
-        "occurred_at": event_time(days_ago=0.5),
-        "joined_at": joined_at,
-        "segment": "mass",
-        "status": "active",
-        "identity_hash": identity_hash(document),
-    }
+    return messages.profile(customer_id, days_ago=0.5, joined_at=joined_at,
+                            identity_hash=identity_hash(document))  # fmt: skip
 
 
 def purchase(event_id: str, customer_id: str, amount_minor: int) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "event_type": "purchase",
-        "event_id": event_id,
-        "customer_id": customer_id,
-        "amount_minor": amount_minor,
-        "currency": "CNY",
-        "mcc": "5411",
-        "merchant_id": "M-GROCER-0042",
-        "channel": "card_present",
-        "occurred_at": event_time(days_ago=0.01),
-    }
+    return messages.bank_transaction("purchase", event_id, customer_id, amount_minor, 0.01)
 
 
 def referral_view(journey: Journey, customer_id: str) -> dict[str, Any]:

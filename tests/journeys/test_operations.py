@@ -12,52 +12,23 @@ from typing import Any
 
 import pytest
 
-from tests.journeys.harness import Journey, event_time, wait_until
+from tests.journeys.harness import Journey, wait_until
+from tests.journeys.messages import bank_transaction, profile
 
 pytestmark = pytest.mark.integration
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 
-def transaction(event_type: str, event_id: str, customer_id: str, amount_minor: int,
-                days_ago: float, **extra: Any) -> dict[str, Any]:  # fmt: skip
-    return {
-        "schema_version": 1,
-        "event_type": event_type,
-        "event_id": event_id,
-        "customer_id": customer_id,
-        "amount_minor": amount_minor,
-        "currency": "CNY",
-        "mcc": "5411",
-        "merchant_id": "M-GROCER-0042",
-        "channel": "card_present",
-        "occurred_at": event_time(days_ago=days_ago),
-        **extra,
-    }
-
-
-def profile(customer_id: str) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "event_type": "customer_profile",
-        "event_id": f"prof-{customer_id}",
-        "customer_id": customer_id,
-        "occurred_at": event_time(days_ago=3),
-        "joined_at": event_time(days_ago=30),
-        "segment": "mass",
-        "status": "active",
-    }
-
-
 def day(customer_id: str) -> list[dict[str, Any]]:
     """A purchase refunded in full, a refund sent before its purchase, and a purchase kept."""
     c = customer_id
     return [
-        transaction("purchase", f"{c}-p1", c, 20_000, 1.0),
-        transaction("refund", f"{c}-r1", c, 20_000, 0.9, original_event_id=f"{c}-p1"),
-        transaction("refund", f"{c}-r2", c, 5_000, 0.8, original_event_id=f"{c}-p2"),
-        transaction("purchase", f"{c}-p2", c, 5_000, 0.85),
-        transaction("purchase", f"{c}-p3", c, 12_000, 0.7),
+        bank_transaction("purchase", f"{c}-p1", c, 20_000, 1.0),
+        bank_transaction("refund", f"{c}-r1", c, 20_000, 0.9, original_event_id=f"{c}-p1"),
+        bank_transaction("refund", f"{c}-r2", c, 5_000, 0.8, original_event_id=f"{c}-p2"),
+        bank_transaction("purchase", f"{c}-p2", c, 5_000, 0.85),
+        bank_transaction("purchase", f"{c}-p3", c, 12_000, 0.7),
     ]
 
 

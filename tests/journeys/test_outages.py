@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.journeys.harness import ROOT, Journey, Process, wait_until
-from tests.journeys.test_core_banking import onboarding
-from tests.journeys.test_crash_recovery import CUSTOMERS, a_day, balances
+from tests.journeys.test_crash_recovery import CUSTOMERS, a_day, balances, start_beside_twin
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -95,13 +94,7 @@ def test_an_oom_kill_and_a_database_restart_leave_no_orphan_and_the_exact_ledger
     balance, held points, debt and expiring points then equal an undisturbed twin's, and
     `verify` is clean on both."""
     twin = embedded_twin
-    worker = journey.start_worker()
-    twin.start_worker()  # reads the same topics alongside, never disturbed
-    with journey.bank_producer() as bank:
-        for customer in CUSTOMERS:
-            bank.send(journey.topics.bank_customers, onboarding(customer))
-    for world in (journey, twin):
-        world.wait_caught_up(world.worker_group, [journey.topics.bank_customers])
+    worker = start_beside_twin(journey, twin)
 
     day = a_day(seed=20261206)
     chunks = [day[i : i + 200] for i in range(0, len(day), 200)]

@@ -33,6 +33,7 @@ from tests.journeys.harness import (
     event_time,
     wait_until,
 )
+from tests.journeys.messages import onboarding
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +48,6 @@ def partner_event(event_type: str, customer_id: str, **fields: Any) -> dict[str,
             "event_id": f"rh-{uuid.uuid4().hex[:16]}", "customer_id": customer_id,
             "partner_id": PARTNER, "occurred_at": event_time(), **fields}
 
-
-def onboarding(customer_id: str) -> dict[str, Any]:
-    return {"schema_version": 1, "event_type": "customer_onboarded",
-            "event_id": f"onb-{customer_id}", "customer_id": customer_id,
-            "occurred_at": event_time(days_ago=3), "joined_at": event_time(days_ago=3),
-            "segment": "mass"}
 
 
 def short_deadline_config(tmp_path: Path) -> Path:
@@ -119,7 +114,7 @@ def backtest_points(journey: Journey, tmp_path: Path, rides: list[dict[str, Any]
     file the workers and the API run; the customer's onboarding as the profile)."""
     events, profiles = tmp_path / "rides.jsonl", tmp_path / "profiles.jsonl"
     events.write_text("".join(json.dumps(r) + "\n" for r in rides))
-    profiles.write_text(json.dumps(onboarding("ann")) + "\n")
+    profiles.write_text(json.dumps(onboarding("ann", days_ago=3)) + "\n")
     rules = str(ROOT / "rules" / "default.yaml")
     report = journey.cli_json("rules", "backtest", "--candidate", rules, "--current", rules,
                               "--events", str(events), "--profiles", str(profiles))
@@ -159,7 +154,7 @@ def test_partner_links_earns_swaps_and_settles_as_documented(
     journey.start_api()
     with journey.bank_producer() as bank:
         for customer in ("ann", "bob"):
-            bank.send(journey.topics.bank_customers, onboarding(customer))
+            bank.send(journey.topics.bank_customers, onboarding(customer, days_ago=3))
     journey.wait_caught_up(journey.worker_group, [journey.topics.bank_customers])
     partner = journey.partner(PARTNER, compression="lz4")
 
