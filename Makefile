@@ -4,9 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Every install takes its versions from this lock (pyproject.toml says only what is allowed).
+LOCK := constraints.txt
+UV := $(VENV)/bin/uv
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 STACK_ENV = eval "$$($(PY) -m devstack env)"
 
-.PHONY: help venv browser stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api bench-rules bench-smoke openapi clean
+.PHONY: help venv lock lock-upgrade browser stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api bench-rules bench-smoke openapi clean
 
 help:
 	@echo "make demo          a day at the bank end to end (starts Kafka, the ledger, a worker)"
@@ -20,15 +24,42 @@ help:
 	@echo "make bench-smoke   every bench at small sizes (< 2 min); fails if any bench fails"
 	@echo "make stack-up|stack-down|stack-status   the local Kafka + PostgreSQL stack"
 	@echo "make lint          ruff + mypy"
+	@echo "make lock          re-resolve constraints.txt after editing pyproject.toml's dependencies"
+	@echo "make lock-upgrade  move every locked version to the newest that pyproject.toml allows"
 
-$(STAMP): pyproject.toml
+# PYTHONWARNINGS silences setuptools' "Editable installation" notice (a reminder, not a problem).
+$(STAMP): pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "missing: $(PYTHON) (Python 3.11+)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# The resolver (uv, at the version the lock pins) is installed by itself, so `make lock` works
+# even when the edited pyproject.toml no longer agrees with the old lock.
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "missing: $(PYTHON) (Python 3.11+)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c $(LOCK) uv
+
+# `make lock` keeps every version already in the lock that pyproject.toml still allows and
+# resolves only what is new or no longer allowed; `make lock-upgrade` moves everything to the
+# newest allowed. The lock file is replaced only when it changed (so the venv is not rebuilt).
+lock: $(UV)
+	$(call resolve_lock,)
+
+lock-upgrade: $(UV)
+	$(call resolve_lock,--upgrade)
+
+define resolve_lock
+	cp $(LOCK) $(LOCK).new
+	$(UV) pip compile pyproject.toml --extra dev $(LOCK_TARGET) --quiet $(1) \
+	  --custom-compile-command "make lock" -o $(LOCK).new
+	if cmp -s $(LOCK) $(LOCK).new; then rm $(LOCK).new; echo "$(LOCK) unchanged"; \
+	else mv $(LOCK).new $(LOCK); echo "$(LOCK) updated: review git diff $(LOCK)"; fi
+endef
 
 stack-up: venv
 	$(PY) -m devstack up
