@@ -23,7 +23,7 @@ help:
 	@echo "make bench-rules   the rules engine alone (no stack), last line is JSON"
 	@echo "make bench-smoke   every bench at small sizes (< 2 min); fails if any bench fails"
 	@echo "make stack-up|stack-down|stack-status   the local Kafka + PostgreSQL stack"
-	@echo "make lint          ruff + mypy"
+	@echo "make lint          ruff + mypy over every package"
 	@echo "make lock          re-resolve constraints.txt after editing pyproject.toml's dependencies"
 	@echo "make lock-upgrade  move every locked version to the newest that pyproject.toml allows"
 
@@ -100,7 +100,7 @@ test-unit: venv
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m mypy points
+	$(PY) -m mypy
 
 bench-ledger: stack-up
 	$(STACK_ENV) && $(PY) -m benchmarks.bench_ledger --pg-url "$$POINTS_BENCH_PG_URL"

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from sqlalchemy import Engine, func, select
 
 from adapters.config import load_partners_config
@@ -63,7 +70,7 @@ def progress() -> Progress:
 
 
 async def publish(
-    settings: Settings, topic: str, records: list[tuple[bytes, bytes]], bar: Progress, task: int
+    settings: Settings, topic: str, records: list[tuple[bytes, bytes]], bar: Progress, task: TaskID
 ) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5

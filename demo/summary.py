@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -82,7 +83,7 @@ def collect(engine: Engine, prefix: str, since: datetime) -> DaySummary:
     return summary
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> Table:
+def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> Table:
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(columns):
         table.add_column(column, justify="right" if i else "left")

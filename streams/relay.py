@@ -262,7 +262,10 @@ def register_relay(
     database = OutageWatch("the database (outbox relay)", outage_tolerance_s)
     broker = OutageWatch("the broker (outbox relay)", outage_tolerance_s)
 
-    @app.timer(interval=interval_s, on_leader=True, name="outbox-relay")
+    # faust's App.timer carries no type hints.
+    @app.timer(  # type: ignore[untyped-decorator]
+        interval=interval_s, on_leader=True, name="outbox-relay"
+    )
     async def _relay() -> None:
         # Drain what is there; the timer fires again for what arrives later.
         if app.should_stop:

@@ -174,7 +174,10 @@ def register_partner_agents(
             (time.perf_counter() - started) * 1000,
         )
 
-    @app.timer(interval=deadline_interval_s, on_leader=True, name="swap-deadlines")
+    # faust's App.timer carries no type hints.
+    @app.timer(  # type: ignore[untyped-decorator]
+        interval=deadline_interval_s, on_leader=True, name="swap-deadlines"
+    )
     async def swap_deadlines() -> None:
         try:
             while await asyncio.to_thread(service.expire_due) > 0:
