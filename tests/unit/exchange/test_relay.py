@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,10 +16,21 @@ from points.outbox_store import OutboxBundle, OutboxMessage
 from streams.relay import (
     DEFAULT_BATCH_SIZE_MAX,
     DEFAULT_INTERVAL_S,
+    Headers,
     OutboxRelay,
     PartitionMemo,
     send_in_batches,
 )
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Yield to the loop until ``condition()`` holds. The relay reads the outbox in a worker
+    thread, so how long it takes to reach its sends depends on the machine's load: wait for
+    what the test needs, not for a fixed time."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s"
+        await asyncio.sleep(0.001)
 
 
 class FakeStore:
@@ -81,8 +93,7 @@ def test_marks_a_round_only_after_every_ack_and_in_batches_of_the_configured_siz
         store, broker = FakeStore(5), FakeBroker()
         relay = OutboxRelay(store, broker.send, batch_size_max=3)  # type: ignore[arg-type]
         task = asyncio.create_task(relay.relay_once())
-        while len(broker.acks) < 3:
-            await asyncio.sleep(0)
+        await until(lambda: len(broker.acks) == 3)
         for fut in broker.acks[:2]:
             fut.set_result(None)
         for _ in range(20):
@@ -185,7 +196,7 @@ def test_a_bundle_goes_out_through_send_many_in_order_between_the_rows_around_it
 
         relay = OutboxRelay(store, send, send_many=send_many)  # type: ignore[arg-type]
         task = asyncio.ensure_future(relay.relay_once())
-        await asyncio.sleep(0.01)
+        await until(lambda: len(calls) == 3)  # every row sent; two acks awaited
         for ack in broker.acks:
             ack.set_result(None)
         assert await task == 5
@@ -209,7 +220,7 @@ def test_without_send_many_a_bundle_goes_out_one_message_at_a_time() -> None:
         store, broker = BundleStore(), FakeBroker()
         relay = OutboxRelay(store, broker.send)  # type: ignore[arg-type]
         task = asyncio.ensure_future(relay.relay_once())
-        await asyncio.sleep(0.01)
+        await until(lambda: len(broker.acks) == 5)  # every message sent, none acknowledged
         for ack in broker.acks:
             ack.set_result(None)
         assert await task == 5
@@ -269,11 +280,11 @@ def test_send_in_batches_keeps_each_partitions_order_and_uses_the_producers_part
     async def scenario() -> None:
         producer = FakeProducer()
         big = b"x" * 200
-        messages = [
+        messages: list[tuple[bytes, bytes, Headers]] = [
             (bytes([k]), v, [])
             for k, v in [(0, b"a"), (1, b"b"), (0, b"c"), (0, b"d"), (0, big), (1, b"e"), (0, b"f")]
         ]
-        futures = await send_in_batches(producer, "t", messages)  # type: ignore[arg-type]
+        futures = await send_in_batches(producer, "t", messages)
         per_partition: dict[int, list[bytes]] = {}
         for partition, records in producer.queued:
             per_partition.setdefault(partition, []).extend(v for _, v in records)
@@ -306,16 +317,18 @@ def test_partition_memo_asks_the_partitioner_once_per_key_until_the_partitions_c
     async def scenario() -> None:
         producer = CountingProducer()
         memo = PartitionMemo()
-        round_one = [(bytes([k]), b"v", []) for k in (1, 2, 1, 5)]
-        await send_in_batches(producer, "t", round_one, memo)  # type: ignore[arg-type]
+        round_one: list[tuple[bytes, bytes, Headers]] = [
+            (bytes([k]), b"v", []) for k in (1, 2, 1, 5)
+        ]
+        await send_in_batches(producer, "t", round_one, memo)
         assert producer.partitioner_calls == 3  # keys 1, 2, 5
 
-        await send_in_batches(producer, "t", round_one, memo)  # type: ignore[arg-type]
+        await send_in_batches(producer, "t", round_one, memo)
         assert producer.partitioner_calls == 3
 
         producer.partition_ids = {0, 1, 2, 3}
         producer.queued.clear()
-        await send_in_batches(producer, "t", [(bytes([5]), b"w", [])], memo)  # type: ignore[arg-type]
+        await send_in_batches(producer, "t", [(bytes([5]), b"w", [])], memo)
         assert producer.partitioner_calls == 4
         assert producer.queued == [(1, [(bytes([5]), b"w")])]  # 5 % 4, not the old 5 % 3
 
