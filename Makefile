@@ -10,7 +10,7 @@ UV := $(VENV)/bin/uv
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 STACK_ENV = eval "$$($(PY) -m devstack env)"
 
-.PHONY: help venv lock lock-upgrade browser stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api bench-rules bench-smoke openapi clean
+.PHONY: help venv lock lock-upgrade lock-check browser stack-up stack-down stack-status migrate demo demo-stop test test-unit lint bench-ledger bench-pipeline bench-swaps bench-api bench-rules bench-smoke openapi clean
 
 help:
 	@echo "make demo          a day at the bank end to end (starts Kafka, the ledger, a worker)"
@@ -26,6 +26,7 @@ help:
 	@echo "make lint          ruff + mypy over every package"
 	@echo "make lock          re-resolve constraints.txt after editing pyproject.toml's dependencies"
 	@echo "make lock-upgrade  move every locked version to the newest that pyproject.toml allows"
+	@echo "make lock-check    fail if constraints.txt does not match pyproject.toml (CI runs it)"
 
 # PYTHONWARNINGS silences setuptools' "Editable installation" notice (a reminder, not a problem).
 $(STAMP): pyproject.toml $(LOCK)
@@ -47,18 +48,28 @@ $(UV):
 # `make lock` keeps every version already in the lock that pyproject.toml still allows and
 # resolves only what is new or no longer allowed; `make lock-upgrade` moves everything to the
 # newest allowed. The lock file is replaced only when it changed (so the venv is not rebuilt).
+# `make lock-check` (CI) fails when pyproject.toml was edited without `make lock`.
 lock: $(UV)
-	$(call resolve_lock,)
+	$(call resolve_lock,$(LOCK).new,)
+	@if cmp -s $(LOCK) $(LOCK).new; then rm $(LOCK).new; echo "$(LOCK) unchanged"; \
+	else mv $(LOCK).new $(LOCK); echo "$(LOCK) updated: review git diff $(LOCK)"; fi
 
 lock-upgrade: $(UV)
-	$(call resolve_lock,--upgrade)
-
-define resolve_lock
-	cp $(LOCK) $(LOCK).new
-	$(UV) pip compile pyproject.toml --extra dev $(LOCK_TARGET) --quiet $(1) \
-	  --custom-compile-command "make lock" -o $(LOCK).new
-	if cmp -s $(LOCK) $(LOCK).new; then rm $(LOCK).new; echo "$(LOCK) unchanged"; \
+	$(call resolve_lock,$(LOCK).new,--upgrade)
+	@if cmp -s $(LOCK) $(LOCK).new; then rm $(LOCK).new; echo "$(LOCK) unchanged"; \
 	else mv $(LOCK).new $(LOCK); echo "$(LOCK) updated: review git diff $(LOCK)"; fi
+
+lock-check: $(UV)
+	$(call resolve_lock,$(LOCK).check,)
+	@if cmp -s $(LOCK) $(LOCK).check; then rm $(LOCK).check; echo "$(LOCK) matches pyproject.toml"; \
+	else diff -u $(LOCK) $(LOCK).check; rm $(LOCK).check; \
+	  echo "$(LOCK) does not match pyproject.toml: run make lock and commit it"; exit 1; fi
+
+# $(1): the file to write (a copy of the lock, so its versions are kept); $(2): extra flags.
+define resolve_lock
+	cp $(LOCK) $(1)
+	$(UV) pip compile pyproject.toml --extra dev $(LOCK_TARGET) --quiet $(2) \
+	  --custom-compile-command "make lock" -o $(1)
 endef
 
 stack-up: venv
