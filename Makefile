@@ -51,19 +51,20 @@ $(UV):
 # `make lock-check` (CI) fails when pyproject.toml was edited without `make lock`.
 lock: $(UV)
 	$(call resolve_lock,$(LOCK).new,)
-	@if cmp -s $(LOCK) $(LOCK).new; then rm $(LOCK).new; echo "$(LOCK) unchanged"; \
-	else mv $(LOCK).new $(LOCK); echo "$(LOCK) updated: review git diff $(LOCK)"; fi
+	@$(take_new_lock)
 
 lock-upgrade: $(UV)
 	$(call resolve_lock,$(LOCK).new,--upgrade)
-	@if cmp -s $(LOCK) $(LOCK).new; then rm $(LOCK).new; echo "$(LOCK) unchanged"; \
-	else mv $(LOCK).new $(LOCK); echo "$(LOCK) updated: review git diff $(LOCK)"; fi
+	@$(take_new_lock)
 
 lock-check: $(UV)
 	$(call resolve_lock,$(LOCK).check,)
 	@if cmp -s $(LOCK) $(LOCK).check; then rm $(LOCK).check; echo "$(LOCK) matches pyproject.toml"; \
 	else diff -u $(LOCK) $(LOCK).check; rm $(LOCK).check; \
 	  echo "$(LOCK) does not match pyproject.toml: run make lock and commit it"; exit 1; fi
+
+take_new_lock = if cmp -s $(LOCK) $(LOCK).new; then rm $(LOCK).new; echo "$(LOCK) unchanged"; \
+	else mv $(LOCK).new $(LOCK); echo "$(LOCK) updated: review git diff $(LOCK)"; fi
 
 # $(1): the file to write (a copy of the lock, so its versions are kept); $(2): extra flags.
 define resolve_lock
