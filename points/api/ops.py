@@ -155,10 +155,12 @@ def ops_router(
     settings: Settings,
     ops: OpsSettings | None = None,
     *,
+    lag_reader: ops_metrics.ConsumerLagReader,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> APIRouter:
-    """The ``/ops`` routes over ``engine`` (the API's read engine); Kafka and the worker's
-    consumer group come from ``settings``; ``clock`` times the login sessions."""
+    """The ``/ops`` routes over ``engine`` (the API's read engine); ``lag_reader`` reads the
+    lag of the worker's consumer group (named in ``settings``); ``clock`` times the login
+    sessions."""
     ops = ops or OpsSettings()
     token = ops.ops_token.get_secret_value().encode() if ops.ops_token else None
     sessions = OpsSessions(engine, idle_s=ops.ops_session_idle_s,
@@ -167,7 +169,7 @@ def ops_router(
         engine, min_interval_s=ops.ops_verify_interval_s, timeout_s=ops.ops_verify_timeout_s
     )
     lag_cache = ops_metrics.LagCache(
-        settings.kafka.bootstrap_servers, settings.worker.app_id,
+        lag_reader, settings.worker.app_id,
         min_interval_s=ops.ops_lag_interval_s, timeout_s=ops.ops_lag_timeout_s,
     )
     limiter = anyio.CapacityLimiter(2)  # the dashboard never takes the customers' threads

@@ -16,6 +16,7 @@ from points import ops_metrics
 from points.earning.tables import earning_records
 from points.intake import dead_letters, inbound_events
 from points.ledger.verify import VerifyReport, Violation
+from streams.consumer_lag import KafkaConsumerLag, consumer_lag
 from tests.conftest import require_env
 
 from .seeding import REFERRALS, SWAPS, seed_referrals, seed_swaps
@@ -207,7 +208,7 @@ def test_verify_cache_reports_a_failing_verify() -> None:
 
 async def test_lag_is_unavailable_when_kafka_does_not_answer() -> None:
     """Nothing listens on the port: ``unavailable`` with the reason, within the timeout."""
-    cache = ops_metrics.LagCache("127.0.0.1:1", "points-exchange", timeout_s=1.0)
+    cache = ops_metrics.LagCache(KafkaConsumerLag("127.0.0.1:1"), "points-exchange", timeout_s=1.0)
     started = time.monotonic()
     got = await cache.get(wait_s=3)
     assert got["status"] == "unavailable"
@@ -248,11 +249,11 @@ async def test_consumer_lag_per_topic_from_the_real_broker() -> None:
                                TopicPartition(topic, 1): OffsetAndMetadata(5, "")})
     finally:
         await consumer.stop()
-    got = await ops_metrics.consumer_lag(bootstrap, group, timeout_s=10)
+    got = await consumer_lag(bootstrap, group, timeout_s=10)
     assert got["status"] == "ok"
     assert got["topics"] == {topic: {"lag": 3, "end": 10, "committed": 7, "partitions": 2}}
     assert got["total_lag"] == 3
-    cache = ops_metrics.LagCache(bootstrap, group, timeout_s=10)
+    cache = ops_metrics.LagCache(KafkaConsumerLag(bootstrap), group, timeout_s=10)
     assert (await cache.get(wait_s=10))["topics"][topic]["lag"] == 3
     await cache.close()
     await asyncio.sleep(0)
