@@ -49,7 +49,6 @@ from points.cli.commands import (
 from points.cli.context import Ops
 from points.cli.errors import describe, exit_code_for
 from points.cli.output import Output
-from points.cli.settings import load_ops_settings
 from points.settings import load_settings
 
 __all__ = ["app", "main"]
@@ -124,7 +123,6 @@ def _global_options(
     output = Output(json_mode=json_output)
     try:
         settings = load_settings()
-        ops_settings = load_ops_settings()
     except Exception as error:  # settings come from the environment: report it in one line
         output.error(describe(error))
         raise typer.Exit(int(exit_code_for(error))) from error
@@ -133,7 +131,6 @@ def _global_options(
         program=program,
         output=output,
         settings=settings,
-        ops_settings=ops_settings,
         debug=debug,
     )
     ctx.obj = ops
