@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert
@@ -204,6 +205,29 @@ def test_verify_cache_reports_a_failing_verify() -> None:
     got = cache.get(wait_s=5)
     assert got["status"] == "error"
     assert "database went away" in got["error"]
+
+
+class _CountingLagReader:
+    """A ConsumerLagReader that answers from memory and counts the probes."""
+
+    def __init__(self) -> None:
+        self.probes: list[tuple[str, float]] = []
+
+    async def lag(self, group_id: str, *, timeout_s: float) -> dict[str, Any]:
+        self.probes.append((group_id, timeout_s))
+        return {"status": "ok", "group_id": group_id, "topics": {}, "total_lag": 7}
+
+
+async def test_lag_comes_from_the_reader_the_dashboard_is_handed() -> None:
+    """The lag cache asks only its reader (the port), for the configured group and timeout,
+    and at most once per interval."""
+    reader = _CountingLagReader()
+    cache = ops_metrics.LagCache(reader, "points-exchange", min_interval_s=3600, timeout_s=2.0)
+    first = await cache.get(wait_s=3)
+    second = await cache.get(wait_s=3)
+    assert first["total_lag"] == second["total_lag"] == 7
+    assert reader.probes == [("points-exchange", 2.0)]
+    await cache.close()
 
 
 async def test_lag_is_unavailable_when_kafka_does_not_answer() -> None:
