@@ -36,7 +36,7 @@ from demo import services
 from demo.exchange_day import partner_env, run_exchange_day
 from demo.summary import collect, render, render_exchange
 from demo.tokens import api_env, demo_token, exchange_day_sample_customer, ops_token
-from points.api.settings import ListenAddress
+from points.api.settings import ApiSharedSettings
 from points.db import make_engine
 from points.earning.tables import customer_profiles
 from points.intake import dead_letters, inbound_events
@@ -207,7 +207,7 @@ def run(customers: int, transactions: int) -> int:
         sample = exchange_day_sample_customer(engine, prefix)
     finally:
         engine.dispose()
-    print_still_running(console, ListenAddress().url, settings.data_dir,
+    print_still_running(console, ApiSharedSettings().url, settings.data_dir,
                         demo_token(settings.data_dir, sample))
     return 0
 

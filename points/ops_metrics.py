@@ -5,8 +5,8 @@ runs on SQLite and PostgreSQL. Nothing here writes. The expensive parts are cach
 
 - :class:`VerifyCache` runs :func:`points.ledger.verify` in a background thread at most every
   ``min_interval_s`` and keeps the last report; a request waits for it only briefly.
-- :class:`LagCache` asks Kafka for the worker group's committed offsets and the topics' end
-  offsets in a background task; when the broker cannot be reached it says ``unavailable``.
+- :class:`LagCache` asks a :class:`ConsumerLagReader` (Kafka, behind a port) for the worker
+  group's lag in a background task; when the broker cannot be reached it says ``unavailable``.
 
 Costs (measured on PostgreSQL 15 and SQLite, 120k earning records / 120k inbox rows; see
 ``docs/operations-dashboard.md``): points by rule is one JSON aggregate over every earning
@@ -17,13 +17,12 @@ small tables or a range of the inbox.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy import Connection, Engine, Integer, case, cast, func, select, text
 
@@ -34,9 +33,9 @@ from points.ledger.verify import VerifyReport, verify
 __all__ = [
     "REFERRAL_STATES",
     "SWAP_STATES",
+    "ConsumerLagReader",
     "LagCache",
     "VerifyCache",
-    "consumer_lag",
     "dlq_by_reason",
     "events_per_second",
     "points_by_rule",
@@ -304,64 +303,31 @@ class VerifyCache:
             return {**state.result, "running": state.running_since is not None}
 
 
-async def consumer_lag(
-    bootstrap_servers: str, group_id: str, *, timeout_s: float = 3.0
-) -> dict[str, Any]:
-    """The group's lag per topic: end offsets minus committed offsets, summed over the
-    partitions the group has committed. Raises when Kafka cannot be reached in time."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
+class ConsumerLagReader(Protocol):
+    """The port the dashboard reads a consumer group's lag through, handed to it at start-up
+    (``points/`` knows nothing of Kafka; the Kafka reader is
+    :class:`streams.consumer_lag.KafkaConsumerLag`)."""
 
-    timeout_ms = int(timeout_s * 1000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers,
-                                request_timeout_ms=timeout_ms, client_id="points-ops")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, request_timeout_ms=timeout_ms,
-                                client_id="points-ops")
-
-    async def probe() -> dict[str, Any]:
-        await admin.start()
-        await consumer.start()
-        committed = await admin.list_consumer_group_offsets(group_id)
-        partitions = [tp for tp, meta in committed.items() if meta.offset >= 0]
-        ends = await consumer.end_offsets(partitions) if partitions else {}
-        topics: dict[str, dict[str, int]] = {}
-        for tp in sorted(partitions):
-            end = int(ends.get(tp, 0))
-            done = int(committed[tp].offset)
-            row = topics.setdefault(tp.topic, {"lag": 0, "end": 0, "committed": 0,
-                                               "partitions": 0})
-            row["lag"] += max(end - done, 0)
-            row["end"] += end
-            row["committed"] += done
-            row["partitions"] += 1
-        return {"status": "ok", "group_id": group_id, "topics": topics,
-                "total_lag": sum(t["lag"] for t in topics.values())}
-
-    try:
-        return await asyncio.wait_for(probe(), timeout=timeout_s)
-    finally:
-        # Best effort: the probe's answer (or its error) is what matters.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(consumer.stop(), timeout=timeout_s)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(admin.close(), timeout=timeout_s)
+    async def lag(self, group_id: str, *, timeout_s: float) -> dict[str, Any]:
+        """``{"status": "ok", "group_id", "topics": {topic: {"lag", "end", "committed",
+        "partitions"}}, "total_lag"}``; raises when the broker cannot be reached in time."""
+        ...
 
 
 class LagCache:
-    """The last :func:`consumer_lag` answer, refreshed in a background task at most every
-    ``min_interval_s``; ``unavailable`` (with the reason) when Kafka does not answer."""
+    """The last answer of ``reader`` for ``group_id``, refreshed in a background task at most
+    every ``min_interval_s``; ``unavailable`` (with the reason) when Kafka does not answer."""
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        reader: ConsumerLagReader,
         group_id: str,
         *,
         min_interval_s: float = 5.0,
         timeout_s: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._bootstrap = bootstrap_servers
+        self._reader = reader
         self._group = group_id
         self._interval = min_interval_s
         self._timeout = timeout_s
@@ -372,7 +338,7 @@ class LagCache:
 
     async def _refresh(self) -> None:
         try:
-            result = await consumer_lag(self._bootstrap, self._group, timeout_s=self._timeout)
+            result = await self._reader.lag(self._group, timeout_s=self._timeout)
         except Exception as exc:
             result = {"status": "unavailable", "group_id": self._group, "topics": {},
                       "error": f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__}

@@ -1,8 +1,12 @@
-"""One settings object for the whole exchange, read from the environment at the edge.
+"""The exchange's settings, read from the environment at the edge.
 
 Every variable is prefixed ``POINTS_``; nested groups use ``__`` (for example
-``POINTS_KAFKA__BOOTSTRAP_SERVERS``). Nothing in the project reads the environment anywhere
-else, and nothing builds a Settings at import time: entry points call :func:`load_settings`.
+``POINTS_KAFKA__BOOTSTRAP_SERVERS``). :class:`Settings` is what every process reads: the
+workers, the operations CLI (its ``ops`` group) and the customer API (database, rules, Kafka).
+The API alone also reads ``POINTS_API__*`` through :class:`points.api.settings.ApiSettings`:
+it refuses to start without its token settings, which the workers and the CLI never need, so
+that group is not part of this object (README, "Configuration"). Nothing builds settings at
+import time: entry points call :func:`load_settings`.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from points.ledger.model import AMOUNT_MAX
+
 __all__ = [
     "DatabaseSettings",
     "KafkaSettings",
+    "OpsSettings",
     "RulesSettings",
     "Settings",
     "TopicNames",
@@ -104,6 +111,13 @@ class RulesSettings(BaseModel):
     lot_lifetime_days: int = Field(default=365, ge=1, le=3650)
 
 
+class OpsSettings(BaseModel):
+    """The operations CLI's group (``POINTS_OPS__*``)."""
+
+    # An adjustment moving more points than this (either sign) waits for a second operator.
+    approval_threshold: int = Field(default=10_000, ge=0, le=AMOUNT_MAX)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -116,6 +130,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     worker: WorkerSettings = WorkerSettings()
     rules: RulesSettings = RulesSettings()
+    ops: OpsSettings = OpsSettings()
 
     @field_validator("data_dir")
     @classmethod

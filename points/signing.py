@@ -61,7 +61,7 @@ KEY_SIZE_MIN_BYTES: Final = 32
 """HMAC-SHA256 keys shorter than the hash output weaken it; refuse them."""
 
 Headers = tuple[tuple[str, bytes], ...]
-"""Kafka record headers as aiokafka produces and consumes them."""
+"""Kafka record headers as the Kafka client produces and consumes them: (name, bytes) pairs."""
 
 
 class Verdict(StrEnum):

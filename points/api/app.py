@@ -62,6 +62,7 @@ from points.api.settings import ApiSettings, load_api_settings
 from points.db import make_engine
 from points.errors import PointsError, error_for_code
 from points.exchange.service import ExchangeService, SwapNotFound
+from points.ops_metrics import ConsumerLagReader
 from points.partners import PartnersConfig
 from points.rules import RuleSet, load_ruleset
 from points.settings import Settings, load_settings
@@ -190,10 +191,12 @@ def create_app(
     clock: Clock | None = None,
     exchange: ExchangeService | None = None,
     environ: Mapping[str, str] | None = None,
+    lag_reader: ConsumerLagReader | None = None,
 ) -> FastAPI:
     """Build the API. Without arguments everything comes from the environment; the partner
     exchange is built from ``environ`` (default ``os.environ``: the partners' signing keys)
-    unless ``exchange`` is given."""
+    unless ``exchange`` is given; the dashboard reads consumer lag through ``lag_reader``
+    (default: from the Kafka brokers in ``settings``)."""
     settings = settings or load_settings()
     api = api_settings or load_api_settings()
     own_engine = engine is None
@@ -254,7 +257,13 @@ def create_app(
     app.state.metrics = metrics
     install_problem_handlers(app, authenticate=partial(_authenticate_customer, ctx))
     _routes(app, ctx, metrics)
-    app.include_router(ops_router(engine, settings, clock=clock))  # /ops: the dashboard
+    if lag_reader is None:
+        # The composition root wires the one Kafka piece the API uses (points/ has none).
+        from streams.consumer_lag import KafkaConsumerLag
+
+        lag_reader = KafkaConsumerLag(settings.kafka.bootstrap_servers)
+    # /ops: the dashboard
+    app.include_router(ops_router(engine, settings, api, lag_reader=lag_reader, clock=clock))
     app.include_router(refusals_router(_customer, ctx.api.activity_page_max, _PROBLEMS))
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.

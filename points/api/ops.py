@@ -29,17 +29,16 @@ from typing import Annotated, Any, Final
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, Engine
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from points import ops_metrics
 from points.api.errors import NotConfigured, Unauthenticated
 from points.api.ops_sessions import OpsSessions
+from points.api.settings import DashboardSettings
 from points.settings import Settings
 
-__all__ = ["COOKIE", "OpsSettings", "ops_router"]
+__all__ = ["COOKIE", "ops_router"]
 
 log = logging.getLogger(__name__)
 
@@ -48,42 +47,6 @@ COOKIE: Final = "points_ops"
 # Longer than any token an operator would paste: refused before comparing, as any wrong one.
 _TOKEN_MAX_CHARS: Final = 4096
 _CHART_JS: Final = "chart.umd.min.js"
-
-
-class OpsSettings(BaseSettings):
-    """``POINTS_API__OPS_*``: the dashboard's own settings, beside the customer API's."""
-
-    model_config = SettingsConfigDict(env_prefix="POINTS_API__", extra="ignore")
-
-    # The operator token; unset: the dashboard is off (503).
-    ops_token: SecretStr | None = None
-    # Ledger verify runs at most this often (it scans the whole ledger).
-    ops_verify_interval_s: float = Field(default=60.0, ge=1, le=86_400)
-    ops_verify_timeout_s: float = Field(default=300.0, ge=1, le=3_600)
-    # Kafka lag is asked at most this often, each probe bounded by the timeout.
-    ops_lag_interval_s: float = Field(default=5.0, ge=0.5, le=3_600)
-    ops_lag_timeout_s: float = Field(default=3.0, ge=0.2, le=60)
-    # Points by rule and campaign cover the earning records written in this many hours
-    # (0: all of them; each record costs a JSON parse, see points.ops_metrics).
-    ops_points_window_h: float = Field(default=24.0, ge=0, le=24 * 3660)
-    # Fast queries are shared by concurrent viewers for this long; points by rule (a JSON
-    # aggregate over every earning record) for the slow one.
-    ops_fast_ttl_s: float = Field(default=1.0, ge=0, le=600)
-    ops_slow_ttl_s: float = Field(default=15.0, ge=0, le=3_600)
-    # A login session ends after this long without a request (idle) and, used or not, this
-    # long after the login (absolute).
-    ops_session_idle_s: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
-    ops_session_max_s: int = Field(default=12 * 3600, ge=60, le=90 * 86_400)
-    # The cookie is always ``Secure`` when true; else only when the request came over HTTPS
-    # (behind a TLS-terminating proxy: set this, or run uvicorn with --proxy-headers).
-    ops_cookie_secure: bool = False
-
-    @field_validator("ops_token")
-    @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 24:
-            raise ValueError("ops_token must be at least 24 characters")
-        return value
 
 
 class OpsUnauthenticated(Unauthenticated):
@@ -153,13 +116,14 @@ def _section(engine: Engine, name: str, fn: Callable[[Connection], dict[str, Any
 def ops_router(
     engine: Engine,
     settings: Settings,
-    ops: OpsSettings | None = None,
+    ops: DashboardSettings,
     *,
+    lag_reader: ops_metrics.ConsumerLagReader,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> APIRouter:
-    """The ``/ops`` routes over ``engine`` (the API's read engine); Kafka and the worker's
-    consumer group come from ``settings``; ``clock`` times the login sessions."""
-    ops = ops or OpsSettings()
+    """The ``/ops`` routes over ``engine`` (the API's read engine), configured by ``ops``
+    (the API's settings); ``lag_reader`` reads the lag of the worker's consumer group (named
+    in ``settings``); ``clock`` times the login sessions."""
     token = ops.ops_token.get_secret_value().encode() if ops.ops_token else None
     sessions = OpsSessions(engine, idle_s=ops.ops_session_idle_s,
                            max_s=ops.ops_session_max_s, clock=clock)
@@ -167,7 +131,7 @@ def ops_router(
         engine, min_interval_s=ops.ops_verify_interval_s, timeout_s=ops.ops_verify_timeout_s
     )
     lag_cache = ops_metrics.LagCache(
-        settings.kafka.bootstrap_servers, settings.worker.app_id,
+        lag_reader, settings.worker.app_id,
         min_interval_s=ops.ops_lag_interval_s, timeout_s=ops.ops_lag_timeout_s,
     )
     limiter = anyio.CapacityLimiter(2)  # the dashboard never takes the customers' threads

@@ -1,8 +1,15 @@
 """Settings of the customer HTTP API, read from ``POINTS_API__*`` at the edge.
 
-Kept beside the API for now (its own prefix, nested with ``__``, e.g.
-``POINTS_API__JWT__ALGORITHMS='["RS256"]'``, ``POINTS_API__RATE_LIMIT__RATE_PER_S=20``); the
-ledger URL and the rule file still come from :class:`points.settings.Settings`.
+Kept apart from :class:`points.settings.Settings` (which the API reads too, for the ledger
+URL, the rule file and Kafka) because the API fails closed: :class:`ApiSettings` requires the
+token settings (``jwt``), which the workers and the CLI never have. The same prefix, nested
+with ``__`` (e.g. ``POINTS_API__JWT__ALGORITHMS='["RS256"]'``,
+``POINTS_API__RATE_LIMIT__RATE_PER_S=20``, ``POINTS_API__OPS_TOKEN``):
+
+- :class:`ApiSharedSettings`: the part other processes read without the API's secrets (the
+  demo prints the address; ``points-ledger api purge-idempotency-keys`` uses the retention);
+- :class:`ApiSettings`: all of it, the operations dashboard's ``ops_*`` included
+  (:class:`DashboardSettings`), read only by the API.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from points.referrals import parse_secret
 
 __all__ = [
     "ApiSettings",
+    "ApiSharedSettings",
+    "DashboardSettings",
     "IdempotencySettings",
     "JwtSettings",
-    "ListenAddress",
     "RateLimitSettings",
     "load_api_settings",
     "load_idempotency_settings",
@@ -85,9 +93,46 @@ class IdempotencySettings(BaseModel):
     purge_interval_s: int = Field(default=3600, ge=0, le=7 * 86_400)
 
 
-class ListenAddress(BaseSettings):
-    """Where ``python -m points.api`` listens (``POINTS_API__HOST``, ``POINTS_API__PORT``),
-    readable alone by whoever tells people the API's address (the demo)."""
+class DashboardSettings(BaseModel):
+    """``POINTS_API__OPS_*``: the operations dashboard's settings (``/ops``,
+    :mod:`points.api.ops`), flat in the API's group."""
+
+    # The operator token; unset: the dashboard is off (503).
+    ops_token: SecretStr | None = None
+    # Ledger verify runs at most this often (it scans the whole ledger).
+    ops_verify_interval_s: float = Field(default=60.0, ge=1, le=86_400)
+    ops_verify_timeout_s: float = Field(default=300.0, ge=1, le=3_600)
+    # Kafka lag is asked at most this often, each probe bounded by the timeout.
+    ops_lag_interval_s: float = Field(default=5.0, ge=0.5, le=3_600)
+    ops_lag_timeout_s: float = Field(default=3.0, ge=0.2, le=60)
+    # Points by rule and campaign cover the earning records written in this many hours
+    # (0: all of them; each record costs a JSON parse, see points.ops_metrics).
+    ops_points_window_h: float = Field(default=24.0, ge=0, le=24 * 3660)
+    # Fast queries are shared by concurrent viewers for this long; points by rule (a JSON
+    # aggregate over every earning record) for the slow one.
+    ops_fast_ttl_s: float = Field(default=1.0, ge=0, le=600)
+    ops_slow_ttl_s: float = Field(default=15.0, ge=0, le=3_600)
+    # A login session ends after this long without a request (idle) and, used or not, this
+    # long after the login (absolute).
+    ops_session_idle_s: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
+    ops_session_max_s: int = Field(default=12 * 3600, ge=60, le=90 * 86_400)
+    # The cookie is always ``Secure`` when true; else only when the request came over HTTPS
+    # (behind a TLS-terminating proxy: set this, or run uvicorn with --proxy-headers).
+    ops_cookie_secure: bool = False
+
+    @field_validator("ops_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("ops_token must be at least 24 characters")
+        return value
+
+
+class ApiSharedSettings(BaseSettings):
+    """The ``POINTS_API__*`` settings readable without the API's secrets: where
+    ``python -m points.api`` listens (``POINTS_API__HOST``, ``POINTS_API__PORT``; the demo
+    tells people the address) and how long Idempotency-Key responses are kept
+    (``POINTS_API__IDEMPOTENCY__*``; the operations CLI purges them)."""
 
     # hide_input_in_errors: a rejected setting may be a secret; the error names the variable.
     model_config = SettingsConfigDict(
@@ -97,6 +142,7 @@ class ListenAddress(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    idempotency: IdempotencySettings = IdempotencySettings()
 
     @property
     def url(self) -> str:
@@ -107,7 +153,7 @@ class ListenAddress(BaseSettings):
         return f"http://{host}:{self.port}"
 
 
-class ApiSettings(ListenAddress):
+class ApiSettings(ApiSharedSettings, DashboardSettings):
     workers: int = Field(default=1, ge=1, le=64)
     # Database connections per worker process (reads are one or two short statements).
     pool_size: int = Field(default=10, ge=1, le=200)
@@ -126,7 +172,6 @@ class ApiSettings(ListenAddress):
     # Required: the API refuses to start without knowing how to check tokens (fail closed).
     jwt: JwtSettings
     rate_limit: RateLimitSettings = RateLimitSettings()
-    idempotency: IdempotencySettings = IdempotencySettings()
 
     @field_validator("referral_secret")
     @classmethod
@@ -142,17 +187,6 @@ class ApiSettings(ListenAddress):
         return parse_secret(self.referral_secret.get_secret_value())
 
 
-class _IdempotencyOnly(BaseSettings):
-    """The ``idempotency`` group alone, for readers without the API's required JWT settings
-    (the operations CLI)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore"
-    )
-
-    idempotency: IdempotencySettings = IdempotencySettings()
-
-
 def load_api_settings(**overrides: object) -> ApiSettings:
     """Build from the environment; keyword overrides win (tests, benchmarks)."""
     current = os.environ.get("POINTS_REFERRAL_SECRET")
@@ -166,4 +200,4 @@ def load_api_settings(**overrides: object) -> ApiSettings:
 
 def load_idempotency_settings(**overrides: object) -> IdempotencySettings:
     """``POINTS_API__IDEMPOTENCY__*`` from the environment, without the rest of the API's."""
-    return _IdempotencyOnly(**overrides).idempotency  # type: ignore[arg-type]
+    return ApiSharedSettings(**overrides).idempotency  # type: ignore[arg-type]

@@ -13,9 +13,7 @@ import traceback
 from typing import Annotated, Any
 
 import typer
-from typer import _click
 from typer.core import TyperGroup
-from typer.exceptions import TyperException
 
 from points.cli.commands import (
     adjust_approve,
@@ -51,19 +49,27 @@ from points.cli.commands import (
 from points.cli.context import Ops
 from points.cli.errors import describe, exit_code_for
 from points.cli.output import Output
-from points.cli.settings import load_ops_settings
 from points.settings import load_settings
 
 __all__ = ["app", "main"]
 
 
+# The click context typer hands a group: since typer 0.26 a class of typer's private, vendored
+# copy of click (``typer._click``), not click's. ``typer.Context`` is only a subclass of it for
+# annotating command parameters, so the overrides below take ``Any`` and use only the
+# context's documented click methods. Floor in pyproject.toml: typer 0.29 (0.28 is the first
+# whose usage errors derive from the public ``typer.TyperException``, but words range errors
+# differently from what tests/integration/cli pins; 0.29.0 passes them).
+ClickContext = Any
+
+
 class OpsGroup(TyperGroup):
     """The root group: every command runs inside its ``invoke``, so errors are mapped here."""
 
-    def invoke(self, ctx: _click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, TyperException):
+        except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # usage errors (exit 2) and deliberate exits keep click's handling
         except Exception as error:
             ops = ctx.find_object(Ops)
@@ -84,7 +90,7 @@ class DefaultCommandGroup(TyperGroup):
 
     default_command = "new"
 
-    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
@@ -117,7 +123,6 @@ def _global_options(
     output = Output(json_mode=json_output)
     try:
         settings = load_settings()
-        ops_settings = load_ops_settings()
     except Exception as error:  # settings come from the environment: report it in one line
         output.error(describe(error))
         raise typer.Exit(int(exit_code_for(error))) from error
@@ -126,7 +131,6 @@ def _global_options(
         program=program,
         output=output,
         settings=settings,
-        ops_settings=ops_settings,
         debug=debug,
     )
     ctx.obj = ops

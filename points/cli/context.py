@@ -17,7 +17,6 @@ from sqlalchemy import Connection, Engine
 
 from points.cli.errors import BadInput
 from points.cli.output import Output
-from points.cli.settings import OpsSettings
 from points.db import make_engine
 from points.ledger.model import Reason
 from points.ledger.service import KEY_LENGTH_MAX
@@ -43,7 +42,6 @@ class Ops:
     program: str
     output: Output
     settings: Settings
-    ops_settings: OpsSettings
     debug: bool = False
     _engine: Engine | None = field(default=None, repr=False)
 

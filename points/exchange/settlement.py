@@ -273,37 +273,13 @@ def to_csv(statement: Statement) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m points.exchange.settlement --partner ridehail --start 2026-03-01T00:00:00Z
-    --end 2026-04-01T00:00:00Z [--format json|csv] [--output FILE]`` against the configured
-    ledger database (``POINTS_DATABASE__URL``)."""
-    import argparse
-    import sys
+    """``python -m points.exchange.settlement --partner P --start T --end T [--format json|csv]
+    [--output FILE]``: kept because the docs name it; :func:`points.cli.legacy.settlement_main`
+    wires the settings, the database and the partners (imported on call: the exchange knows
+    nothing of the CLI or the adapters)."""
+    from points.cli.legacy import settlement_main
 
-    from adapters.config import load_partners_config
-    from points.db import make_engine
-    from points.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m points.exchange.settlement")
-    parser.add_argument("--partner", required=True)
-    parser.add_argument("--start", required=True, type=datetime.fromisoformat)
-    parser.add_argument("--end", required=True, type=datetime.fromisoformat)
-    parser.add_argument("--format", choices=("json", "csv"), default="json")
-    parser.add_argument("--output", default="-")
-    args = parser.parse_args(argv)
-    partner = load_partners_config().get(args.partner)
-    engine = make_engine(load_settings().database_url)
-    try:
-        with engine.connect() as conn:
-            statement = settle(conn, partner, args.start, args.end)
-    finally:
-        engine.dispose()
-    data = to_json(statement) if args.format == "json" else to_csv(statement)
-    if args.output == "-":
-        sys.stdout.buffer.write(data)
-    else:
-        with open(args.output, "wb") as handle:
-            handle.write(data)
-    return 0
+    return settlement_main(argv)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ The events file holds one message per line, as published: ``bank.transactions``,
 ``customer.activity`` and ``bank.customers`` messages (a profile applies to the events after
 it), and partner purchases. Each rule set starts every customer from an empty rule state and
 sees the events in file order, with refunds clawed back exactly as in production. Nothing is
-written anywhere. Exit codes: 0 done, 2 a file could not be read or validated.
+written anywhere. Exit codes: 0 done, 2 a file could not be read or validated. The command is
+kept because the docs name it; it runs :func:`points.cli.legacy.backtest_main`, the code of
+``points-ledger rules backtest``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +39,7 @@ from points.events import (
 )
 from points.rules.clawback import clawback
 from points.rules.engine import EarningRecord, Profile, evaluate
-from points.rules.errors import RuleFileError
-from points.rules.ruleset import RuleSet, load_ruleset
+from points.rules.ruleset import RuleSet
 from points.rules.state import RuleState
 
 __all__ = [
@@ -51,9 +50,6 @@ __all__ = [
     "main",
     "read_events",
 ]
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,54 +337,12 @@ def read_events(path: Path) -> Iterator[Any]:
                 raise EventFileError(f"{path}:{number}: {where}: {first['msg']}") from exc
 
 
-def _profiles_from(path: Path | None) -> dict[str, Profile]:
-    if path is None:
-        return {}
-    profiles: dict[str, Profile] = {}
-    for event in read_events(path):
-        if isinstance(event, CustomerProfile | CustomerOnboarded):
-            profiles[event.customer_id] = Profile.from_event(event)
-    return profiles
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m points.rules.backtest",
-        description="Compare what two rule sets would have awarded over recorded events.",
-    )
-    parser.add_argument("--candidate", type=Path, required=True, help="the proposed rule file")
-    parser.add_argument("--current", type=Path, required=True, help="the rule file in use")
-    parser.add_argument("--events", type=Path, required=True, help="recorded messages (JSONL)")
-    parser.add_argument("--profiles", type=Path, help="bank.customers messages (JSONL)")
-    parser.add_argument("--cost-per-point-minor", type=int, default=1, metavar="N")
-    parser.add_argument(
-        "--per-points",
-        type=int,
-        default=1,
-        metavar="M",
-        help="the cost is N minor units per M points (default 1 per 1)",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        cost = PointCost(args.cost_per_point_minor, args.per_points)
-        candidate = load_ruleset(args.candidate)
-        current = load_ruleset(args.current)
-        report = backtest(
-            candidate, current, read_events(args.events), _profiles_from(args.profiles), cost=cost
-        )
-    except (RuleFileError, EventFileError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2, sort_keys=True))
-    else:
-        print(report.render())
-    return EXIT_OK
+    """``python -m points.rules.backtest`` (imports the CLI on call: the rules know nothing
+    of it)."""
+    from points.cli.legacy import backtest_main
+
+    return backtest_main(argv)
 
 
 if __name__ == "__main__":

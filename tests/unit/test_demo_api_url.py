@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from demo.__main__ import print_still_running
-from points.api.settings import ListenAddress
+from points.api.settings import ApiSharedSettings
 
 
 def printed(api_url: str, tmp_path: Path) -> str:
@@ -26,7 +26,7 @@ def test_the_demo_prints_the_port_the_api_listens_on(
     """POINTS_API__PORT=18181: every line names 127.0.0.1:18181, none 8080."""
     monkeypatch.setenv("POINTS_API__PORT", "18181")
     monkeypatch.delenv("POINTS_API__HOST", raising=False)
-    text = printed(ListenAddress().url, tmp_path)
+    text = printed(ApiSharedSettings().url, tmp_path)
     assert "http://127.0.0.1:18181/docs" in text
     assert "http://127.0.0.1:18181/ops/login?token=" in text
     assert "curl -s -H 'Authorization: Bearer tok' http://127.0.0.1:18181/v1/me/balance" in text
@@ -46,4 +46,4 @@ def test_the_url_is_one_a_client_on_this_machine_can_open(
     """A wildcard bind address is reached on loopback; IPv6 hosts are bracketed."""
     monkeypatch.setenv("POINTS_API__HOST", host)
     monkeypatch.delenv("POINTS_API__PORT", raising=False)
-    assert ListenAddress().url == url
+    assert ApiSharedSettings().url == url

@@ -39,7 +39,7 @@ def command(
         raise BadInput("DELTA must not be 0")
     key = new_key("adjust", key)
     now = ops.now()
-    threshold = ops.ops_settings.approval_threshold
+    threshold = ops.settings.ops.approval_threshold
     if abs(delta) > threshold:
         with ops.engine().begin() as conn:
             request, created = submit_request(

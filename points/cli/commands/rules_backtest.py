@@ -2,11 +2,13 @@
 
 Replays recorded messages through both rule sets with :func:`points.rules.backtest.backtest`
 (nothing is written anywhere) and shows points, cost and per-rule differences.
+:func:`compare` is also what ``python -m points.rules.backtest`` runs (:mod:`points.cli.legacy`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +19,15 @@ from points.cli.errors import BadInput
 from points.cli.output import ProgressTask, fmt_signed, table
 from points.events import CustomerOnboarded, CustomerProfile
 from points.rules import Profile, load_ruleset
-from points.rules.backtest import EventFileError, PointCost, backtest, read_events
+from points.rules.backtest import (
+    BacktestReport,
+    EventFileError,
+    PointCost,
+    backtest,
+    read_events,
+)
+
+__all__ = ["command", "compare", "profiles_from"]
 
 InputFile = Annotated[Path, typer.Option(exists=True, dir_okay=False, readable=True,
                                          show_default=False)]
@@ -29,7 +39,8 @@ def _counted(events: Iterator[Any], progress: ProgressTask) -> Iterator[Any]:
         yield event
 
 
-def _profiles(path: Path | None) -> dict[str, Profile]:
+def profiles_from(path: Path | None) -> dict[str, Profile]:
+    """Each customer's last profile in a file of ``bank.customers`` messages (none: empty)."""
     profiles: dict[str, Profile] = {}
     if path is None:
         return profiles
@@ -37,6 +48,24 @@ def _profiles(path: Path | None) -> dict[str, Profile]:
         if isinstance(event, CustomerProfile | CustomerOnboarded):
             profiles[event.customer_id] = Profile.from_event(event)
     return profiles
+
+
+def compare(
+    candidate: Path,
+    current: Path,
+    events: Path,
+    profiles: Path | None,
+    cost: PointCost,
+    *,
+    counted: Callable[[Iterator[Any]], Iterator[Any]] = iter,
+) -> BacktestReport:
+    """Load both rule files and the profiles, then replay ``events`` through both rule sets
+    (``counted`` sees every event go by). Raises RuleFileError, EventFileError, OSError."""
+    candidate_rules = load_ruleset(candidate)
+    current_rules = load_ruleset(current)
+    seeded = profiles_from(profiles)
+    return backtest(candidate_rules, current_rules, counted(read_events(events)), seeded,
+                    cost=cost)
 
 
 def _lines(path: Path) -> int:
@@ -63,13 +92,10 @@ def command(
     """Compare what a candidate rule set would have awarded with the current one."""
     ops = ops_of(ctx)
     cost = PointCost(cost_minor, per_points)
-    candidate_rules = load_ruleset(candidate)
-    current_rules = load_ruleset(current)
     try:
-        seeded = _profiles(profiles)
         with ops.output.progress("replaying events", _lines(events)) as progress:
-            report = backtest(candidate_rules, current_rules,
-                              _counted(read_events(events), progress), seeded, cost=cost)
+            report = compare(candidate, current, events, profiles, cost,
+                             counted=partial(_counted, progress=progress))
     except EventFileError as error:
         raise BadInput(str(error)) from error
     c, k = report.candidate, report.current

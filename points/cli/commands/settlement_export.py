@@ -18,13 +18,20 @@ from pydantic import ValidationError
 
 from points.cli.context import ops_of, parse_moment
 from points.cli.errors import BadInput
-from points.exchange.settlement import settle, to_csv, to_json
+from points.exchange.settlement import Statement, settle, to_csv, to_json
 from points.partners import PartnersConfig
+
+__all__ = ["Format", "command", "load_partners", "render"]
 
 
 class Format(StrEnum):
     csv = "csv"
     json = "json"
+
+
+def render(statement: Statement, fmt: Format) -> bytes:
+    """The statement's bytes in ``fmt`` (``python -m points.exchange.settlement`` uses it too)."""
+    return to_csv(statement) if fmt is Format.csv else to_json(statement)
 
 
 def load_partners(path: Path) -> PartnersConfig:
@@ -63,7 +70,7 @@ def command(
     config = load_partners(partners_config).get(partner)  # UnknownPartner: exit 3
     with ops.read() as conn:
         statement = settle(conn, config, period_start, period_end)
-    data = to_csv(statement) if fmt is Format.csv else to_json(statement)
+    data = render(statement, fmt)
     if output is None:
         ops.output.out.file.write(data.decode())
         return

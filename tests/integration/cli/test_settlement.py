@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from points.exchange.settlement import main as settlement_main
 from points.ledger import Earn, Hold, PostHold
 from tests.integration.cli.support import DAY, NOW, cli, cli_json, seed
 
@@ -56,3 +59,26 @@ def test_settlement_export_refuses_unknown_partners_and_empty_periods(
                     "--from", "2026-03-02", "--to", "2026-03-01",
                     "--partners-config", str(PARTNERS))
     assert backwards.exit_code == 2
+
+
+def test_python_m_settlement_prints_the_bytes_settlement_export_prints(
+        migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """The older ``python -m points.exchange.settlement`` (documented in docs/settlement.md)
+    keeps its flags (``--start``/``--end``, JSON by default, ``--output``) and writes the very
+    bytes ``points-ledger settlement export`` writes for the same period."""
+    seed_swap_out(migrated_url)
+    monkeypatch.setenv("POINTS_DATABASE__URL", migrated_url)
+    start, end = ((NOW - DAY).date().isoformat() + "T00:00:00+00:00",
+                  (NOW + 2 * DAY).date().isoformat() + "T00:00:00+00:00")
+    args = ["--partner", "ridehail", "--start", start, "--end", end]
+    typer_args = ["settlement", "export", "--partner", "ridehail", *period(),
+                  "--partners-config", str(PARTNERS)]
+
+    assert settlement_main(args) == 0
+    as_json = capsysbinary.readouterr().out
+    assert as_json == cli(migrated_url, *typer_args, "--format", "json").stdout.encode()
+    target = tmp_path / "ridehail.csv"
+    assert settlement_main([*args, "--format", "csv", "--output", str(target)]) == 0
+    assert capsysbinary.readouterr().out == b""
+    assert target.read_bytes() == cli(migrated_url, *typer_args).stdout.encode()

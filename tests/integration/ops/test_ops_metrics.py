@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert
@@ -16,6 +17,7 @@ from points import ops_metrics
 from points.earning.tables import earning_records
 from points.intake import dead_letters, inbound_events
 from points.ledger.verify import VerifyReport, Violation
+from streams.consumer_lag import KafkaConsumerLag, consumer_lag
 from tests.conftest import require_env
 
 from .seeding import REFERRALS, SWAPS, seed_referrals, seed_swaps
@@ -205,9 +207,32 @@ def test_verify_cache_reports_a_failing_verify() -> None:
     assert "database went away" in got["error"]
 
 
+class _CountingLagReader:
+    """A ConsumerLagReader that answers from memory and counts the probes."""
+
+    def __init__(self) -> None:
+        self.probes: list[tuple[str, float]] = []
+
+    async def lag(self, group_id: str, *, timeout_s: float) -> dict[str, Any]:
+        self.probes.append((group_id, timeout_s))
+        return {"status": "ok", "group_id": group_id, "topics": {}, "total_lag": 7}
+
+
+async def test_lag_comes_from_the_reader_the_dashboard_is_handed() -> None:
+    """The lag cache asks only its reader (the port), for the configured group and timeout,
+    and at most once per interval."""
+    reader = _CountingLagReader()
+    cache = ops_metrics.LagCache(reader, "points-exchange", min_interval_s=3600, timeout_s=2.0)
+    first = await cache.get(wait_s=3)
+    second = await cache.get(wait_s=3)
+    assert first["total_lag"] == second["total_lag"] == 7
+    assert reader.probes == [("points-exchange", 2.0)]
+    await cache.close()
+
+
 async def test_lag_is_unavailable_when_kafka_does_not_answer() -> None:
     """Nothing listens on the port: ``unavailable`` with the reason, within the timeout."""
-    cache = ops_metrics.LagCache("127.0.0.1:1", "points-exchange", timeout_s=1.0)
+    cache = ops_metrics.LagCache(KafkaConsumerLag("127.0.0.1:1"), "points-exchange", timeout_s=1.0)
     started = time.monotonic()
     got = await cache.get(wait_s=3)
     assert got["status"] == "unavailable"
@@ -248,11 +273,11 @@ async def test_consumer_lag_per_topic_from_the_real_broker() -> None:
                                TopicPartition(topic, 1): OffsetAndMetadata(5, "")})
     finally:
         await consumer.stop()
-    got = await ops_metrics.consumer_lag(bootstrap, group, timeout_s=10)
+    got = await consumer_lag(bootstrap, group, timeout_s=10)
     assert got["status"] == "ok"
     assert got["topics"] == {topic: {"lag": 3, "end": 10, "committed": 7, "partitions": 2}}
     assert got["total_lag"] == 3
-    cache = ops_metrics.LagCache(bootstrap, group, timeout_s=10)
+    cache = ops_metrics.LagCache(KafkaConsumerLag(bootstrap), group, timeout_s=10)
     assert (await cache.get(wait_s=10))["topics"][topic]["lag"] == 3
     await cache.close()
     await asyncio.sleep(0)
