@@ -126,7 +126,7 @@ def collect_status(config: StackConfig) -> dict[str, dict[str, Any]]:
         "kafka": {
             "state": kst.state, "pid": kst.pid, "address": kst.address, "version": kst.version,
             "version_source": "broker log line 'Kafka version: X' of the running pid",
-            "metadata_version_level": kst.metadata_version_level, "detail": kst.detail,
+            "metadata_version": kst.metadata_version, "detail": kst.detail,
         },
         "postgres": {
             "state": pst.state, "pid": pst.pid, "address": pst.address, "version": pst.version,
@@ -154,8 +154,8 @@ def status(
     for name, row in report.items():
         state = row["state"] + (f" ({row['detail']})" if row["detail"] else "")
         version = row["version"] or "-"
-        if row.get("metadata_version_level") is not None:
-            version += f" (metadata.version {row['metadata_version_level']})"
+        if row.get("metadata_version") is not None:
+            version += f" (metadata.version {row['metadata_version']})"
         table.add_row(
             name, f"[{colours.get(row['state'], 'white')}]{state}[/]",
             str(row["pid"] or "-"), row["address"], version,

@@ -17,9 +17,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import kafka_wire, process
+from devstack import process
 from devstack.errors import StackError
-from devstack.paths import HOST, KAFKA_LOG4J2_TEMPLATE, KAFKA_POM, KAFKA_VERSION, StackConfig
+from devstack.paths import (
+    HOST,
+    KAFKA_LOG4J2_TEMPLATE,
+    KAFKA_POM,
+    KAFKA_TOOLS_POM,
+    KAFKA_VERSION,
+    StackConfig,
+)
 
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
@@ -29,6 +36,9 @@ JAVA_HINT = "install Java 17: apt-get install -y openjdk-17-jre-headless"
 MAVEN_HINT = "install Maven: apt-get install -y maven"
 PORT_HINT = "set POINTS_STACK_KAFKA_PORT to a free port (the controller uses that port + 1)"
 VERSION_LINE = re.compile(r"Kafka version: (\S+)")
+# `kafka-features describe`: "Feature: metadata.version<TAB>...FinalizedVersionLevel: 4.1-IV1".
+METADATA_VERSION_LINE = re.compile(r"Feature: metadata\.version\b.*?FinalizedVersionLevel: (\S+)")
+FEATURES_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class KafkaStatus:
     pid: int | None
     address: str
     version: str | None = None
-    metadata_version_level: int | None = None
+    metadata_version: str | None = None
     detail: str = ""
 
 
@@ -108,7 +118,15 @@ def find_java() -> str:
 
 def ensure_libs(config: StackConfig) -> Path:
     """The broker's jar folder in the cache, downloading it with Maven on first use."""
-    libs = config.kafka_libs
+    return _ensure_jars(config, config.kafka_libs, KAFKA_POM)
+
+
+def ensure_tools(config: StackConfig) -> Path:
+    """Kafka's CLI tools' jar folder (kafka-tools), downloaded with Maven on first use."""
+    return _ensure_jars(config, config.kafka_tools_libs, KAFKA_TOOLS_POM)
+
+
+def _ensure_jars(config: StackConfig, libs: Path, pom_template: Path) -> Path:
     if (libs / LIBS_MARKER).exists():
         return libs
     config.kafka_home.mkdir(parents=True, exist_ok=True)
@@ -117,17 +135,17 @@ def ensure_libs(config: StackConfig) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (libs / LIBS_MARKER).exists():
             return libs
-        _download(config, libs)
+        _download(config, libs, pom_template)
     return libs
 
 
-def _download(config: StackConfig, libs: Path) -> None:
+def _download(config: StackConfig, libs: Path, pom_template: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise StackError(f"mvn not found on PATH (needed once to fetch Kafka's jars): {MAVEN_HINT}")
     # Run Maven on a copy in the cache: nothing (target/, etc.) lands in the repo or site-packages.
-    pom = config.kafka_home / "pom.xml"
-    shutil.copyfile(KAFKA_POM, pom)
+    pom = config.kafka_home / pom_template.name
+    shutil.copyfile(pom_template, pom)
     shutil.rmtree(libs, ignore_errors=True)
     print(f"Downloading Kafka {KAFKA_VERSION} jars with Maven into {libs} (once per machine)...")
     result = subprocess.run(
@@ -135,7 +153,7 @@ def _download(config: StackConfig, libs: Path) -> None:
          "-DincludeScope=runtime", f"-DoutputDirectory={libs}"],
         cwd=config.kafka_home, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    jars = list(libs.glob("kafka_2.13-*.jar")) if libs.exists() else []
+    jars = list(libs.glob("kafka*.jar")) if libs.exists() else []
     if result.returncode != 0 or not jars:
         output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
         raise StackError(
@@ -299,21 +317,44 @@ def stop(config: StackConfig) -> str:
     return f"kafka: {how} (pid {pid})"
 
 
+def metadata_version(config: StackConfig, bootstrap: str | None = None) -> str | None:
+    """The cluster's finalized ``metadata.version`` as Kafka's own `kafka-features describe` says.
+
+    None when the tool could not ask (it needs the broker up; its JVM takes a few seconds).
+    """
+    java = find_java()
+    classpath = f"{ensure_libs(config)}/*:{ensure_tools(config)}/*"
+    try:
+        result = subprocess.run(
+            [java, "-Xmx128m", f"-Dlog4j2.configurationFile=file:{config.kafka_log4j2}",
+             "-cp", classpath, "org.apache.kafka.tools.FeatureCommand",
+             "--bootstrap-server", bootstrap or config.kafka_bootstrap, "describe"],
+            capture_output=True, text=True, check=False, timeout=FEATURES_TIMEOUT_S,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    return parse_metadata_version(result.stdout)
+
+
+def parse_metadata_version(features_output: str) -> str | None:
+    """The finalized ``metadata.version`` in `kafka-features describe` output, if it names one."""
+    match = METADATA_VERSION_LINE.search(features_output)
+    return match.group(1) if match else None
+
+
 def status(config: StackConfig) -> KafkaStatus:
-    """Ask the broker itself: liveness by PID, ApiVersions over the wire, version from its log."""
+    """Ask the broker itself: liveness by PID, an admin metadata request, version from its log."""
     pid = our_pid(config)
     address = config.kafka_bootstrap
     if pid is None:
         detail = "" if process.port_is_free(HOST, config.kafka_port) else "port in use, not ours"
         return KafkaStatus("stopped", None, address, detail=detail)
-    try:
-        info = kafka_wire.api_versions(HOST, config.kafka_port)
-    except (OSError, ValueError) as exc:
-        return KafkaStatus("unresponsive", pid, address, detail=str(exc))
+    if not answers(config):
+        return KafkaStatus("unresponsive", pid, address, detail="no answer to describe_cluster")
     version = None
     with contextlib.suppress(OSError):
         version = logged_version(config.kafka_log.read_text(errors="replace"))
-    return KafkaStatus("running", pid, address, version, info.metadata_version_level)
+    return KafkaStatus("running", pid, address, version, metadata_version(config))
 
 
 def state_entry(config: StackConfig, st: KafkaStatus) -> dict[str, object]:
@@ -324,7 +365,7 @@ def state_entry(config: StackConfig, st: KafkaStatus) -> dict[str, object]:
         "pid": st.pid,
         "version": st.version,
         "expected_version": KAFKA_VERSION,
-        "metadata_version_level": st.metadata_version_level,
+        "metadata_version": st.metadata_version,
         "log": str(config.kafka_log),
         "data_dir": str(config.kafka_data_dir),
     }

@@ -6,7 +6,6 @@ import os
 import re
 import shlex
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from devstack import kafka, kafka_wire, postgres, process
+from devstack import kafka, postgres, process
 from devstack.cli import app, render_env
 from devstack.errors import UsageError
 from devstack.paths import REPO_ROOT, StackConfig, load_config
@@ -93,47 +92,19 @@ def test_logged_version_reads_the_first_kafka_version_line() -> None:
     assert kafka.logged_version("no version here") is None
 
 
-# --- ApiVersions wire format -----------------------------------------------------------------
+# --- kafka-features describe ----------------------------------------------------------------
 
 
-def _compact_str(text: str) -> bytes:
-    return bytes([len(text) + 1]) + text.encode()
-
-
-def test_api_versions_request_is_a_size_prefixed_v3_request() -> None:
-    """The request carries api key 18, version 3, our correlation id and its own size prefix."""
-    raw = kafka_wire.encode_request(7, "0.1.0")
-    (size,) = struct.unpack(">i", raw[:4])
-    assert size == len(raw) - 4
-    assert struct.unpack(">hhi", raw[4:12]) == (18, 3, 7)
-
-
-def test_api_versions_response_yields_api_ranges_and_metadata_version_level() -> None:
-    """A v3 response's FinalizedFeatures tagged field gives the broker's metadata.version level."""
-    finalized = (
-        bytes([2]) + _compact_str("metadata.version") + struct.pack(">hh", 27, 27) + bytes([0])
+def test_metadata_version_is_read_from_kafka_features_describe() -> None:
+    """`status` reports the finalized metadata.version that Kafka's own FeatureCommand prints."""
+    output = (
+        "Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\t"
+        "FinalizedVersionLevel: 0\tEpoch: 7\n"
+        "Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 4.1-IV1\t"
+        "FinalizedVersionLevel: 4.1-IV1\tEpoch: 7\n"
     )
-    supported = bytes([1])  # empty compact array, to check unknown tags are skipped
-    tags = bytes([2, 0, len(supported)]) + supported + bytes([2, len(finalized)]) + finalized
-    body = (
-        struct.pack(">ih", 5, 0)  # correlation id, error code
-        + bytes([3])  # two api keys
-        + struct.pack(">hhh", 0, 0, 12)
-        + bytes([0])
-        + struct.pack(">hhh", 18, 0, 4)
-        + bytes([0])
-        + struct.pack(">i", 0)  # throttle
-        + tags
-    )
-    info = kafka_wire.decode_response(body, 5)
-    assert info.api_ranges == {0: (0, 12), 18: (0, 4)}
-    assert info.metadata_version_level == 27
-
-
-def test_api_versions_response_with_error_code_is_rejected() -> None:
-    """A broker error code (e.g. 35 UNSUPPORTED_VERSION) surfaces as ValueError, not garbage."""
-    with pytest.raises(ValueError, match="error code 35"):
-        kafka_wire.decode_response(struct.pack(">ih", 1, 35), 1)
+    assert kafka.parse_metadata_version(output) == "4.1-IV1"
+    assert kafka.parse_metadata_version("Error while describing features") is None
 
 
 # --- ports and processes ---------------------------------------------------------------------
