@@ -283,3 +283,62 @@ def test_find_bin_dir_prefers_the_newest_major_with_both_tools(tmp_path: Path) -
         for tool in tools:
             (bin_dir / tool).touch()
     assert postgres.find_bin_dir(str(tmp_path / "*" / "bin")) == tmp_path / "15" / "bin"
+
+
+# --- cluster and secured layouts -------------------------------------------------------------
+
+
+def test_three_broker_layout_ports_and_replication(tmp_path: Path) -> None:
+    """`up --brokers 3`: 3 client ports, then 3 controller ports; every node is a voter and
+    topics default to RF 3 with min.insync.replicas 2. One node keeps port P and P + 1."""
+    config = _config(tmp_path, kafka_port=19000)
+    layout = kafka.Layout(brokers=3)
+    ports = [(n.port, n.controller_port) for n in kafka.nodes(config, layout)]
+    assert ports == [(19000, 19003), (19001, 19004), (19002, 19005)]
+    assert kafka.bootstrap(config, layout) == "127.0.0.1:19000,127.0.0.1:19001,127.0.0.1:19002"
+    assert [(n.port, n.controller_port) for n in kafka.nodes(config, kafka.Layout())] == [
+        (19000, 19001)
+    ]
+    node2 = kafka.nodes(config, layout)[1]
+    props = _properties(kafka.render_server_properties(config, layout, node2))
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == (
+        "1@127.0.0.1:19003,2@127.0.0.1:19004,3@127.0.0.1:19005"
+    )
+    assert props["default.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == "2"
+    assert props["offsets.topic.replication.factor"] == "3"
+    with pytest.raises(UsageError):
+        kafka.Layout(brokers=2)
+
+
+def test_secured_node_has_sasl_ssl_clients_and_only_admin_as_super_user(tmp_path: Path) -> None:
+    """`up --secure`: clients on SASL_SSL (SCRAM-SHA-512), replication and the quorum on
+    loopback listeners as the devstack admin, StandardAuthorizer with admin the only super user."""
+    config = _config(tmp_path, kafka_port=19000)
+    props = _properties(kafka.render_server_properties(config, kafka.Layout(secure=True)))
+    assert props["listeners"] == (
+        "CLIENT://127.0.0.1:19000,INTERNAL://127.0.0.1:19002,CONTROLLER://127.0.0.1:19001"
+    )
+    assert "CLIENT:SASL_SSL" in props["listener.security.protocol.map"]
+    assert props["listener.name.client.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["super.users"] == "User:admin"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+
+
+def test_partner_acls_are_its_own_topics_and_group_only() -> None:
+    """A partner may write partner.<id>.events, read partner.<id>.requests and group
+    partner.<id>; nothing prefixed, nothing else."""
+    from devstack import kafka_security
+
+    grants = {
+        (g.resource, g.name, g.pattern, g.operation) for g in kafka_security.partner_acls("acme")
+    }
+    assert grants == {
+        ("topic", "partner.acme.events", "literal", "write"),
+        ("topic", "partner.acme.events", "literal", "describe"),
+        ("topic", "partner.acme.requests", "literal", "read"),
+        ("topic", "partner.acme.requests", "literal", "describe"),
+        ("group", "partner.acme", "literal", "read"),
+    }
