@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -595,11 +596,14 @@ def provision_partner(config: StackConfig, partner_id: str) -> str:
 
 def stop(config: StackConfig) -> str:
     layout = saved_layout(config)
+    running = [(node, pid) for node in nodes(config, layout) if (pid := _node_pid(node))]
+    # SIGTERM every node first: one by one, the last nodes lose their quorum and their
+    # controlled shutdown waits for a controller that is gone (30 s, then SIGKILL).
+    for _node, pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     stopped = []
-    for node in reversed(nodes(config, layout)):
-        pid = _node_pid(node)
-        if pid is None:
-            continue
+    for node, pid in running:
         killed = process.terminate(pid, STOP_TIMEOUT_S)
         node.pid_file.unlink(missing_ok=True)
         how = f"killed after {STOP_TIMEOUT_S:.0f} s" if killed else "stopped"
@@ -608,7 +612,7 @@ def stop(config: StackConfig) -> str:
             if layout.brokers == 1
             else f"node {node.node_id} {how} (pid {pid})"
         )
-    return "kafka: " + ("; ".join(reversed(stopped)) if stopped else "not running")
+    return "kafka: " + ("; ".join(stopped) if stopped else "not running")
 
 
 def metadata_version(config: StackConfig) -> str | None:
