@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from devstack import kafka, postgres, process
+from devstack import kafka, kafka_security, postgres, process
 from devstack.errors import StackError, UsageError
 from devstack.paths import StackConfig, load_config, pg_url
 
@@ -65,33 +65,67 @@ def _services(only: Service | None) -> list[Service]:
     return [only] if only else [Service.kafka, Service.postgres]
 
 
-def render_env(config: StackConfig) -> str:
-    """Shell `export` lines for the stack, for `eval "$(python -m devstack env)"`."""
+def render_env(config: StackConfig, user: str | None = None) -> str:
+    """Shell `export` lines for the stack, for `eval "$(python -m devstack env)"`.
+
+    On a secured stack also the client settings for ``user`` (default: the devstack admin):
+    POINTS_STACK_KAFKA_* names, for tests and operators, until the product reads its own.
+    """
+    layout = kafka.saved_layout(config)
     values = {
-        "POINTS_KAFKA__BOOTSTRAP_SERVERS": config.kafka_bootstrap,
+        "POINTS_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap(config, layout),
         "POINTS_TEST_DATABASE_URL": pg_url(config.pg_port, postgres.DATABASES[1]),
         "POINTS_STACK_PG_URL": pg_url(config.pg_port, postgres.DATABASES[0]),
         # Benchmarks reset their own database, never the demo's or the tests'.
         "POINTS_BENCH_PG_URL": pg_url(config.pg_port, postgres.DATABASES[2]),
     }
+    if layout.secure:
+        settings = kafka.client_config(config, layout, user or kafka_security.ADMIN)
+        values |= {
+            "POINTS_STACK_KAFKA_SECURITY_PROTOCOL": settings["security.protocol"],
+            "POINTS_STACK_KAFKA_SASL_MECHANISM": settings["sasl.mechanism"],
+            "POINTS_STACK_KAFKA_USER": settings["sasl.username"],
+            "POINTS_STACK_KAFKA_PASSWORD_FILE": str(
+                kafka_security.password_file(kafka.secrets_dir(config), settings["sasl.username"])
+            ),
+            "POINTS_STACK_KAFKA_CA_FILE": settings["ssl.ca.location"],
+        }
+    elif user is not None:
+        raise StackError("--user needs a secured stack (`up --secure`)")
     return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in values.items()) + "\n"
 
 
+BrokersOption = Annotated[
+    int | None,
+    typer.Option("--brokers", help="Kafka nodes: 1 (default) or 3 (RF 3, min.insync.replicas 2)."),
+]
+SecureOption = Annotated[
+    bool,
+    typer.Option("--secure", help="SASL_SSL (SCRAM-SHA-512), a throwaway CA, ACLs per principal."),
+]
+
+
 @app.command()
-def up(only: OnlyOption = None) -> None:
+def up(
+    only: OnlyOption = None, brokers: BrokersOption = None, secure: SecureOption = False
+) -> None:
     """Start the stack (idempotent: services of ours that already run are reused)."""
     config = _config()
+    # No flag: whatever runs is reused; a stopped stack starts as the default single node.
+    chosen = None if brokers is None and not secure else (brokers or 1, secure)
+    layout = _guard(lambda: kafka.Layout(*chosen) if chosen else None)
 
     def run() -> None:
         with process.locked(config.lock_file):
             for service in _services(only):
                 if service is Service.kafka:
-                    kst, started = kafka.start(config)
+                    kst, started = kafka.start(config, layout)
+                    running = kafka.saved_layout(config)
                     process.update_state(config.state_file, "kafka", kafka.state_entry(config, kst))
                     verb = "started" if started else "already running"
-                    out.print(
-                        f"kafka: {verb} pid {kst.pid} on {kst.address} (version {kst.version})"
-                    )
+                    pids = ", ".join(str(pid) for pid in kst.pids) or str(kst.pid)
+                    out.print(f"kafka: {verb} pid {pids} on {kst.address} "
+                              f"(version {kst.version}; {running.describe()})")  # fmt: skip
                 else:
                     pst, started = postgres.start(config)
                     process.update_state(
@@ -126,7 +160,8 @@ def collect_status(config: StackConfig) -> dict[str, dict[str, Any]]:
         "kafka": {
             "state": kst.state, "pid": kst.pid, "address": kst.address, "version": kst.version,
             "version_source": "broker log line 'Kafka version: X' of the running pid",
-            "metadata_version_level": kst.metadata_version_level, "detail": kst.detail,
+            "metadata_version": kst.metadata_version, "detail": kst.detail,
+            "pids": list(kst.pids),
         },
         "postgres": {
             "state": pst.state, "pid": pst.pid, "address": pst.address, "version": pst.version,
@@ -154,8 +189,8 @@ def status(
     for name, row in report.items():
         state = row["state"] + (f" ({row['detail']})" if row["detail"] else "")
         version = row["version"] or "-"
-        if row.get("metadata_version_level") is not None:
-            version += f" (metadata.version {row['metadata_version_level']})"
+        if row.get("metadata_version") is not None:
+            version += f" (metadata.version {row['metadata_version']})"
         table.add_row(
             name, f"[{colours.get(row['state'], 'white')}]{state}[/]",
             str(row["pid"] or "-"), row["address"], version,
@@ -164,9 +199,34 @@ def status(
 
 
 @app.command()
-def env() -> None:
-    """Print `export` lines: eval "$(python -m devstack env)"."""
-    sys.stdout.write(render_env(_config()))
+def env(
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Secured stack: print the client settings of this user."),
+    ] = None,
+) -> None:
+    """Print `export` lines: eval "$(python -m devstack env)" (bootstrap list; on a secured stack
+    also the CA file, SASL mechanism, user and password file)."""
+    config = _config()
+    sys.stdout.write(_guard(lambda: render_env(config, user)))
+
+
+@app.command("partner-provision")
+def partner_provision(
+    partner_id: Annotated[str, typer.Argument(help="The partner id, as in partner.<id>.events.")],
+) -> None:
+    """Create a partner's SCRAM user and ACLs on the secured stack: WRITE on partner.<id>.events,
+    READ on partner.<id>.requests and on its consumer group partner.<id>; nothing else."""
+    config = _config()
+
+    def run() -> None:
+        user = kafka.provision_partner(config, partner_id)
+        secret = kafka_security.password_file(kafka.secrets_dir(config), user)
+        out.print(f"partner {partner_id}: user {user}, password in {secret}, "
+                  f"consumer group {kafka_security.partner_group(partner_id)}, "
+                  f"CA {kafka.tls_dir(config) / 'ca.pem'}")  # fmt: skip
+
+    _guard(run)
 
 
 def main() -> None:

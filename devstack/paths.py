@@ -26,6 +26,7 @@ REPO_ROOT = PACKAGE_DIR.parent
 
 # Files shipped inside the package (declared as package-data in pyproject.toml).
 KAFKA_POM = PACKAGE_DIR / "kafka-pom.xml"
+KAFKA_TOOLS_POM = PACKAGE_DIR / "kafka-tools-pom.xml"
 KAFKA_LOG4J2_TEMPLATE = PACKAGE_DIR / "kafka-log4j2.properties"
 
 # PostgreSQL refuses to run as root, so root runs it as the `postgres` OS user, which may not be
@@ -98,6 +99,11 @@ class StackConfig:
     @property
     def kafka_libs(self) -> Path:
         return self.kafka_home / "libs"
+
+    @property
+    def kafka_tools_libs(self) -> Path:
+        # Apart from libs/: fetching the CLI tools never rewrites the jars a running broker uses.
+        return self.kafka_home / "tools"
 
     # --- PostgreSQL --------------------------------------------------------------------------
     @property

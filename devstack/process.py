@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 # --- PID files -------------------------------------------------------------------------------
 
 
@@ -42,27 +44,21 @@ def read_pid(path: Path) -> int | None:
 def pid_alive(pid: int) -> bool:
     """True when ``pid`` is a running process (a zombie counts as dead)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        # A child we spawned and never reaped stays a zombie until we exit; it is not running.
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        pass  # exists, owned by another user (e.g. the postmaster when we are not root)
-    # A child we spawned and never reaped stays a zombie until we exit; it is not running.
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        # Field 3 is the state; the command name before it is in parentheses and may hold spaces.
-        state = stat.read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    return True
+    except psutil.AccessDenied:
+        return True  # exists, owned by another user (e.g. the postmaster when we are not root)
 
 
 def cmdline(pid: int) -> list[str] | None:
-    """The argv of ``pid`` (Linux /proc), or None when it cannot be read."""
+    """The argv of ``pid``, or None when it cannot be read."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        argv: list[str] = psutil.Process(pid).cmdline()
+    except psutil.Error:
         return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    return argv
 
 
 # --- ports -----------------------------------------------------------------------------------
@@ -94,48 +90,22 @@ def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def _listening_inodes(port: int) -> set[str] | None:
-    """Socket inodes listening on ``port`` per /proc/net/tcp{,6}; None without /proc."""
-    inodes: set[str] = set()
-    found_table = False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        found_table = True
-        for line in lines:
-            fields = line.split()
-            # local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the inode.
-            if (
-                len(fields) > 9
-                and fields[3] == "0A"
-                and int(fields[1].rsplit(":", 1)[1], 16) == port
-            ):
-                inodes.add(fields[9])
-    return inodes if found_table else None
-
-
 def pid_listens_on(pid: int, port: int) -> bool:
     """True when process ``pid`` owns a socket listening on ``port``.
 
-    Without /proc (not Linux) we cannot tell who listens, so "port taken" has to do.
+    When the OS will not tell us who listens (another user's process, no permission), "port taken"
+    has to do.
     """
-    inodes = _listening_inodes(port)
-    if inodes is None:
-        return not port_is_free("127.0.0.1", port)
-    if not inodes:
-        return False
     try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
+        connections = psutil.Process(pid).net_connections(kind="inet")
+    except psutil.NoSuchProcess:
         return False
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if link.startswith("socket:[") and link[8:-1] in inodes:
-                return True
-    return False
+    except psutil.AccessDenied:
+        return not port_is_free("127.0.0.1", port)
+    return any(
+        conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+        for conn in connections
+    )
 
 
 # --- starting and stopping -------------------------------------------------------------------

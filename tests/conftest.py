@@ -78,17 +78,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     bootstrap = os.environ.get("POINTS_KAFKA__BOOTSTRAP_SERVERS")
     if not bootstrap:
         return ["kafka: POINTS_KAFKA__BOOTSTRAP_SERVERS not set (integration tests will fail)"]
-    from devstack import kafka_wire
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
     from devstack.kafka import logged_version
     from devstack.paths import load_config
 
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:
-        info = kafka_wire.api_versions(host, int(port))
-    except (OSError, ValueError) as exc:
-        return [f"kafka: {bootstrap} did not answer ApiVersions: {exc}"]
-    level = info.metadata_version_level
-    line = f"kafka: {bootstrap} answered ApiVersions, metadata.version level {level}"
+        cluster = (
+            AdminClient({"bootstrap.servers": bootstrap})
+            .describe_cluster(request_timeout=5)
+            .result(timeout=10)
+        )
+    except (KafkaException, TimeoutError) as exc:
+        return [f"kafka: {bootstrap} did not answer describe_cluster: {exc}"]
+    line = f"kafka: {bootstrap} answered describe_cluster, {len(cluster.nodes)} broker(s)"
     try:
         release = logged_version(load_config().kafka_log.read_text(errors="replace"))
     except OSError:

@@ -6,7 +6,6 @@ import os
 import re
 import shlex
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from devstack import kafka, kafka_wire, postgres, process
+from devstack import kafka, postgres, process
 from devstack.cli import app, render_env
 from devstack.errors import UsageError
 from devstack.paths import REPO_ROOT, StackConfig, load_config
@@ -93,47 +92,19 @@ def test_logged_version_reads_the_first_kafka_version_line() -> None:
     assert kafka.logged_version("no version here") is None
 
 
-# --- ApiVersions wire format -----------------------------------------------------------------
+# --- kafka-features describe ----------------------------------------------------------------
 
 
-def _compact_str(text: str) -> bytes:
-    return bytes([len(text) + 1]) + text.encode()
-
-
-def test_api_versions_request_is_a_size_prefixed_v3_request() -> None:
-    """The request carries api key 18, version 3, our correlation id and its own size prefix."""
-    raw = kafka_wire.encode_request(7, "0.1.0")
-    (size,) = struct.unpack(">i", raw[:4])
-    assert size == len(raw) - 4
-    assert struct.unpack(">hhi", raw[4:12]) == (18, 3, 7)
-
-
-def test_api_versions_response_yields_api_ranges_and_metadata_version_level() -> None:
-    """A v3 response's FinalizedFeatures tagged field gives the broker's metadata.version level."""
-    finalized = (
-        bytes([2]) + _compact_str("metadata.version") + struct.pack(">hh", 27, 27) + bytes([0])
+def test_metadata_version_is_read_from_kafka_features_describe() -> None:
+    """`status` reports the finalized metadata.version that Kafka's own FeatureCommand prints."""
+    output = (
+        "Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\t"
+        "FinalizedVersionLevel: 0\tEpoch: 7\n"
+        "Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 4.1-IV1\t"
+        "FinalizedVersionLevel: 4.1-IV1\tEpoch: 7\n"
     )
-    supported = bytes([1])  # empty compact array, to check unknown tags are skipped
-    tags = bytes([2, 0, len(supported)]) + supported + bytes([2, len(finalized)]) + finalized
-    body = (
-        struct.pack(">ih", 5, 0)  # correlation id, error code
-        + bytes([3])  # two api keys
-        + struct.pack(">hhh", 0, 0, 12)
-        + bytes([0])
-        + struct.pack(">hhh", 18, 0, 4)
-        + bytes([0])
-        + struct.pack(">i", 0)  # throttle
-        + tags
-    )
-    info = kafka_wire.decode_response(body, 5)
-    assert info.api_ranges == {0: (0, 12), 18: (0, 4)}
-    assert info.metadata_version_level == 27
-
-
-def test_api_versions_response_with_error_code_is_rejected() -> None:
-    """A broker error code (e.g. 35 UNSUPPORTED_VERSION) surfaces as ValueError, not garbage."""
-    with pytest.raises(ValueError, match="error code 35"):
-        kafka_wire.decode_response(struct.pack(">ih", 1, 35), 1)
+    assert kafka.parse_metadata_version(output) == "4.1-IV1"
+    assert kafka.parse_metadata_version("Error while describing features") is None
 
 
 # --- ports and processes ---------------------------------------------------------------------
@@ -312,3 +283,62 @@ def test_find_bin_dir_prefers_the_newest_major_with_both_tools(tmp_path: Path) -
         for tool in tools:
             (bin_dir / tool).touch()
     assert postgres.find_bin_dir(str(tmp_path / "*" / "bin")) == tmp_path / "15" / "bin"
+
+
+# --- cluster and secured layouts -------------------------------------------------------------
+
+
+def test_three_broker_layout_ports_and_replication(tmp_path: Path) -> None:
+    """`up --brokers 3`: 3 client ports, then 3 controller ports; every node is a voter and
+    topics default to RF 3 with min.insync.replicas 2. One node keeps port P and P + 1."""
+    config = _config(tmp_path, kafka_port=19000)
+    layout = kafka.Layout(brokers=3)
+    ports = [(n.port, n.controller_port) for n in kafka.nodes(config, layout)]
+    assert ports == [(19000, 19003), (19001, 19004), (19002, 19005)]
+    assert kafka.bootstrap(config, layout) == "127.0.0.1:19000,127.0.0.1:19001,127.0.0.1:19002"
+    assert [(n.port, n.controller_port) for n in kafka.nodes(config, kafka.Layout())] == [
+        (19000, 19001)
+    ]
+    node2 = kafka.nodes(config, layout)[1]
+    props = _properties(kafka.render_server_properties(config, layout, node2))
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == (
+        "1@127.0.0.1:19003,2@127.0.0.1:19004,3@127.0.0.1:19005"
+    )
+    assert props["default.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == "2"
+    assert props["offsets.topic.replication.factor"] == "3"
+    with pytest.raises(UsageError):
+        kafka.Layout(brokers=2)
+
+
+def test_secured_node_has_sasl_ssl_clients_and_only_admin_as_super_user(tmp_path: Path) -> None:
+    """`up --secure`: clients on SASL_SSL (SCRAM-SHA-512), replication and the quorum on
+    loopback listeners as the devstack admin, StandardAuthorizer with admin the only super user."""
+    config = _config(tmp_path, kafka_port=19000)
+    props = _properties(kafka.render_server_properties(config, kafka.Layout(secure=True)))
+    assert props["listeners"] == (
+        "CLIENT://127.0.0.1:19000,INTERNAL://127.0.0.1:19002,CONTROLLER://127.0.0.1:19001"
+    )
+    assert "CLIENT:SASL_SSL" in props["listener.security.protocol.map"]
+    assert props["listener.name.client.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["super.users"] == "User:admin"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+
+
+def test_partner_acls_are_its_own_topics_and_group_only() -> None:
+    """A partner may write partner.<id>.events, read partner.<id>.requests and group
+    partner.<id>; nothing prefixed, nothing else."""
+    from devstack import kafka_security
+
+    grants = {
+        (g.resource, g.name, g.pattern, g.operation) for g in kafka_security.partner_acls("acme")
+    }
+    assert grants == {
+        ("topic", "partner.acme.events", "literal", "write"),
+        ("topic", "partner.acme.events", "literal", "describe"),
+        ("topic", "partner.acme.requests", "literal", "read"),
+        ("topic", "partner.acme.requests", "literal", "describe"),
+        ("group", "partner.acme", "literal", "read"),
+    }
