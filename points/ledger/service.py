@@ -20,7 +20,8 @@ from points.errors import (
     LimitExceeded,
     error_for_code,
 )
-from points.ledger.engine import BatchState, decide, referenced_keys
+from points.ledger.batch_state import BatchState
+from points.ledger.engine import decide, referenced_keys
 from points.ledger.model import (
     BATCH_SIZE_MAX,
     AccountRef,

@@ -15,7 +15,7 @@ from typing import Any, Final, cast
 
 from sqlalchemy import Connection
 
-from points.ledger.engine import EntryDraft, EntryInfo, HoldState, LotState
+from points.ledger.batch_state import EntryDraft, EntryInfo, HoldState, LotState
 from points.ledger.model import (
     ACCOUNT_SIGN,
     HOT_KINDS,
