@@ -35,7 +35,7 @@ from points.ledger.model import (
     Rejected,
     request_hash,
 )
-from points.ledger.store import KeyTaken, Store
+from points.ledger.store import KeyTaken, Store, open_store
 
 __all__ = ["KEY_LENGTH_MAX", "OPTIMISTIC_BATCH_MIN", "apply", "apply_batch"]
 
@@ -83,7 +83,7 @@ def apply_batch(
 
 def _apply_batch(conn: Connection, operations: Sequence[Operation],
                  now: datetime) -> list[OperationResult]:
-    store = Store(conn)
+    store = open_store(conn)
     store.hold_write_lock()
     digests = [request_hash(op) for op in operations]
     results: list[OperationResult | None] = [None] * len(operations)
@@ -96,7 +96,7 @@ def _apply_batch(conn: Connection, operations: Sequence[Operation],
             continue
         valid.append(i)
     first_seen: dict[str, int] = {}
-    if store.pg and len(valid) >= OPTIMISTIC_BATCH_MIN:
+    if store.optimistic_writes and len(valid) >= OPTIMISTIC_BATCH_MIN:
         # Optimistic: most batches carry no stored key, so skip the lookup and let the
         # entries' unique key say so while inserting (inside a savepoint). If any key turns
         # out to be stored, undo the attempt and take the looked-up path below.
