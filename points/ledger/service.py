@@ -6,7 +6,6 @@ write its inbox rows, the ledger entries and its outbox rows atomically.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -66,19 +65,7 @@ def apply_batch(
         raise LimitExceeded(f"{len(operations)} operations exceed the batch limit")
     if not operations:
         return []
-    if not gc.isenabled():
-        return _apply_batch(conn, operations, now)
-    # A batch allocates tens of thousands of objects that all live until it returns (drafts,
-    # lots, rows), so the cyclic collector runs many times mid-batch and promotes them to the
-    # old generation, which then triggers full collections of the caller's whole heap: in the
-    # earning worker that was over a third of the batch's CPU. Refcounting frees nearly all of
-    # it when the batch returns, so pausing the collector skips that work rather than deferring
-    # it; cycles made meanwhile (exceptions with tracebacks) are collected afterwards.
-    gc.disable()
-    try:
-        return _apply_batch(conn, operations, now)
-    finally:
-        gc.enable()
+    return _apply_batch(conn, operations, now)
 
 
 def _apply_batch(conn: Connection, operations: Sequence[Operation],
