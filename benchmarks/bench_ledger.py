@@ -17,6 +17,9 @@ What is measured (every earning: entry header with reason, leg, lot, balance upd
   batch by batch with the ledger run so both see the same machine load.
 - ``verify_entries_per_s``, ``bytes_per_entry`` (PostgreSQL tables + indexes / entries).
 
+Each batch runs as the workers run theirs: with Python's cycle collector paused for the batch
+(``streams.runtime.without_cycle_collector``; the ledger itself leaves the collector alone).
+
 Every rate is the median of ``--reps`` repetitions (at least 3; 5 by default, 3 with
 ``--quick``); ``spread`` gives each rate's [min, max] over the repetitions, and the machine's
 load average (1, 5, 15 minutes) is recorded before and after the run: the machine is shared.
@@ -35,23 +38,34 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from points.db import make_engine
-from points.ledger import Earn, Operation, Reason, apply_batch, verify
+from points.ledger import Earn, Operation, OperationResult, Reason, verify
+from points.ledger import apply_batch as ledger_apply_batch
 from points.ledger.model import request_hash
 from points.migrate import upgrade
 from points.pgarrays import int_array_literal as _ints
 from points.pgarrays import text_array_literal as _texts
+from streams.runtime import without_cycle_collector
 
 SCHEMA = "bench_ledger"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 EXPIRES = NOW + timedelta(days=365)
+
+
+def apply_batch(conn: Connection, ops: Sequence[Operation], *,
+                now: datetime) -> list[OperationResult]:
+    """One batch as a worker applies it: the cycle collector paused meanwhile."""
+    return without_cycle_collector(partial(ledger_apply_batch, now=now), conn, ops)
+
+
 FLOORS = {
     "pg_earn_per_s_b1000": 15_000,
     "pg_hot_account_ratio": 0.5,

@@ -18,7 +18,10 @@ working set, faust's and aiokafka's structures), cost a third of the earning wor
 collector). Almost all of that garbage is acyclic and freed by reference counting anyway, so
 the worker collects less often rather than never: cycles are still found, just in bigger,
 rarer passes. ``gc.freeze()`` moves what start-up created (modules, settings, the app) out of
-the collector's view for good, since it lives as long as the process.
+the collector's view for good, since it lives as long as the process. A batch run in a thread of
+the worker runs with the collector paused (:func:`without_cycle_collector`); a lane process
+collects only between batches (:class:`CollectBetweenBatches`). This module is the only place
+that sets the collector's policy: ``points/`` is library code the API's threads call too.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import logging
 import os
 import random
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -43,6 +47,7 @@ __all__ = [
     "limit_repeated_logs",
     "process_with_retry",
     "tune_garbage_collector",
+    "without_cycle_collector",
 ]
 
 log = logging.getLogger(__name__)
@@ -234,6 +239,38 @@ def tune_garbage_collector(gen0_threshold: int) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(gen0_threshold, gen1, gen2)
+
+
+_paused_lock = threading.Lock()
+_paused_batches = 0  # batches running under without_cycle_collector, all threads
+_paused_by_us = False  # whether the first of them turned the collector off
+
+
+def without_cycle_collector(run: Callable[..., T], *args: object) -> T:
+    """``run(*args)`` (one batch) with Python's cycle collector paused; for a worker thread.
+
+    A batch allocates tens of thousands of objects that all live until it returns (drafts,
+    lots, rows), so the cyclic collector runs many times mid-batch and promotes them to the
+    old generation, which then triggers full collections of the worker's whole heap: over a
+    third of the batch's CPU in the earning worker. Refcounting frees nearly all of it when the
+    batch returns, so pausing the collector skips that work rather than deferring it; cycles
+    made meanwhile (exceptions with tracebacks) are collected afterwards. Batches of several
+    threads may overlap: the collector comes back on when the last one returns, and only if
+    the first one found it on (a lane process keeps it off: CollectBetweenBatches).
+    """
+    global _paused_batches, _paused_by_us
+    with _paused_lock:
+        if _paused_batches == 0:
+            _paused_by_us = gc.isenabled()
+            gc.disable()
+        _paused_batches += 1
+    try:
+        return run(*args)
+    finally:
+        with _paused_lock:
+            _paused_batches -= 1
+            if _paused_batches == 0 and _paused_by_us:
+                gc.enable()
 
 
 class CollectBetweenBatches:

@@ -113,7 +113,7 @@ class ApiContext:
         # wait for one (or, beyond the pool, open and close a new one per request).
         self._threads = anyio.CapacityLimiter(api.pool_size)
         self.pg = (
-            PgReader(engine.url, size=api.pool_size)
+            PgReader(engine.url, size=api.pool_size, timeout_s=api.pool_timeout_s)
             if engine.dialect.name == "postgresql"
             else None
         )

@@ -6,7 +6,6 @@ write its inbox rows, the ledger entries and its outbox rows atomically.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,7 +19,8 @@ from points.errors import (
     LimitExceeded,
     error_for_code,
 )
-from points.ledger.engine import BatchState, decide, referenced_keys
+from points.ledger.batch_state import BatchState
+from points.ledger.engine import decide, referenced_keys
 from points.ledger.model import (
     BATCH_SIZE_MAX,
     AccountRef,
@@ -34,7 +34,7 @@ from points.ledger.model import (
     Rejected,
     request_hash,
 )
-from points.ledger.store import KeyTaken, Store
+from points.ledger.store import KeyTaken, Store, open_store
 
 __all__ = ["KEY_LENGTH_MAX", "OPTIMISTIC_BATCH_MIN", "apply", "apply_batch"]
 
@@ -65,24 +65,12 @@ def apply_batch(
         raise LimitExceeded(f"{len(operations)} operations exceed the batch limit")
     if not operations:
         return []
-    if not gc.isenabled():
-        return _apply_batch(conn, operations, now)
-    # A batch allocates tens of thousands of objects that all live until it returns (drafts,
-    # lots, rows), so the cyclic collector runs many times mid-batch and promotes them to the
-    # old generation, which then triggers full collections of the caller's whole heap: in the
-    # earning worker that was over a third of the batch's CPU. Refcounting frees nearly all of
-    # it when the batch returns, so pausing the collector skips that work rather than deferring
-    # it; cycles made meanwhile (exceptions with tracebacks) are collected afterwards.
-    gc.disable()
-    try:
-        return _apply_batch(conn, operations, now)
-    finally:
-        gc.enable()
+    return _apply_batch(conn, operations, now)
 
 
 def _apply_batch(conn: Connection, operations: Sequence[Operation],
                  now: datetime) -> list[OperationResult]:
-    store = Store(conn)
+    store = open_store(conn)
     store.hold_write_lock()
     digests = [request_hash(op) for op in operations]
     results: list[OperationResult | None] = [None] * len(operations)
@@ -95,7 +83,7 @@ def _apply_batch(conn: Connection, operations: Sequence[Operation],
             continue
         valid.append(i)
     first_seen: dict[str, int] = {}
-    if store.pg and len(valid) >= OPTIMISTIC_BATCH_MIN:
+    if store.optimistic_writes and len(valid) >= OPTIMISTIC_BATCH_MIN:
         # Optimistic: most batches carry no stored key, so skip the lookup and let the
         # entries' unique key say so while inserting (inside a savepoint). If any key turns
         # out to be stored, undo the attempt and take the looked-up path below.

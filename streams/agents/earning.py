@@ -24,7 +24,7 @@ from points.ingest import RawMessage
 from points.settings import Settings
 from streams.fastpath import BatchingApp
 from streams.lane_processes import LaneProcesses
-from streams.runtime import process_with_retry
+from streams.runtime import process_with_retry, without_cycle_collector
 
 __all__ = ["register_earning_agent"]
 
@@ -70,7 +70,7 @@ def register_earning_agent(
             lane_processes.forget_working_sets()
 
     async def in_a_thread(batch: Sequence[RawMessage]) -> BatchOutcome:
-        return await asyncio.to_thread(service.process, batch)
+        return await asyncio.to_thread(without_cycle_collector, service.process, batch)
 
     runners: list[Callable[[Sequence[RawMessage]], Awaitable[BatchOutcome]]] = (
         [lane_processes.runner(n) for n in range(lane_processes.lanes)]

@@ -42,7 +42,7 @@ from points.rules import load_ruleset
 from points.settings import Settings
 from points.signing import Headers
 from streams.fastpath import BatchingApp
-from streams.runtime import process_with_retry
+from streams.runtime import process_with_retry, without_cycle_collector
 
 __all__ = [
     "DEADLINE_INTERVAL_S",
@@ -137,7 +137,7 @@ async def _with_retry(call: Any, batch: Sequence[Any], tolerance_s: float) -> An
     """As the earning agent: retry while the database is away, then exit unacked (code 75)."""
 
     async def in_a_thread(messages: Sequence[Any]) -> Any:
-        return await asyncio.to_thread(call, messages)
+        return await asyncio.to_thread(without_cycle_collector, call, messages)
 
     return await process_with_retry(in_a_thread, batch, tolerance_s=tolerance_s)
 
@@ -180,7 +180,7 @@ def register_partner_agents(
     )
     async def swap_deadlines() -> None:
         try:
-            while await asyncio.to_thread(service.expire_due) > 0:
+            while await asyncio.to_thread(without_cycle_collector, service.expire_due) > 0:
                 pass
         except Exception:  # the next tick retries; a timer must not die
             log.exception("deadline run failed")

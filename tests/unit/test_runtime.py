@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import gc
+import re
 import sys
+import threading
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from streams.runtime import CollectBetweenBatches, tune_garbage_collector
+from streams.runtime import (
+    CollectBetweenBatches,
+    tune_garbage_collector,
+    without_cycle_collector,
+)
 
 
 def test_tuning_raises_the_young_threshold_and_freezes_what_start_up_created() -> None:
@@ -97,3 +104,58 @@ def test_a_cycle_among_frozen_objects_is_found_once_the_heap_has_grown() -> None
     assert collector.full_collections == 1
     assert dead() is None
     del growth
+
+
+def test_a_batch_in_a_worker_thread_runs_with_the_collector_paused() -> None:
+    """The collector is off while the batch runs and on again once it returns, even when the
+    batch raises; the batch's result comes back unchanged."""
+    assert gc.isenabled()
+    assert without_cycle_collector(gc.isenabled) is False
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        without_cycle_collector(lambda: 1 // 0)
+    assert gc.isenabled()
+    assert without_cycle_collector(lambda a, b: a + b, 2, 3) == 5
+
+
+def test_overlapping_batches_turn_the_collector_back_on_only_after_the_last() -> None:
+    """Two threads' batches overlap: the first to return must not re-enable the collector
+    under the other one."""
+    first_inside, first_may_return = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def first() -> None:
+        first_inside.set()
+        first_may_return.wait(10)
+        seen["first, after the second returned"] = gc.isenabled()
+
+    def second() -> None:
+        first_inside.wait(10)
+        seen["second"] = gc.isenabled()
+
+    worker = threading.Thread(target=without_cycle_collector, args=(first,))
+    worker.start()
+    without_cycle_collector(second)
+    first_may_return.set()
+    worker.join(10)
+    assert seen == {"second": False, "first, after the second returned": False}
+    assert gc.isenabled()
+
+
+def test_a_collector_already_off_stays_off() -> None:
+    """A lane process keeps the automatic collector off for good: a batch does not turn it on."""
+    gc.disable()
+    try:
+        without_cycle_collector(lambda: None)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_domain_never_sets_the_collector_policy() -> None:
+    """``points/`` is library code the API's threads call too: only ``streams/`` (the worker,
+    which owns its process) may pause or tune the cycle collector."""
+    root = Path(__file__).resolve().parents[2] / "points"
+    importing_gc = [str(path.relative_to(root.parent)) for path in sorted(root.rglob("*.py"))
+                    if re.search(r"^\s*(import gc\b|from gc import)", path.read_text(), re.M)]
+    assert importing_gc == []

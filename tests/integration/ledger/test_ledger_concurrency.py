@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -117,15 +118,34 @@ def test_an_open_transaction_on_a_hot_account_does_not_block_another_writer(
     pg_engine.dispose()
 
 
+def wait_until_blocked_on_a_lock(engine: Engine, backend_pid: int, timeout_s: float) -> None:
+    """Poll ``pg_stat_activity`` until the backend ``backend_pid`` waits on a lock (its
+    ``wait_event_type`` is ``Lock``): the proof that it queues behind another transaction."""
+    deadline = time.monotonic() + timeout_s
+    with engine.connect() as observer:
+        while True:
+            waiting = observer.execute(text(
+                "SELECT wait_event_type, wait_event, state FROM pg_stat_activity"
+                " WHERE pid = :pid"), {"pid": backend_pid}).one_or_none()
+            observer.rollback()  # a fresh snapshot of the statistics on each look
+            if waiting is not None and waiting[0] == "Lock":
+                return
+            assert time.monotonic() < deadline, f"backend {backend_pid} never waited: {waiting}"
+            time.sleep(0.01)
+
+
 def test_a_large_batch_racing_an_uncommitted_one_on_a_key_replays_it(pg_engine: Engine) -> None:
     """A large batch (optimistic path) meets a key that another open transaction has just
-    written: it waits for that transaction, then answers the key as a replay of its entry
-    and applies the rest (no unique violation for the caller to retry)."""
+    written: it waits for that transaction (PostgreSQL shows it waiting on a lock), then
+    answers the key as a replay of its entry and applies the rest (no unique violation for
+    the caller to retry)."""
     size = OPTIMISTIC_BATCH_MIN
     with pg_engine.begin() as conn:  # accounts exist before the race
         apply_batch(conn, [Earn("setup", "carol", 1, SOON)], now=NOW)
     outcome: list[list[OperationResult]] = []
     errors: list[BaseException] = []
+    second_pid: list[int] = []
+    second_started = threading.Event()
     with pg_engine.connect() as first:
         first.begin()
         mine = apply_batch(first, [Earn(f"a{i}", "alice", 1, SOON) for i in range(size)]
@@ -134,18 +154,24 @@ def test_a_large_batch_racing_an_uncommitted_one_on_a_key_replays_it(pg_engine: 
         def second_writer() -> None:
             try:
                 with pg_engine.begin() as conn:
+                    second_pid.append(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+                    second_started.set()
                     outcome.append(apply_batch(
                         conn, [Earn(f"b{i}", "bob", 1, SOON) for i in range(size)]
                         + [Earn("race", "dave", 7, SOON)], now=NOW))
             except BaseException as exc:  # reported below
                 errors.append(exc)
+            finally:
+                second_started.set()
 
         thread = threading.Thread(target=second_writer)
         thread.start()
-        thread.join(timeout=1.0)
-        assert thread.is_alive()  # waiting for the first transaction's "race"
+        assert second_started.wait(30) and second_pid, errors
+        wait_until_blocked_on_a_lock(pg_engine, second_pid[0], timeout_s=30)
+        assert not outcome  # it cannot have finished while the first holds "race"
         first.commit()
         thread.join(timeout=30)
+    assert not thread.is_alive()
     assert not errors, errors
     (theirs,) = outcome
     assert theirs[-1] == AlreadyApplied("race", mine[-1].entry_id)

@@ -12,7 +12,8 @@ from points.errors import (
     LedgerInvariantViolated,
     NotReversible,
 )
-from points.ledger.engine import BatchState, EntryDraft, EntryInfo, LotState, decide
+from points.ledger.batch_state import BatchState, EntryDraft, EntryInfo, LotState
+from points.ledger.engine import decide
 from points.ledger.model import (
     AccountRef,
     Clawback,

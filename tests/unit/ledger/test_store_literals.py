@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from points.ledger.model import BANK, Earn, Reason, request_hash
-from points.ledger.store import _EXACT_MICROS, _epoch_micros
+from points.ledger.store.pg import _EXACT_MICROS, _epoch_micros
 from points.pgarrays import int_array_literal as _ints
 from points.pgarrays import text_array_literal as _texts
 
