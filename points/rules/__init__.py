@@ -6,7 +6,7 @@ Public surface::
     parse_ruleset(text, *, source) -> RuleSet
     evaluate(ruleset, event, profile, state, *, now) -> Evaluation
     preview(ruleset, spend, profile, state, *, now) -> Evaluation
-    clawback(ruleset, record, refund, state) -> Clawback
+    clawback(ruleset, record, refund, state) -> ClawbackDecision
     RuleState.to_json() / RuleState.from_json(data)
     EarningRecord.to_json() / EarningRecord.from_json(data)
 
@@ -15,7 +15,12 @@ rule-file checking in :mod:`points.rules.check` (``python -m points.rules.check 
 Errors form one tree rooted at :class:`RulesError` (see :mod:`points.rules.errors`).
 """
 
-from points.rules.clawback import Clawback, ClawbackPart, clawback, proportional_clawback
+from points.rules.clawback import (
+    ClawbackDecision,
+    ClawbackDecisionPart,
+    clawback,
+    proportional_clawback,
+)
 from points.rules.engine import (
     ClawbackPolicy,
     EarningEvent,
@@ -23,7 +28,7 @@ from points.rules.engine import (
     Evaluation,
     Line,
     Profile,
-    Spend,
+    PurchaseFacts,
     evaluate,
     preview,
 )
@@ -39,8 +44,8 @@ from points.rules.state import ChallengeState, RuleState, StreakState
 
 __all__ = [
     "ChallengeState",
-    "Clawback",
-    "ClawbackPart",
+    "ClawbackDecision",
+    "ClawbackDecisionPart",
     "ClawbackPolicy",
     "EarningEvent",
     "EarningRecord",
@@ -48,13 +53,13 @@ __all__ = [
     "Line",
     "NotAnEarningEvent",
     "Profile",
+    "PurchaseFacts",
     "RefundMismatch",
     "RuleFileError",
     "RuleProblem",
     "RuleSet",
     "RuleState",
     "RulesError",
-    "Spend",
     "StreakState",
     "clawback",
     "evaluate",

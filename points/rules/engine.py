@@ -70,7 +70,7 @@ __all__ = [
     "Evaluation",
     "Line",
     "Profile",
-    "Spend",
+    "PurchaseFacts",
     "evaluate",
     "preview",
 ]
@@ -112,7 +112,7 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
-class Spend:
+class PurchaseFacts:
     """A purchase-like input: a real purchase, a partner purchase, or a what-if for preview."""
 
     amount_minor: int
@@ -134,7 +134,7 @@ class Spend:
             raise ValueError("occurred_at must carry a time zone")
 
     @classmethod
-    def from_purchase(cls, event: Purchase) -> Spend:
+    def from_purchase(cls, event: Purchase) -> PurchaseFacts:
         return cls(
             amount_minor=event.amount_minor,
             currency=event.currency,
@@ -148,7 +148,7 @@ class Spend:
         )
 
     @classmethod
-    def from_partner_purchase(cls, event: PartnerPurchase) -> Spend:
+    def from_partner_purchase(cls, event: PartnerPurchase) -> PurchaseFacts:
         return cls(
             amount_minor=event.amount_minor,
             currency=event.currency,
@@ -354,13 +354,13 @@ def evaluate(
     Refunds and reversals are not earning events: use :func:`points.rules.clawback.clawback`.
     """
     if isinstance(event, Purchase):
-        # The hot path: a purchase is read field by field instead of through a Spend (a
-        # frozen dataclass with checks, built and dropped per event). A purchase that would
-        # fail Spend's checks (the event model already enforces them) still gets Spend's error.
+        # The hot path: a purchase is read field by field instead of through a PurchaseFacts
+        # (a frozen dataclass with checks, built and dropped per event). A purchase that would
+        # fail its checks (the event model already enforces them) still gets its error.
         amount = event.amount_minor
         occurred_at = event.occurred_at
         if type(amount) is not int or amount <= 0 or occurred_at.tzinfo is None:
-            Spend.from_purchase(event)
+            PurchaseFacts.from_purchase(event)
         return _spend(
             plan_of(ruleset),
             amount,
@@ -377,7 +377,8 @@ def evaluate(
             now,
         )
     if isinstance(event, PartnerPurchase):
-        return _evaluate_spend(ruleset, Spend.from_partner_purchase(event), profile, state, now)
+        facts = PurchaseFacts.from_partner_purchase(event)
+        return _evaluate_spend(ruleset, facts, profile, state, now)
     if isinstance(event, CheckIn | Share | ChallengeOptIn):
         return _evaluate_activity(ruleset, event, profile, state, now)
     raise NotAnEarningEvent(
@@ -386,7 +387,7 @@ def evaluate(
 
 
 def preview(
-    ruleset: RuleSet, spend: Spend, profile: Profile, state: RuleState, *, now: datetime
+    ruleset: RuleSet, spend: PurchaseFacts, profile: Profile, state: RuleState, *, now: datetime
 ) -> Evaluation:
     """ "If I spend X at merchant Y now, what do I earn and why": the real path, nothing kept."""
     return _evaluate_spend(ruleset, spend, profile, state, now)
@@ -649,7 +650,7 @@ def _evaluation(
 
 
 def _evaluate_spend(
-    ruleset: RuleSet, spend: Spend, profile: Profile, state: RuleState, now: datetime
+    ruleset: RuleSet, spend: PurchaseFacts, profile: Profile, state: RuleState, now: datetime
 ) -> Evaluation:
     return _spend(
         plan_of(ruleset),
@@ -683,7 +684,7 @@ def _spend(
     state: RuleState,
     now: datetime,
 ) -> Evaluation:
-    """The purchase path of :func:`evaluate` (a checked Spend's fields, one by one)."""
+    """The purchase path of :func:`evaluate` (a checked PurchaseFacts's fields, one by one)."""
     _, at_utc, day, notes = _moment(plan.zone, occurred_at, now)
     group = plan.mcc_group(mcc)
     if partner is None:

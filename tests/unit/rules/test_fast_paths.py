@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from points.events import Purchase
-from points.rules import EarningRecord, Line, RuleState, Spend, evaluate, preview
+from points.rules import EarningRecord, Line, PurchaseFacts, RuleState, evaluate, preview
 from points.rules.engine import _line, _line_in, _moment
 from points.rules.state import (
     _EXPIRIES,
@@ -254,7 +254,7 @@ def test_a_purchase_evaluates_as_its_spend_previews(amount: int, when: str) -> N
     for _ in range(3):  # again with the state each step leaves
         now = event.occurred_at + timedelta(hours=1)
         real = evaluate(_RULES, event, customer, state, now=now)
-        spend = Spend.from_purchase(event)
+        spend = PurchaseFacts.from_purchase(event)
         what_if = preview(_RULES, spend, customer, state, now=now)
         assert real == what_if
         record = real.record()
