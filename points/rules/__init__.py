@@ -21,7 +21,15 @@ from points.rules.clawback import (
     clawback,
     proportional_clawback,
 )
-from points.rules.engine import (
+from points.rules.engine import evaluate, preview
+from points.rules.errors import (
+    NotAnEarningEvent,
+    RefundMismatch,
+    RuleFileError,
+    RuleProblem,
+    RulesError,
+)
+from points.rules.records import (
     ClawbackPolicy,
     EarningEvent,
     EarningRecord,
@@ -29,15 +37,6 @@ from points.rules.engine import (
     Line,
     Profile,
     PurchaseFacts,
-    evaluate,
-    preview,
-)
-from points.rules.errors import (
-    NotAnEarningEvent,
-    RefundMismatch,
-    RuleFileError,
-    RuleProblem,
-    RulesError,
 )
 from points.rules.ruleset import RuleSet, load_ruleset, parse_ruleset
 from points.rules.state import ChallengeState, RuleState, StreakState

@@ -1,6 +1,6 @@
 """Clawback: what a refund or reversal takes back from the points its original purchase earned.
 
-The rule, line by line of the original award (:class:`~points.rules.engine.EarningRecord`):
+The rule, line by line of the original award (:class:`~points.rules.records.EarningRecord`):
 
 - ``proportional`` lines (base rate, co-brand multiplier, percentage campaigns) are taken back
   in proportion to the amount refunded so far. After refunds totalling R of an original amount
@@ -34,9 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from points.events import Refund, Reversal
-from points.rules.engine import EarningRecord, Line
 from points.rules.errors import RefundMismatch
 from points.rules.plan import plan_of
+from points.rules.records import EarningRecord, Line
 from points.rules.ruleset import MilestoneRule, RuleSet
 from points.rules.state import RuleState, _frozen, copy_of
 
