@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Any, Final
 
-from points.rules.memo import MEMO_LIMIT
+from points.rules.memo import MEMO_LIMIT, Memo
 
 __all__ = [
     "DAY_COUNTERS_KEPT",
@@ -48,22 +48,10 @@ def month_key(day: date, name: str) -> str:
     return f"m:{month_of(day)}:{name}"
 
 
-#: counter key -> (scope, period, month index or 0). Keys repeat across customers and events
-#: ("d:2026-11-26:total"); parsing each once saves a split and int() per key per event.
-_COUNTER_KEYS: dict[str, tuple[str, str, int]] = {}
-#: latest day -> (oldest day kept as ISO text, oldest month index kept).
-_HORIZONS: dict[date, tuple[str, int]] = {}
-
-
 def _counter_key(key: str) -> tuple[str, str, int]:
-    found = _COUNTER_KEYS.get(key)
-    if found is None:
-        scope, period, _ = key.split(":", 2)
-        found = (scope, period, _month_index_of(period) if scope == "m" else 0)
-        if len(_COUNTER_KEYS) >= MEMO_LIMIT:
-            _COUNTER_KEYS.clear()
-        _COUNTER_KEYS[key] = found
-    return found
+    """A counter key's scope ("d" or "m"), period text, and month index (0 for days)."""
+    scope, period, _ = key.split(":", 2)
+    return (scope, period, _month_index_of(period) if scope == "m" else 0)
 
 
 #: counter key -> the ordinal of the first latest day at which the key is dropped. Only for
@@ -109,16 +97,17 @@ def _expiry(key: str) -> int | None:
 
 
 def _horizon(latest: date) -> tuple[str, int]:
-    found = _HORIZONS.get(latest)
-    if found is None:
-        found = (
-            (latest - timedelta(days=DAY_COUNTERS_KEPT - 1)).isoformat(),
-            month_index(latest) - MONTH_COUNTERS_KEPT + 1,
-        )
-        if len(_HORIZONS) >= MEMO_LIMIT:
-            _HORIZONS.clear()
-        _HORIZONS[latest] = found
-    return found
+    """For a latest day: the oldest day kept (as ISO text) and the oldest month index kept."""
+    return (
+        (latest - timedelta(days=DAY_COUNTERS_KEPT - 1)).isoformat(),
+        month_index(latest) - MONTH_COUNTERS_KEPT + 1,
+    )
+
+
+# Keys and latest days repeat across customers and events ("d:2026-11-26:total"): each is
+# parsed or worked out once per process (bounded: see points.rules.memo).
+_COUNTER_KEYS: Memo[str, tuple[str, str, int]] = Memo(_counter_key)
+_HORIZONS: Memo[date, tuple[str, int]] = Memo(_horizon)
 
 
 def advance_counters(
@@ -147,7 +136,7 @@ def pruned(updated: dict[str, int], added: bool, latest: date) -> tuple[Mapping[
     """The end of :func:`advance_counters`: drop from ``updated`` (a key-sorted dict nobody
     else holds, to which keys were ``added`` if so) the periods ``latest`` no longer keeps,
     and freeze it (sorted again only if a key was added: deleting keeps the order)."""
-    oldest_day, oldest_month = _HORIZONS.get(latest) or _horizon(latest)
+    oldest_day, oldest_month = _HORIZONS[latest]
     try:
         # Almost every event: every key known and none due (see _EXPIRIES).
         keep_all = not updated or min(map(_EXPIRIES.__getitem__, updated)) > latest.toordinal()
@@ -156,7 +145,7 @@ def pruned(updated: dict[str, int], added: bool, latest: date) -> tuple[Mapping[
     if not keep_all:
         stale = []
         for key in updated:
-            scope, period, month = _COUNTER_KEYS.get(key) or _counter_key(key)
+            scope, period, month = _COUNTER_KEYS[key]
             if (scope == "d" and period < oldest_day) or (scope == "m" and month < oldest_month):
                 stale.append(key)
             elif key not in _EXPIRIES:

@@ -29,7 +29,7 @@ from points.rules.counters import (
 from points.rules.counters import (
     EMPTY as _EMPTY,
 )
-from points.rules.memo import MEMO_LIMIT
+from points.rules.memo import MEMO_LIMIT, Memo
 
 __all__ = [
     "STATE_FORMAT",
@@ -242,7 +242,7 @@ class RuleState(metaclass=_RuleStateType):
         # Runs once per customer per batch: empty collections (most are) skip sorting and
         # comprehensions, dates come from a cache of their ISO text, and the read-only
         # mappings (always MappingProxyType over a dict, see _trusted) are copied at C speed.
-        iso = _ISO_DATES.get
+        iso = _ISO_DATES
         last_purchase_on = self.last_purchase_on
         last_activity_on = self.last_activity_on
         latest_day = self.latest_day
@@ -257,13 +257,9 @@ class RuleState(metaclass=_RuleStateType):
             "format": STATE_FORMAT,
             "purchase_count": self.purchase_count,
             "cumulative_spend_minor": self.cumulative_spend_minor,
-            "last_purchase_on": None
-            if last_purchase_on is None
-            else iso(last_purchase_on) or _iso(last_purchase_on),
-            "last_activity_on": None
-            if last_activity_on is None
-            else iso(last_activity_on) or _iso(last_activity_on),
-            "latest_day": None if latest_day is None else iso(latest_day) or _iso(latest_day),
+            "last_purchase_on": None if last_purchase_on is None else iso[last_purchase_on],
+            "last_activity_on": None if last_activity_on is None else iso[last_activity_on],
+            "latest_day": None if latest_day is None else iso[latest_day],
             "badges": sorted(badges) if badges else [],
             "partners_seen": sorted(partners_seen) if partners_seen else [],
             "milestones": milestones.copy()
@@ -318,17 +314,11 @@ class RuleState(metaclass=_RuleStateType):
                 cumulative_spend_minor = _int(cumulative_spend_minor)
             dates = _DATES
             value = data["last_purchase_on"]
-            last_purchase_on = (
-                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
-            )
+            last_purchase_on = dates[value] if type(value) is str else _date_in(value)
             value = data["last_activity_on"]
-            last_activity_on = (
-                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
-            )
+            last_activity_on = dates[value] if type(value) is str else _date_in(value)
             value = data["latest_day"]
-            latest_day = (
-                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
-            )
+            latest_day = dates[value] if type(value) is str else _date_in(value)
             value = data["badges"]
             badges = _NO_STRINGS if type(value) is list and not value else _str_set(value)
             value = data["partners_seen"]
@@ -400,22 +390,18 @@ _EMPTY_STATE: RuleState | None = None
 _EMPTY_STATE = RuleState()
 
 
-#: ISO text -> date, and (last period, length) -> StreakState: the same few days and streak
-#: positions recur in every customer's state, and both are immutable, so from_json shares them.
-_DATES: dict[str, date] = {}
-_STREAKS: dict[tuple[int, int], StreakState] = {}
+def _format_1_streak(position: tuple[int, int]) -> StreakState:
+    """A format-1 streak at (last period, length): see StreakState.from_format_1."""
+    return StreakState.from_format_1(*position)
+
+
+#: ISO text -> date, date -> ISO text, and (last period, length) -> format-1 StreakState: the
+#: same few days and streak positions recur in every customer's state, and all are immutable,
+#: so the round trip shares them (for the process's life, bounded: see points.rules.memo).
+_DATES: Memo[str, date] = Memo(date.fromisoformat)
+_ISO_DATES: Memo[date, str] = Memo(date.isoformat)
+_STREAKS: Memo[tuple[int, int], StreakState] = Memo(_format_1_streak)
 _NO_STRINGS: Final[frozenset[str]] = frozenset()
-_ISO_DATES: dict[date, str] = {}
-
-
-def _iso(day: date) -> str:
-    found = _ISO_DATES.get(day)
-    if found is None:
-        found = day.isoformat()
-        if len(_ISO_DATES) >= MEMO_LIMIT:
-            _ISO_DATES.clear()
-        _ISO_DATES[day] = found
-    return found
 
 
 def _date_in(value: object) -> date | None:
@@ -423,25 +409,7 @@ def _date_in(value: object) -> date | None:
         return None
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO date string, got {value!r}")
-    found = _DATES.get(value)
-    if found is None:
-        found = date.fromisoformat(value)
-        if len(_DATES) >= MEMO_LIMIT:
-            _DATES.clear()
-        _DATES[value] = found
-    return found
-
-
-def _streak(last_period: int, length: int) -> StreakState:
-    """A format-1 streak (see StreakState.from_format_1), shared."""
-    key = (last_period, length)
-    found = _STREAKS.get(key)
-    if found is None:
-        found = StreakState.from_format_1(last_period, length)
-        if len(_STREAKS) >= MEMO_LIMIT:
-            _STREAKS.clear()
-        _STREAKS[key] = found
-    return found
+    return _DATES[value]
 
 
 #: (last period, length, recent, settled, paid) as stored -> StreakState: from_json meets the
@@ -547,9 +515,7 @@ def _streaks_in(raw: Any) -> Mapping[str, StreakState]:
         if "recent" in v:
             streaks[k if type(k) is str else str(k)] = _streak_in(last_period, length, v)
         else:  # format 1
-            streaks[k if type(k) is str else str(k)] = shared.get((last_period, length)) or _streak(
-                last_period, length
-            )
+            streaks[k if type(k) is str else str(k)] = shared[(last_period, length)]
     return _frozen_fresh(streaks)
 
 
