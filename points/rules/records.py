@@ -77,7 +77,11 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class PurchaseFacts:
-    """A purchase-like input: a real purchase, a partner purchase, or a what-if for preview."""
+    """A purchase-like input: a real purchase, a partner purchase, or a what-if for preview.
+
+    (Not ``Purchase``: that is the ``bank.transactions`` event, :class:`points.events.Purchase`,
+    which the rules read too; nor ``Spend``, the ledger's debit operation.)
+    """
 
     amount_minor: int
     currency: str
