@@ -52,7 +52,7 @@ class Day:
         # date(1, 1, 1) is a Monday, so (ordinal - 1) // 7 numbers ISO weeks (Monday to Sunday).
         self.week = (self.ordinal - 1) // 7
         self.month_index = month_index(day)
-        # Counter keys are "d:<YYYY-MM-DD>:<name>" and "m:<YYYY-MM>:<name>" (see state.day_key).
+        # Counter keys are "d:<YYYY-MM-DD>:<name>" and "m:<YYYY-MM>:<name>" (see counters.day_key).
         self.day_prefix = f"d:{iso}:"
         self.month_prefix = f"m:{iso[:7]}:"
         self.day_total = self.day_prefix + _TOTAL

@@ -57,6 +57,8 @@ def evaluate_activity(
     state: RuleState,
     now: datetime,
 ) -> Evaluation:
+    """The app-activity path of :func:`points.rules.evaluate`: an opt-in joins its challenge
+    for the period; social rules pay the action and streak rules count it; then the caps."""
     plan = plan_of(ruleset)
     _, _, day, notes = moment(plan.zone, event.occurred_at, now)
     today = plan.calendar.days[day]
