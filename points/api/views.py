@@ -34,7 +34,7 @@ from points.api.schemas import (
 )
 from points.exchange.referral_views import ReferralRecord
 from points.partners import PartnersConfig
-from points.rules import Profile, RuleSet, RuleState, Spend, preview
+from points.rules import Profile, PurchaseFacts, RuleSet, RuleState, preview
 from points.rules.ruleset import ChallengeRule, MilestoneRule, StreakRule
 
 __all__ = [
@@ -187,7 +187,7 @@ def earning_preview(
     conn: Connection, ruleset: RuleSet, customer_id: str, body: PreviewRequest, now: datetime
 ) -> EarningPreview:
     """What a purchase now would earn, by the same code path as a real one; nothing saved."""
-    spend = Spend(
+    spend = PurchaseFacts(
         amount_minor=body.amount_minor, currency=body.currency, mcc=body.mcc,
         merchant_id=body.merchant_id, channel=body.channel, occurred_at=now,
         partner_id=body.partner_id, customer_id=customer_id,

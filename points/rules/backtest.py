@@ -38,7 +38,8 @@ from points.events import (
     any_event_adapter,
 )
 from points.rules.clawback import clawback
-from points.rules.engine import EarningRecord, Profile, evaluate
+from points.rules.engine import evaluate
+from points.rules.records import EarningRecord, Profile
 from points.rules.ruleset import RuleSet
 from points.rules.state import RuleState
 

@@ -1,6 +1,6 @@
 """Clawback: what a refund or reversal takes back from the points its original purchase earned.
 
-The rule, line by line of the original award (:class:`~points.rules.engine.EarningRecord`):
+The rule, line by line of the original award (:class:`~points.rules.records.EarningRecord`):
 
 - ``proportional`` lines (base rate, co-brand multiplier, percentage campaigns) are taken back
   in proportion to the amount refunded so far. After refunds totalling R of an original amount
@@ -34,17 +34,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from points.events import Refund, Reversal
-from points.rules.engine import EarningRecord, Line
 from points.rules.errors import RefundMismatch
 from points.rules.plan import plan_of
+from points.rules.records import EarningRecord, Line
 from points.rules.ruleset import MilestoneRule, RuleSet
 from points.rules.state import RuleState, _frozen, copy_of
 
-__all__ = ["Clawback", "ClawbackPart", "clawback", "proportional_clawback"]
+__all__ = ["ClawbackDecision", "ClawbackDecisionPart", "clawback", "proportional_clawback"]
 
 
 @dataclass(frozen=True, slots=True)
-class ClawbackPart:
+class ClawbackDecisionPart:
     """Points to take back from one earning: the refunded purchase's own, or the earning of
     the purchase that paid a milestone the refund undoes. One ledger clawback each, so one
     part that cannot be posted never stops the others."""
@@ -55,8 +55,13 @@ class ClawbackPart:
 
 
 @dataclass(frozen=True)
-class Clawback:
-    """Points to take back for one refund, why, and what to store afterwards."""
+class ClawbackDecision:
+    """Points to take back for one refund, why, and what to store afterwards.
+
+    The rules *decide* what a refund takes back; the ledger's
+    :class:`~points.ledger.model.Clawback` operation (one per :class:`ClawbackDecisionPart`)
+    *posts* it. Hence the name, which also keeps the two apart where both are imported.
+    """
 
     event_id: str
     original_event_id: str
@@ -68,7 +73,7 @@ class Clawback:
     record: EarningRecord
     state: RuleState
     #: the lines grouped by the earning they come back from; the refunded purchase's first
-    parts: tuple[ClawbackPart, ...] = ()
+    parts: tuple[ClawbackDecisionPart, ...] = ()
     #: milestones the refund undoes whose paying earning is unknown (see the module docstring)
     untraced: tuple[Line, ...] = ()
 
@@ -87,7 +92,7 @@ def proportional_clawback(points: int, original_minor: int, refunded_total_minor
 
 def clawback(
     ruleset: RuleSet, record: EarningRecord, refund: Refund | Reversal, state: RuleState
-) -> Clawback:
+) -> ClawbackDecision:
     """Compute the clawback of ``record`` for ``refund``; pure, returns the new record and state.
 
     ``ruleset`` is the current one (milestone thresholds and badges are looked up in it; a
@@ -224,7 +229,7 @@ def clawback(
     own = [line for line in lines if id(line) not in moved]
     parts = [_part(record.event_id, own)] if own else []
     parts += [_part(payer, taken) for payer, taken in elsewhere.items()]
-    return Clawback(
+    return ClawbackDecision(
         event_id=refund.event_id,
         original_event_id=record.event_id,
         ruleset_version=ruleset.version,
@@ -239,8 +244,8 @@ def clawback(
     )
 
 
-def _part(earning_event_id: str, lines: list[Line]) -> ClawbackPart:
-    return ClawbackPart(
+def _part(earning_event_id: str, lines: list[Line]) -> ClawbackDecisionPart:
+    return ClawbackDecisionPart(
         earning_event_id,
         sum(line.points for line in lines),
         tuple(line.rule_id for line in lines),

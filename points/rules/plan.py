@@ -17,6 +17,11 @@ objects, with everything that does not depend on the event worked out in advance
 
 Plans are cached per rule set object (rule sets are frozen after validation) and never change
 what the rules decide: the engine's results are the same as reading the models directly.
+
+Why one module of near 600 lines: it is one step, compiling. Each plan record below mirrors a
+rule model of :mod:`points.rules.ruleset` and is filled in one place (``RulePlan._compile``);
+kept together, a new rule kind or field is one edit here, not one per file. What runs per
+event lives elsewhere (:mod:`points.rules.engine` and the modules it names).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from datetime import UTC, date, datetime
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
+from points.rules.days import Calendar
+from points.rules.memo import MEMO_LIMIT
 from points.rules.ruleset import (
     Audience,
     BaseRateRule,
@@ -45,7 +52,6 @@ from points.rules.ruleset import (
 __all__ = ["CapPlan", "Route", "RulePlan", "plan_of"]
 
 Policy = Literal["proportional", "full_refund", "milestone", "kept"]
-_CACHE_MAX: Final = 4096
 
 
 def _set(items: list[str] | None) -> frozenset[str] | None:
@@ -258,6 +264,7 @@ class RulePlan:
         "activity",
         "bases",
         "by_id",
+        "calendar",
         "campaigns",
         "caps",
         "challenges",
@@ -298,6 +305,9 @@ class RulePlan:
         self._mcc_groups: dict[str | None, str | None] = {}
         self._joined_on: dict[datetime, date] = {}
         self._routes: dict[tuple[str | None, str, str | None], Route] = {}
+        #: the days this rule set has met and what each implies (its own: a day's counter keys
+        #: name this rule set's capped rules); lives as long as the plan
+        self.calendar = Calendar()
         #: every rule, enabled or not, by id (what ``RuleSet.rule`` answers)
         self.by_id = {rule.id: rule for rule in ruleset.rules}
 
@@ -473,7 +483,7 @@ class RulePlan:
                 if lo <= code <= hi:
                     group = name
                     break
-        if len(self._mcc_groups) >= _CACHE_MAX:
+        if len(self._mcc_groups) >= MEMO_LIMIT:
             self._mcc_groups.clear()
         self._mcc_groups[mcc] = group
         return group
@@ -489,7 +499,7 @@ class RulePlan:
         if found is None or joined_at.fold:
             found = joined_at.astimezone(self.zone).date()
             if not joined_at.fold:
-                if len(self._joined_on) >= _CACHE_MAX:
+                if len(self._joined_on) >= MEMO_LIMIT:
                     self._joined_on.clear()
                 self._joined_on[joined_at] = found
         return found
@@ -499,7 +509,7 @@ class RulePlan:
         found = self._routes.get(key)
         if found is None:
             found = self._route(group, channel, partner)
-            if len(self._routes) >= _CACHE_MAX:
+            if len(self._routes) >= MEMO_LIMIT:
                 self._routes.clear()
             self._routes[key] = found
         return found

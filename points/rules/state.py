@@ -5,10 +5,11 @@ The stream worker loads a customer's :class:`RuleState` from the database, calls
 same transaction as the postings. Nothing here reads the clock.
 
 Period counters (points earned per day and per month, overall and per capped rule) live in one
-flat mapping keyed ``d:<YYYY-MM-DD>:<name>`` or ``m:<YYYY-MM>:<name>``. Only recent periods
-are kept (:data:`DAY_COUNTERS_KEPT` days and :data:`MONTH_COUNTERS_KEPT` months back from the
-latest day seen) so the state stays small; a late event for a period already dropped is
-treated as if that period's caps were used up (in the bank's favour).
+flat mapping of the state; :mod:`points.rules.counters` names their keys and prunes them.
+
+The rest of this module is the state's JSON round trip, which runs once per customer per
+batch: each check takes the common case inline, and values that recur across customers (dates,
+streak positions) are shared.
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Any, Final
 
+from points.rules.counters import (
+    DAY_COUNTERS_KEPT,
+    MONTH_COUNTERS_KEPT,
+    advance_counters,
+    month_index,
+)
+from points.rules.counters import (
+    EMPTY as _EMPTY,
+)
+from points.rules.memo import MEMO_LIMIT, Memo
+
 __all__ = [
-    "DAY_COUNTERS_KEPT",
-    "MONTH_COUNTERS_KEPT",
     "STATE_FORMAT",
     "ChallengeState",
     "RuleState",
     "StreakState",
-    "advance_counters",
     "copy_of",
-    "day_key",
-    "month_key",
-    "month_of",
-    "pruned",
+    "refrozen",
+    "slot_setter",
 ]
 
 #: Written by to_json. Format 1 (before streaks were kept by event time and milestones
@@ -40,20 +47,6 @@ STATE_FORMAT: Final = 2
 _FORMATS_READ: Final = frozenset({1, 2})
 #: StreakState.settled when nothing has been settled yet (no period is negative).
 NO_SETTLED: Final = (-1, 0, 0)
-DAY_COUNTERS_KEPT: Final = 31
-MONTH_COUNTERS_KEPT: Final = 3
-
-
-def month_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def day_key(day: date, name: str) -> str:
-    return f"d:{day.isoformat()}:{name}"
-
-
-def month_key(day: date, name: str) -> str:
-    return f"m:{month_of(day)}:{name}"
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -61,10 +54,6 @@ def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     if len(mapping) < 2:  # nothing to sort: skip ``sorted`` (RuleState() is built per customer)
         return MappingProxyType(dict(mapping)) if mapping else _EMPTY
     return MappingProxyType(dict(sorted(mapping.items())))
-
-
-#: One shared empty mapping: read-only, so every state without entries can use it.
-_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def _frozen_fresh(mapping: dict[str, Any]) -> Mapping[str, Any]:
@@ -75,6 +64,16 @@ def _frozen_fresh(mapping: dict[str, Any]) -> Mapping[str, Any]:
     if keys == sorted(keys):
         return MappingProxyType(mapping)
     return MappingProxyType(dict(sorted(mapping.items())))
+
+
+def refrozen(updated: dict[str, Any], before: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A state mapping after the engine set some keys in ``updated`` (a copy of ``before``).
+
+    Setting an existing key keeps the (sorted) order, so only new keys call for a sort.
+    """
+    if len(updated) == len(before):
+        return MappingProxyType(updated)
+    return MappingProxyType(dict(sorted(updated.items())))
 
 
 def copy_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,7 +93,8 @@ class StreakState:
     there, the bonuses its runs deserved), or (-1, 0, 0). ``paid`` counts the bonuses paid so
     far, so a late period that completes a streak pays its bonus once and one that changes
     nothing pays nothing. ``last_period`` and ``length`` are the newest active period and the
-    run length there (what the app's progress shows). See ``points.rules.engine`` for the walk.
+    run length there (what the app's progress shows). See ``points.rules.gamification`` for
+    the walk.
     """
 
     last_period: int
@@ -212,7 +212,7 @@ class RuleState(metaclass=_RuleStateType):
     def is_month_kept(self, day: date) -> bool:
         if self.latest_day is None:
             return True
-        return _month_index(day) > _month_index(self.latest_day) - MONTH_COUNTERS_KEPT
+        return month_index(day) > month_index(self.latest_day) - MONTH_COUNTERS_KEPT
 
     def counter(self, key: str) -> int:
         return self.counters.get(key, 0)
@@ -242,7 +242,7 @@ class RuleState(metaclass=_RuleStateType):
         # Runs once per customer per batch: empty collections (most are) skip sorting and
         # comprehensions, dates come from a cache of their ISO text, and the read-only
         # mappings (always MappingProxyType over a dict, see _trusted) are copied at C speed.
-        iso = _ISO_DATES.get
+        iso = _ISO_DATES
         last_purchase_on = self.last_purchase_on
         last_activity_on = self.last_activity_on
         latest_day = self.latest_day
@@ -257,13 +257,9 @@ class RuleState(metaclass=_RuleStateType):
             "format": STATE_FORMAT,
             "purchase_count": self.purchase_count,
             "cumulative_spend_minor": self.cumulative_spend_minor,
-            "last_purchase_on": None
-            if last_purchase_on is None
-            else iso(last_purchase_on) or _iso(last_purchase_on),
-            "last_activity_on": None
-            if last_activity_on is None
-            else iso(last_activity_on) or _iso(last_activity_on),
-            "latest_day": None if latest_day is None else iso(latest_day) or _iso(latest_day),
+            "last_purchase_on": None if last_purchase_on is None else iso[last_purchase_on],
+            "last_activity_on": None if last_activity_on is None else iso[last_activity_on],
+            "latest_day": None if latest_day is None else iso[latest_day],
             "badges": sorted(badges) if badges else [],
             "partners_seen": sorted(partners_seen) if partners_seen else [],
             "milestones": milestones.copy()
@@ -318,17 +314,11 @@ class RuleState(metaclass=_RuleStateType):
                 cumulative_spend_minor = _int(cumulative_spend_minor)
             dates = _DATES
             value = data["last_purchase_on"]
-            last_purchase_on = (
-                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
-            )
+            last_purchase_on = dates[value] if type(value) is str else _date_in(value)
             value = data["last_activity_on"]
-            last_activity_on = (
-                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
-            )
+            last_activity_on = dates[value] if type(value) is str else _date_in(value)
             value = data["latest_day"]
-            latest_day = (
-                dates.get(value) or _date_in(value) if type(value) is str else _date_in(value)
-            )
+            latest_day = dates[value] if type(value) is str else _date_in(value)
             value = data["badges"]
             badges = _NO_STRINGS if type(value) is list and not value else _str_set(value)
             value = data["partners_seen"]
@@ -400,158 +390,18 @@ _EMPTY_STATE: RuleState | None = None
 _EMPTY_STATE = RuleState()
 
 
-# ------------------------------------------------------------------------ counter upkeep
-
-#: counter key -> (scope, period, month index or 0). Keys repeat across customers and events
-#: ("d:2026-11-26:total"); parsing each once saves a split and int() per key per event.
-_COUNTER_KEYS: dict[str, tuple[str, str, int]] = {}
-#: latest day -> (oldest day kept as ISO text, oldest month index kept).
-_HORIZONS: dict[date, tuple[str, int]] = {}
-_CACHE_MAX: Final = 4096
+def _format_1_streak(position: tuple[int, int]) -> StreakState:
+    """A format-1 streak at (last period, length): see StreakState.from_format_1."""
+    return StreakState.from_format_1(*position)
 
 
-def _counter_key(key: str) -> tuple[str, str, int]:
-    found = _COUNTER_KEYS.get(key)
-    if found is None:
-        scope, period, _ = key.split(":", 2)
-        found = (scope, period, _month_index_of(period) if scope == "m" else 0)
-        if len(_COUNTER_KEYS) >= _CACHE_MAX:
-            _COUNTER_KEYS.clear()
-        _COUNTER_KEYS[key] = found
-    return found
-
-
-#: counter key -> the ordinal of the first latest day at which the key is dropped. Only for
-#: keys whose period is well formed (an ISO day or a year-month): for those, "stale" in
-#: advance_counters is exactly ``latest.toordinal() >= expiry``, so one C-level ``min`` over
-#: the keys tells whether anything is to be dropped (almost always nothing).
-_EXPIRIES: dict[str, int] = {}
-_NEVER: Final = date.max.toordinal() + 1
-
-
-def _expiry(key: str) -> int | None:
-    """The ordinal from which ``key`` is stale, or None to leave the key to the general rule.
-
-    A day key ``d:<P>:`` is stale when P < (latest - (DAY_COUNTERS_KEPT - 1) days) as ISO
-    text; for a real ISO day that is latest >= P + DAY_COUNTERS_KEPT days. A month key
-    ``m:<P>:`` is stale when its month index M < month_index(latest) - MONTH_COUNTERS_KEPT + 1,
-    that is from the first day of month index M + MONTH_COUNTERS_KEPT. Other scopes never are.
-    """
-    parts = key.split(":", 2)
-    if len(parts) != 3:
-        return None  # the general rule raises for it, as it always did
-    scope, period, _ = parts
-    if scope == "d":
-        try:
-            day = date.fromisoformat(period)
-        except ValueError:
-            return None
-        if day.isoformat() != period:
-            return None  # compared as text by the general rule, not as a day
-        return day.toordinal() + DAY_COUNTERS_KEPT
-    if scope == "m":
-        try:
-            month = _month_index_of(period)
-        except ValueError:
-            return None
-        first = month + MONTH_COUNTERS_KEPT  # the month index from which the key is stale
-        if first < 12:  # before year 1: every day is later
-            return 0
-        if first // 12 > date.max.year:
-            return _NEVER
-        return date(first // 12, first % 12 + 1, 1).toordinal()
-    return _NEVER
-
-
-def _horizon(latest: date) -> tuple[str, int]:
-    found = _HORIZONS.get(latest)
-    if found is None:
-        found = (
-            (latest - timedelta(days=DAY_COUNTERS_KEPT - 1)).isoformat(),
-            _month_index(latest) - MONTH_COUNTERS_KEPT + 1,
-        )
-        if len(_HORIZONS) >= _CACHE_MAX:
-            _HORIZONS.clear()
-        _HORIZONS[latest] = found
-    return found
-
-
-def advance_counters(
-    counters: Mapping[str, int],
-    latest_day: date | None,
-    increments: Mapping[str, int],
-    day: date,
-) -> tuple[Mapping[str, int], date]:
-    """What :meth:`RuleState.with_counts` does to the counters and the latest day.
-
-    ``counters`` must be key-sorted (every state's are); the result is read-only and sorted.
-    """
-    updated = counters.copy() if type(counters) is MappingProxyType else dict(counters)
-    added = False
-    for key, amount in increments.items():
-        if amount:
-            if key in updated:
-                updated[key] += amount
-            else:
-                updated[key] = amount
-                added = True
-    return pruned(updated, added, day if latest_day is None else max(latest_day, day))
-
-
-def pruned(updated: dict[str, int], added: bool, latest: date) -> tuple[Mapping[str, int], date]:
-    """The end of :func:`advance_counters`: drop from ``updated`` (a key-sorted dict nobody
-    else holds, to which keys were ``added`` if so) the periods ``latest`` no longer keeps,
-    and freeze it (sorted again only if a key was added: deleting keeps the order)."""
-    oldest_day, oldest_month = _HORIZONS.get(latest) or _horizon(latest)
-    try:
-        # Almost every event: every key known and none due (see _EXPIRIES).
-        keep_all = not updated or min(map(_EXPIRIES.__getitem__, updated)) > latest.toordinal()
-    except KeyError:
-        keep_all = False
-    if not keep_all:
-        stale = []
-        for key in updated:
-            scope, period, month = _COUNTER_KEYS.get(key) or _counter_key(key)
-            if (scope == "d" and period < oldest_day) or (scope == "m" and month < oldest_month):
-                stale.append(key)
-            elif key not in _EXPIRIES:
-                expiry = _expiry(key)
-                if expiry is not None:
-                    if len(_EXPIRIES) >= _CACHE_MAX:
-                        _EXPIRIES.clear()
-                    _EXPIRIES[key] = expiry
-        for key in stale:
-            del updated[key]
-    if not updated:
-        return _EMPTY, latest
-    return MappingProxyType(dict(sorted(updated.items())) if added else updated), latest
-
-
-def _month_index(day: date) -> int:
-    return day.year * 12 + day.month - 1
-
-
-def _month_index_of(period: str) -> int:
-    year, month = period.split("-")
-    return int(year) * 12 + int(month) - 1
-
-
-#: ISO text -> date, and (last period, length) -> StreakState: the same few days and streak
-#: positions recur in every customer's state, and both are immutable, so from_json shares them.
-_DATES: dict[str, date] = {}
-_STREAKS: dict[tuple[int, int], StreakState] = {}
+#: ISO text -> date, date -> ISO text, and (last period, length) -> format-1 StreakState: the
+#: same few days and streak positions recur in every customer's state, and all are immutable,
+#: so the round trip shares them (for the process's life, bounded: see points.rules.memo).
+_DATES: Memo[str, date] = Memo(date.fromisoformat)
+_ISO_DATES: Memo[date, str] = Memo(date.isoformat)
+_STREAKS: Memo[tuple[int, int], StreakState] = Memo(_format_1_streak)
 _NO_STRINGS: Final[frozenset[str]] = frozenset()
-_ISO_DATES: dict[date, str] = {}
-
-
-def _iso(day: date) -> str:
-    found = _ISO_DATES.get(day)
-    if found is None:
-        found = day.isoformat()
-        if len(_ISO_DATES) >= _CACHE_MAX:
-            _ISO_DATES.clear()
-        _ISO_DATES[day] = found
-    return found
 
 
 def _date_in(value: object) -> date | None:
@@ -559,25 +409,7 @@ def _date_in(value: object) -> date | None:
         return None
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO date string, got {value!r}")
-    found = _DATES.get(value)
-    if found is None:
-        found = date.fromisoformat(value)
-        if len(_DATES) >= _CACHE_MAX:
-            _DATES.clear()
-        _DATES[value] = found
-    return found
-
-
-def _streak(last_period: int, length: int) -> StreakState:
-    """A format-1 streak (see StreakState.from_format_1), shared."""
-    key = (last_period, length)
-    found = _STREAKS.get(key)
-    if found is None:
-        found = StreakState.from_format_1(last_period, length)
-        if len(_STREAKS) >= _CACHE_MAX:
-            _STREAKS.clear()
-        _STREAKS[key] = found
-    return found
+    return _DATES[value]
 
 
 #: (last period, length, recent, settled, paid) as stored -> StreakState: from_json meets the
@@ -610,7 +442,7 @@ def _streak_in(last_period: int, length: int, raw: Mapping[str, Any]) -> StreakS
         (period, _int(run), _int(deserved)),
         _int(paid),
     )
-    if len(_STREAKS_2) >= _CACHE_MAX:
+    if len(_STREAKS_2) >= MEMO_LIMIT:
         _STREAKS_2.clear()
     _STREAKS_2[key] = found
     return found
@@ -683,9 +515,7 @@ def _streaks_in(raw: Any) -> Mapping[str, StreakState]:
         if "recent" in v:
             streaks[k if type(k) is str else str(k)] = _streak_in(last_period, length, v)
         else:  # format 1
-            streaks[k if type(k) is str else str(k)] = shared.get((last_period, length)) or _streak(
-                last_period, length
-            )
+            streaks[k if type(k) is str else str(k)] = shared[(last_period, length)]
     return _frozen_fresh(streaks)
 
 

@@ -1,6 +1,6 @@
 """The engine's shortcuts give exactly what the plain reading of the rules gives.
 
-Each fast path (see points.rules.engine and points.rules.state) is checked against the
+Each fast path (see points.rules.records, days, counters and state) is checked against the
 straightforward computation it replaces, on tables of tricky cases and on generated inputs.
 """
 
@@ -16,9 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from points.events import Purchase
-from points.rules import EarningRecord, Line, RuleState, Spend, evaluate, preview
-from points.rules.engine import _line, _line_in, _moment
-from points.rules.state import (
+from points.rules import EarningRecord, Line, PurchaseFacts, RuleState, evaluate, preview
+from points.rules.counters import (
     _EXPIRIES,
     DAY_COUNTERS_KEPT,
     MONTH_COUNTERS_KEPT,
@@ -26,6 +25,8 @@ from points.rules.state import (
     _expiry,
     advance_counters,
 )
+from points.rules.days import moment
+from points.rules.records import build_line, line_from_json
 from tests.unit.rules.builders import make_ruleset, profile, purchase
 
 # ------------------------------------------------------------------------- RuleState()
@@ -178,7 +179,7 @@ def test_the_moment_is_the_plain_comparison_and_conversion(
 ) -> None:
     occurred_at = occurred.replace(tzinfo=occurred_zone, fold=fold)
     now = (occurred + timedelta(minutes=delta_minutes)).replace(tzinfo=now_zone)
-    at, at_utc, day, notes = _moment(rule_zone, occurred_at, now)
+    at, at_utc, day, notes = moment(rule_zone, occurred_at, now)
     if occurred_at > now:
         assert (at, notes) == (now, ["occurred_at is later than now; evaluated as of now"])
     else:
@@ -191,7 +192,7 @@ def test_the_moment_is_the_plain_comparison_and_conversion(
 
 def test_now_without_a_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="now must carry a time zone"):
-        _moment(ZoneInfo("Asia/Shanghai"), datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1))
+        moment(ZoneInfo("Asia/Shanghai"), datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1))
 
 
 # ---------------------------------------------------------------------- lines, records
@@ -221,11 +222,11 @@ def test_a_stored_line_reads_back_as_line_from_json_reads_it(data: Any) -> None:
             return (type(exc), str(exc))
         return (line, [type(getattr(line, f.name)) for f in dataclasses.fields(line)])
 
-    assert outcome(_line_in) == outcome(Line.from_json)
+    assert outcome(line_from_json) == outcome(Line.from_json)
 
 
 def test_lines_built_fast_equal_lines_built_by_the_dataclass() -> None:
-    fast = _line("r", "campaign", 5, "why", "full_refund")
+    fast = build_line("r", "campaign", 5, "why", "full_refund")
     assert fast == Line("r", "campaign", 5, "why", "full_refund")
     assert repr(fast) == repr(Line("r", "campaign", 5, "why", "full_refund"))
     assert hash(fast) == hash(Line("r", "campaign", 5, "why", "full_refund"))
@@ -254,7 +255,7 @@ def test_a_purchase_evaluates_as_its_spend_previews(amount: int, when: str) -> N
     for _ in range(3):  # again with the state each step leaves
         now = event.occurred_at + timedelta(hours=1)
         real = evaluate(_RULES, event, customer, state, now=now)
-        spend = Spend.from_purchase(event)
+        spend = PurchaseFacts.from_purchase(event)
         what_if = preview(_RULES, spend, customer, state, now=now)
         assert real == what_if
         record = real.record()

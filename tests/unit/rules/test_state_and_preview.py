@@ -13,8 +13,8 @@ import pytest
 from points.rules import (
     EarningEvent,
     NotAnEarningEvent,
+    PurchaseFacts,
     RuleState,
-    Spend,
     evaluate,
     load_ruleset,
     preview,
@@ -102,7 +102,7 @@ def test_preview_gives_the_same_answer_as_evaluating_the_real_purchase() -> None
     real = evaluate(DEFAULT, event, who, state, now=event.occurred_at)
     what_if = preview(
         DEFAULT,
-        Spend(
+        PurchaseFacts(
             amount_minor=8_800,
             currency="CNY",
             mcc="4121",
@@ -130,7 +130,7 @@ def test_preview_gives_the_same_answer_as_evaluating_the_real_purchase() -> None
 def test_preview_input_must_be_a_positive_integer_amount(amount: Any, error: type) -> None:
     """Money is integer minor units: zero, negative and float amounts are refused."""
     with pytest.raises(error):
-        Spend(amount, "CNY", "5411", "M-1", "online", at("2026-11-10"))
+        PurchaseFacts(amount, "CNY", "5411", "M-1", "online", at("2026-11-10"))
 
 
 def test_refunds_are_not_earning_events() -> None:
