@@ -26,8 +26,9 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import Connection, Engine, Integer, case, cast, func, select, text
 
+from points.dead_letters import dead_letters
 from points.exchange.tables import referrals, swaps
-from points.intake import dead_letters, inbound_events
+from points.inbox import inbound_events
 from points.ledger.verify import VerifyReport, verify
 
 __all__ = [

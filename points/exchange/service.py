@@ -16,7 +16,7 @@ Outbound saga (docs/partners.md section 4.2)::
 Ledger idempotency keys come from the swap id (``swap:<id>:hold``, ``swap:<id>:hold:post``,
 ``swap:<id>:hold:void``, the same with ``fee-hold``); inbound credits use the partner's
 reference (``inbound:<partner>:<reference>``). A replayed batch finds its event ids in the inbox
-(``points.intake.record_batch``) and changes nothing; a swap's saga state is locked
+(``points.consumed_batch.ConsumedBatch``) and changes nothing; a swap's saga state is locked
 (``FOR UPDATE``) while a batch decides, so two workers cannot resolve one swap twice, and the
 ledger refuses to resolve a hold twice anyway.
 """
@@ -50,6 +50,9 @@ from points import jsonfast
 from points import partners as pc
 from points import referrals as rl
 from points import swaps as saga
+from points.consumed_batch import ConsumedBatch
+from points.dead_letters import RejectedMessage
+from points.decoding import Decoder, RawMessage, classify
 from points.errors import PointsError
 from points.events import (
     CustomerOnboarded,
@@ -95,8 +98,7 @@ from points.exchange.tables import (
     swap_quotes,
     swaps,
 )
-from points.ingest import Decoder, RawMessage, classify
-from points.intake import AcceptedEvent, RejectedMessage, record_batch
+from points.inbox import AcceptedEvent
 from points.ledger import apply_batch
 from points.ledger.model import (
     Applied,
@@ -110,6 +112,7 @@ from points.ledger.model import (
     Rejected,
     VoidHold,
 )
+from points.outbox import enqueue
 from points.ports import (
     Accepted,
     InboundMessage,
@@ -367,10 +370,7 @@ class ExchangeService:
             from points.exchange.store import upsert
 
             upsert(conn, partner_links, [row], ["customer_id", "partner_id"])
-            record_batch(
-                conn, [], [], dlq_topic=self._topics.points_dlq,
-                outbox=[outbox_row(message, request_id)],
-            )
+            enqueue(conn, [outbox_row(message, request_id)])
         return LinkView(customer_id, partner_id, partner_member_id, "requested", request_id, None)
 
     def link(self, customer_id: str, partner_id: str) -> LinkView | None:
@@ -537,8 +537,7 @@ class ExchangeService:
             apply_batch(conn, undo, now=now)
         insert_swaps(conn, rows)
         outbox.extend(self._ledger_notes(notes))
-        if outbox:
-            record_batch(conn, [], [], dlq_topic=self._topics.points_dlq, outbox=outbox)
+        enqueue(conn, outbox)
         return [r for r in results if r is not None]
 
     def _open_state(
@@ -683,7 +682,8 @@ class ExchangeService:
     def _process(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
         now = self._clock()
         outcome = BatchOutcome(messages=len(messages))
-        accepted: list[tuple[AcceptedEvent, Accepted]] = []
+        inbox_rows: list[AcceptedEvent] = []
+        results: list[Accepted] = []
         rejected: list[RejectedMessage] = []
         for m in messages:
             try:
@@ -699,23 +699,14 @@ class ExchangeService:
             dump = getattr(event, "model_dump", None)
             payload: dict[str, Any] = dump(mode="json") if dump is not None else {}
             inbox_id = bounded_id("p", program.partner_id, result.event_id)
-            accepted.append(
-                (
-                    AcceptedEvent(inbox_id, m.topic, result.event_type[:32], result.customer_id,
-                                  m.partition, m.offset, jsonfast.dumps_bytes(payload)),
-                    result,
-                )
+            inbox_rows.append(
+                AcceptedEvent(inbox_id, m.topic, result.event_type[:32], result.customer_id,
+                              m.partition, m.offset, jsonfast.dumps_bytes(payload))
             )
-        with self._engine.begin() as conn:
-            new_ids = record_batch(
-                conn, [a for a, _ in accepted], rejected, dlq_topic=self._topics.points_dlq
-            )
-            fresh: list[Accepted] = []
-            seen: set[str] = set()
-            for row, result in accepted:
-                if row.event_id in new_ids and row.event_id not in seen:
-                    seen.add(row.event_id)
-                    fresh.append(result)
+            results.append(result)
+        with ConsumedBatch.begin(self._engine, dlq_topic=self._topics.points_dlq) as batch:
+            conn = batch.conn
+            fresh = batch.receive(results, inbox_rows, rejected)
             plan = _Plan()
             self._plan_swaps(conn, plan, fresh, now)
             self._plan_inbound(plan, fresh, now)
@@ -723,7 +714,7 @@ class ExchangeService:
             self._plan_partner_earning(conn, plan, fresh, now)
             self._write(conn, plan, now, outcome)
         outcome.stored = len(fresh)
-        outcome.duplicates = len(accepted) - len(fresh)
+        outcome.duplicates = len(inbox_rows) - len(fresh)
         outcome.rejected = len(rejected)
         outcome.rejected_reasons.update(r.reason_code for r in rejected)
         for reply in plan.replies:
@@ -947,9 +938,7 @@ class ExchangeService:
         insert_swap_replies(conn, plan.replies)
         insert_ignore(conn, inbound_swaps, plan.inbound)
         self.referrals.write(conn, plan.referral)
-        outbox = plan.outbox + self._ledger_notes(notes)
-        if outbox:
-            record_batch(conn, [], [], dlq_topic=self._topics.points_dlq, outbox=outbox)
+        enqueue(conn, plan.outbox + self._ledger_notes(notes))
 
     def _ledger_notes(
         self, notes: Sequence[tuple[Operation, str, OperationResult]]

@@ -14,7 +14,7 @@ from adapters.registry import build_registry
 from adapters.topics import PartnerTopics
 from points import swaps
 from points.exchange.referral_desk import outbox_row
-from points.outbox_store import OutboxMessage
+from points.outbox import OutboxMessage
 from points.signing import REPLAY_WINDOW_S, Verdict, verify
 from streams.agents.partners import request_signer
 from streams.relay import OutboxRelay
