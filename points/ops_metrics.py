@@ -45,7 +45,7 @@ __all__ = [
     "verify_view",
 ]
 
-# The saga's states in funnel order (points.swaps.SwapStatus), then the referrals'.
+# The saga's states in funnel order (points.swap_saga.SwapStatus), then the referrals'.
 SWAP_STATES: Final = ("requested", "pending", "completed", "rejected", "expired")
 REFERRAL_STATES: Final = (
     "invited", "signed_up", "qualified", "rewarded", "clawed_back", "refused",

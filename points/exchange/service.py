@@ -46,10 +46,9 @@ from sqlalchemy import (
     update,
 )
 
-from points import jsonfast
+from points import jsonfast, swap_saga
 from points import partners as pc
 from points import referrals as rl
-from points import swaps as saga
 from points.consumed_batch import ConsumedBatch
 from points.dead_letters import RejectedMessage
 from points.decoding import Decoder, RawMessage, classify
@@ -216,9 +215,9 @@ class SwapView:
     partner_reference: str | None
 
     @staticmethod
-    def of(swap: saga.Swap) -> SwapView:
-        status, reason = saga.customer_status(swap)
-        if swap.status is saga.SwapStatus.EXPIRED and swap.reason == CANCELLED_REASON:
+    def of(swap: swap_saga.Swap) -> SwapView:
+        status, reason = swap_saga.customer_status(swap)
+        if swap.status is swap_saga.SwapStatus.EXPIRED and swap.reason == CANCELLED_REASON:
             status = "cancelled"
         return SwapView(
             swap.swap_id, swap.customer_id, swap.partner_id, swap.points, swap.fee_points,
@@ -254,7 +253,7 @@ class BatchOutcome:
 class _Plan:
     ops: list[Operation] = field(default_factory=list)
     op_customers: list[str] = field(default_factory=list)
-    swaps: dict[str, saga.Swap] = field(default_factory=dict)
+    swaps: dict[str, swap_saga.Swap] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     replies: list[dict[str, Any]] = field(default_factory=list)
     inbound: list[dict[str, Any]] = field(default_factory=list)
@@ -266,7 +265,7 @@ class _Plan:
         self.op_customers.append(customer_id)
 
 
-def _reason(swap: saga.Swap, note: str) -> Reason:
+def _reason(swap: swap_saga.Swap, note: str) -> Reason:
     return Reason(source_event=swap.swap_id, campaign=f"swap:{swap.partner_id}", note=note)
 
 
@@ -450,7 +449,7 @@ class ExchangeService:
             conn, sorted({o.quote_id for o in orders}), now
         )
         results: list[SwapView | SwapRefused | None] = []
-        opened: list[tuple[int, saga.Transition]] = []
+        opened: list[tuple[int, swap_saga.Transition]] = []
         ops: list[Operation] = []
         seen: set[str] = set()
         for order in orders:
@@ -487,7 +486,7 @@ class ExchangeService:
             usage[(order.customer_id, partner_id)] = (today + int(q["points"]),
                                                       year + int(q["points"]))
             action = transition.action
-            assert isinstance(action, saga.PlaceHold)
+            assert isinstance(action, swap_saga.PlaceHold)
             for leg in action.legs:
                 ops.append(
                     Hold(
@@ -510,26 +509,26 @@ class ExchangeService:
         for index, transition in opened:
             swap = transition.swap
             action = transition.action
-            assert isinstance(action, saga.PlaceHold)
+            assert isinstance(action, swap_saga.PlaceHold)
             outcomes = [by_key[leg.hold_key] for leg in action.legs]
             refused = [o for o in outcomes if isinstance(o, Rejected)]
-            step: saga.SwapInput
+            step: swap_saga.SwapInput
             if refused:
                 for leg, o in zip(action.legs, outcomes, strict=True):
                     if not isinstance(o, Rejected):
                         undo.append(VoidHold(f"{leg.hold_key}:void", leg.hold_key,
                                              _reason(swap, "hold_refused")))
-                step = saga.HoldRefused(swap.swap_id, refused[0].code, now)
+                step = swap_saga.HoldRefused(swap.swap_id, refused[0].code, now)
             else:
-                step = saga.HoldPlaced(swap.swap_id, now)
+                step = swap_saga.HoldPlaced(swap.swap_id, now)
                 for leg, o in zip(action.legs, outcomes, strict=True):
                     notes.append((Hold(leg.hold_key, swap.customer_id, leg.amount,
                                        action.timeout_at), swap.customer_id, o))
-            moved = saga.apply(swap, step)
-            assert isinstance(moved, saga.Transition)
+            moved = swap_saga.apply(swap, step)
+            assert isinstance(moved, swap_saga.Transition)
             swap = moved.swap
             rows.append(swap_to_row(swap))
-            if swap.status is saga.SwapStatus.PENDING:
+            if swap.status is swap_saga.SwapStatus.PENDING:
                 message = self._directory.get(swap.partner_id).swap_request(swap, now)
                 outbox.append(outbox_row(message, f"swap:{swap.swap_id}:request"))
             results[index] = SwapView.of(swap)
@@ -544,7 +543,7 @@ class ExchangeService:
         self, conn: Connection, quote_ids: Sequence[str], now: datetime
     ) -> tuple[
         dict[str, Mapping[str, Any]],
-        dict[str, saga.Swap],
+        dict[str, swap_saga.Swap],
         dict[tuple[str, str], str],
         dict[tuple[str, str], tuple[int, int]],
     ]:
@@ -565,7 +564,7 @@ class ExchangeService:
         year = day.replace(month=1, day=1)
         rows = conn.execute(_OPEN_STATE, {"quote_ids": list(quote_ids), "day": day, "year": year})
         quotes: dict[str, Mapping[str, Any]] = {}
-        existing: dict[str, saga.Swap] = {}
+        existing: dict[str, swap_saga.Swap] = {}
         links: dict[tuple[str, str], str] = {}
         usage: dict[tuple[str, str], tuple[int, int]] = {}
         for r in rows:
@@ -634,7 +633,7 @@ class ExchangeService:
                 raise SwapNotCancellable(
                     f"swap {swap_id} is already {view.status} ({view.reason})"
                 )
-            moved = replace(swap, status=saga.SwapStatus.EXPIRED, reason=CANCELLED_REASON,
+            moved = replace(swap, status=swap_saga.SwapStatus.EXPIRED, reason=CANCELLED_REASON,
                             updated_at=now, resolved_by="customer")
             plan.swaps[swap_id] = moved
             plan.dirty.add(swap_id)
@@ -727,7 +726,7 @@ class ExchangeService:
         self, conn: Connection, plan: _Plan, fresh: Sequence[Accepted], now: datetime
     ) -> None:
         inputs = [a.domain for a in fresh
-                  if isinstance(a.domain, saga.PartnerConfirmed | saga.PartnerRejected)]
+                  if isinstance(a.domain, swap_saga.PartnerConfirmed | swap_saga.PartnerRejected)]
         if not inputs:
             return
         ids = sorted({i.swap_id for i in inputs})
@@ -738,23 +737,23 @@ class ExchangeService:
         for row in rows:
             plan.swaps[row["swap_id"]] = swap_from_row(row)
         for step in inputs:
-            assert isinstance(step, saga.PartnerConfirmed | saga.PartnerRejected)
+            assert isinstance(step, swap_saga.PartnerConfirmed | swap_saga.PartnerRejected)
             self._step(plan, plan.swaps.get(step.swap_id), step, now)
 
     def _step(
         self,
         plan: _Plan,
-        swap: saga.Swap | None,
-        step: saga.PartnerConfirmed | saga.PartnerRejected | saga.DeadlinePassed,
+        swap: swap_saga.Swap | None,
+        step: swap_saga.PartnerConfirmed | swap_saga.PartnerRejected | swap_saga.DeadlinePassed,
         now: datetime,
     ) -> None:
-        result = saga.apply(swap, step)
-        if isinstance(step, saga.DeadlinePassed):
+        result = swap_saga.apply(swap, step)
+        if isinstance(step, swap_saga.DeadlinePassed):
             event_id, event_type, partner_id = "timer", "deadline_passed", (
                 swap.partner_id if swap else "")
         else:
             event_id, partner_id = step.event_id, step.partner_id
-            event_type = ("swap_confirmed" if isinstance(step, saga.PartnerConfirmed)
+            event_type = ("swap_confirmed" if isinstance(step, swap_saga.PartnerConfirmed)
                           else "swap_rejected")
         reply: dict[str, Any] = {
             "swap_id": step.swap_id,
@@ -766,7 +765,7 @@ class ExchangeService:
             "partner_reference": getattr(step, "partner_reference", None),
             "at": now,
         }
-        if isinstance(result, saga.Ignored):
+        if isinstance(result, swap_saga.Ignored):
             plan.replies.append(
                 {**reply, "outcome": "ignored", "reason": str(result.reason),
                  "detail": result.detail[:2000]}
@@ -780,22 +779,22 @@ class ExchangeService:
              "detail": moved.reason[:2000]}
         )
         action = result.action
-        if isinstance(action, saga.PostHold):
+        if isinstance(action, swap_saga.PostHold):
             for hold_key, key in zip(action.hold_keys, action.idempotency_keys, strict=True):
                 plan.add(PostHold(key, hold_key, reason=_reason(moved, "partner_confirmed")),
                          moved.customer_id)
-        elif isinstance(action, saga.VoidHold):
+        elif isinstance(action, swap_saga.VoidHold):
             for hold_key, key in zip(action.hold_keys, action.idempotency_keys, strict=True):
                 plan.add(VoidHold(key, hold_key, reason=_reason(moved, moved.reason[:200])),
                          moved.customer_id)
-        if moved.status is saga.SwapStatus.EXPIRED:
+        if moved.status is swap_saga.SwapStatus.EXPIRED:
             message = self._directory.get(moved.partner_id).swap_cancellation(moved, now)
             plan.outbox.append(outbox_row(message, f"swap:{moved.swap_id}:cancel"))
 
     def _plan_inbound(self, plan: _Plan, fresh: Sequence[Accepted], now: datetime) -> None:
         for a in fresh:
             credit = a.domain
-            if not isinstance(credit, saga.InboundCredit):
+            if not isinstance(credit, swap_saga.InboundCredit):
                 continue
             plan.add(
                 Earn(
@@ -988,7 +987,7 @@ class ExchangeService:
             for row in rows:
                 swap = swap_from_row(row)
                 plan.swaps[swap.swap_id] = swap
-                self._step(plan, swap, saga.DeadlinePassed(swap.swap_id, now), now)
+                self._step(plan, swap, swap_saga.DeadlinePassed(swap.swap_id, now), now)
             expired_referrals = self.referrals.expire_due(conn, plan.referral, now, limit)
             if rows or expired_referrals:
                 self._write(conn, plan, now, BatchOutcome())

@@ -1,4 +1,4 @@
-"""Row helpers shared by the exchange services: upserts, swap rows <-> ``points.swaps.Swap``."""
+"""Row helpers shared by the exchange services: upserts, swap rows <-> ``points.swap_saga.Swap``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from points import jsonfast
-from points import swaps as saga
+from points import jsonfast, swap_saga
 from points.db import insert_ignore
 from points.exchange.tables import partner_links, swap_replies, swaps
 from points.ledger.tables import entries
@@ -80,8 +79,8 @@ def upsert(
     conn.execute(stmt, list(rows))
 
 
-def swap_from_row(row: Any) -> saga.Swap:
-    return saga.Swap(
+def swap_from_row(row: Any) -> swap_saga.Swap:
+    return swap_saga.Swap(
         swap_id=row["swap_id"],
         customer_id=row["customer_id"],
         partner_id=row["partner_id"],
@@ -93,7 +92,7 @@ def swap_from_row(row: Any) -> saga.Swap:
         rate_version=row["rate_version"],
         requested_at=aware(row["requested_at"]),
         deadline_at=aware(row["deadline_at"]),
-        status=saga.SwapStatus(row["status"]),
+        status=swap_saga.SwapStatus(row["status"]),
         reason=row["reason"],
         partner_reference=row["partner_reference"],
         resolved_by=row["resolved_by"],
@@ -101,7 +100,7 @@ def swap_from_row(row: Any) -> saga.Swap:
     )
 
 
-def swap_to_row(swap: saga.Swap) -> dict[str, Any]:
+def swap_to_row(swap: swap_saga.Swap) -> dict[str, Any]:
     return {
         "swap_id": swap.swap_id,
         "quote_id": swap.quote_id,
