@@ -11,7 +11,7 @@ from adapters.registry import build_registry
 from adapters.topics import PartnerTopics
 from points.api.schemas import PartnerPrograms, Progress, Referral
 from points.decoding import RawMessage
-from points.exchange.service import ExchangeService
+from points.exchange import ExchangeService
 from points.referrals import is_valid_code
 from points.settings import TopicNames
 

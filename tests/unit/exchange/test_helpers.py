@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from points import swap_saga
 from points.exchange import swap_id_for
-from points.exchange.referral_desk import outbox_row
-from points.exchange.store import bounded_id, swap_from_row, swap_to_row
+from points.exchange.store import bounded_id, outbox_row, swap_from_row, swap_to_row
 from points.ports import OutboundMessage
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from adapters.registry import build_registry
 from adapters.topics import PartnerTopics
 from points import swap_saga
-from points.exchange.referral_desk import outbox_row
+from points.exchange.store import outbox_row
 from points.outbox import OutboxMessage
 from points.signing import REPLAY_WINDOW_S, Verdict, verify
 from streams.agents.partners import request_signer
