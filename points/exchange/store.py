@@ -160,7 +160,7 @@ def swap_to_row(swap: swap_saga.Swap) -> dict[str, Any]:
 
 
 # Set-based writes of the swap tables for PostgreSQL: the batch travels as ONE JSON parameter
-# unpacked by json_to_recordset (the pattern of points/intake.py), one statement per table per
+# unpacked by json_to_recordset (the pattern of points/inbox.py), one statement per table per
 # batch instead of an executemany. SQLite (unit tests) keeps the executemany.
 
 _SWAP_COLUMNS = (
