@@ -76,16 +76,20 @@ class ConsumedBatch:
 
         ``bulk``: see :func:`points.inbox.record_inbox` (PostgreSQL COPY; a concurrent writer
         of the same ids makes this raise, for callers that retry the whole batch)."""
+        if len(items) != len(accepted):
+            raise ValueError(f"{len(items)} items for {len(accepted)} inbox rows")
         new_ids = record_inbox(self.conn, accepted, bulk=bulk)
         record_dead_letters(self.conn, rejected, dlq_topic=self._dlq_topic)
         fresh: list[Item] = []
         if not new_ids:
             return fresh
-        seen: set[str] = set()
-        for item, event in zip(items, accepted, strict=True):
+        # The hot loop of the earning worker's batches: one set probe per event. An id's first
+        # occurrence takes it out of ``waiting``, so a repeat later in the batch is skipped.
+        waiting = set(new_ids)
+        for item, event in zip(items, accepted, strict=False):  # lengths checked above
             event_id = event.event_id
-            if event_id in new_ids and event_id not in seen:
-                seen.add(event_id)
+            if event_id in waiting:
+                waiting.discard(event_id)
                 fresh.append(item)
         return fresh
 
