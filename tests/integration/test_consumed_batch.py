@@ -185,3 +185,16 @@ def test_bulk_recording_refuses_an_id_a_concurrent_writer_stored_first(pg_url: s
         assert count(engine, inbound_events) == 1
     finally:
         engine.dispose()
+
+
+def test_items_and_inbox_rows_must_pair_up(engine: Engine) -> None:
+    """``receive`` pairs each item with its inbox row: lists of different lengths are a bug in
+    the consumer and fail before anything is written."""
+    import pytest
+
+    with (
+        pytest.raises(ValueError, match="2 items for 1 inbox rows"),
+        ConsumedBatch.begin(engine, dlq_topic="points.dlq") as batch,
+    ):
+        batch.receive(["a", "b"], [accepted("e1", 0)])
+    assert count(engine, inbound_events) == 0
