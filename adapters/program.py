@@ -23,7 +23,7 @@ from adapters.contracts import (
     partner_reply_adapter,
 )
 from adapters.topics import PartnerTopics
-from points import partners, swaps
+from points import partners, swap_saga
 from points.errors import InvalidRequest
 from points.events import (
     InboundSwap,
@@ -126,7 +126,7 @@ class ConfiguredPartner:
             headers=self.sign(value, now),
         )
 
-    def swap_request(self, swap: swaps.Swap, now: datetime) -> OutboundMessage:
+    def swap_request(self, swap: swap_saga.Swap, now: datetime) -> OutboundMessage:
         self._own(swap.partner_id)
         body = SwapRequested(
             event_type="swap_requested",
@@ -144,7 +144,7 @@ class ConfiguredPartner:
         )
         return self._message(swap.customer_id, body, now)
 
-    def swap_cancellation(self, swap: swaps.Swap, now: datetime) -> OutboundMessage:
+    def swap_cancellation(self, swap: swap_saga.Swap, now: datetime) -> OutboundMessage:
         self._own(swap.partner_id)
         body = SwapCancelled(
             event_type="swap_cancelled",
@@ -264,7 +264,7 @@ class ConfiguredPartner:
         now: datetime,
     ) -> DomainInput:
         if isinstance(event, SwapConfirmed):
-            return swaps.PartnerConfirmed(
+            return swap_saga.PartnerConfirmed(
                 swap_id=event.swap_id,
                 partner_id=event.partner_id,
                 event_id=event.event_id,
@@ -274,7 +274,7 @@ class ConfiguredPartner:
                 at=now,
             )
         if isinstance(event, SwapRejected):
-            return swaps.PartnerRejected(
+            return swap_saga.PartnerRejected(
                 swap_id=event.swap_id,
                 partner_id=event.partner_id,
                 event_id=event.event_id,
@@ -285,7 +285,7 @@ class ConfiguredPartner:
         if isinstance(event, InboundSwap):
             q = self.inbound_quote(event.partner_points)
             rate = self._config.inbound.rate
-            credit = swaps.inbound_credit(
+            credit = swap_saga.inbound_credit(
                 partner_id=event.partner_id,
                 partner_reference=event.partner_reference,
                 customer_id=event.customer_id,

@@ -31,9 +31,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select, text
 
 from points.db import make_engine
+from points.decoding import RawMessage
 from points.earning import EarningService
-from points.ingest import RawMessage
-from points.intake import inbound_events
+from points.inbox import inbound_events
 from points.migrate import upgrade
 from points.rules import load_ruleset
 from points.settings import Settings, load_settings

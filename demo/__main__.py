@@ -38,8 +38,9 @@ from demo.summary import collect, render, render_exchange
 from demo.tokens import api_env, demo_token, exchange_day_sample_customer, ops_token
 from points.api.settings import ApiSharedSettings
 from points.db import make_engine
+from points.dead_letters import dead_letters
 from points.earning.tables import customer_profiles
-from points.intake import dead_letters, inbound_events
+from points.inbox import inbound_events
 from points.ledger import verify
 from points.migrate import upgrade
 from points.settings import Settings, load_settings

@@ -21,8 +21,7 @@ from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from sqlalchemy import Engine, func, select
 
-from points.exchange import settlement
-from points.exchange.service import ExchangeService, SwapOrder, SwapRefused
+from points.exchange import ExchangeService, SwapOrder, SwapRefused, settlement
 from points.exchange.tables import partner_links, referrals, swaps
 from points.ledger.tables import accounts, balances
 from points.partners import PartnersConfig

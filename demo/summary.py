@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from points.dead_letters import dead_letters
 from points.earning.tables import customer_rule_state, earning_records
-from points.intake import dead_letters, inbound_events
+from points.inbox import inbound_events
 from points.ledger import verify
 from points.ledger.tables import entries
 

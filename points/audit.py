@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, func, literal, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from points.dead_letters import dead_letters
 from points.earning.tables import (
     customer_profiles,
     customer_rule_state,
@@ -50,8 +51,9 @@ from points.earning.tables import (
     parked_events,
 )
 from points.exchange.tables import referrals
-from points.intake import dead_letters, inbound_events, outbox_table
+from points.inbox import inbound_events
 from points.ledger.tables import entries
+from points.outbox import outbox_table
 from points.refusals import refusals
 
 __all__ = ["AUDITED_TYPES", "AuditReport", "Offender", "audit"]

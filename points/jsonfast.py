@@ -1,6 +1,6 @@
 """JSON for the hot path: orjson, several times faster than the standard library here.
 
-Batches travel to PostgreSQL as one JSON parameter (see points/intake.py); building that text
+Batches travel to PostgreSQL as one JSON parameter (see points/inbox.py); building that text
 was a visible share of each batch in profiles.
 """
 

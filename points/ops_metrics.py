@@ -26,8 +26,9 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import Connection, Engine, Integer, case, cast, func, select, text
 
+from points.dead_letters import dead_letters
 from points.exchange.tables import referrals, swaps
-from points.intake import dead_letters, inbound_events
+from points.inbox import inbound_events
 from points.ledger.verify import VerifyReport, verify
 
 __all__ = [
@@ -44,7 +45,7 @@ __all__ = [
     "verify_view",
 ]
 
-# The saga's states in funnel order (points.swaps.SwapStatus), then the referrals'.
+# The saga's states in funnel order (points.swap_saga.SwapStatus), then the referrals'.
 SWAP_STATES: Final = ("requested", "pending", "completed", "rejected", "expired")
 REFERRAL_STATES: Final = (
     "invited", "signed_up", "qualified", "rewarded", "clawed_back", "refused",

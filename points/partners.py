@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from points import swaps
+from points import swap_saga
 from points.errors import PointsError
 
 __all__ = [
@@ -186,7 +186,7 @@ class OutboundRules(_Strict):
             raise ValueError("outbound.max_points must be >= outbound.min_points")
         if self.min_points % self.multiple_points:
             raise ValueError("outbound.min_points must be a multiple of multiple_points")
-        if swaps.convert_floor(self.min_points, self.rate.num, self.rate.den) < 1:
+        if swap_saga.convert_floor(self.min_points, self.rate.num, self.rate.den) < 1:
             raise ValueError("outbound.min_points must buy at least one partner unit")
         return self
 
@@ -201,7 +201,8 @@ class InboundRules(_Strict):
     def _consistent(self) -> Self:
         if self.max_units < self.min_units:
             raise ValueError("inbound.max_units must be >= inbound.min_units")
-        if self.enabled and swaps.convert_floor(self.min_units, self.rate.num, self.rate.den) < 1:
+        least = swap_saga.convert_floor(self.min_units, self.rate.num, self.rate.den)
+        if self.enabled and least < 1:
             raise ValueError("inbound.min_units must buy at least one bank point")
         return self
 
@@ -347,7 +348,7 @@ def _require_int(name: str, value: int) -> None:
 
 def fee_for(fees: FeeSchedule, points: int) -> int:
     """Fixed part plus the percentage rounded up, clamped to [min, max]."""
-    fee = fees.fixed_points + swaps.convert_ceil(points, fees.rate_bp, BASIS_POINTS)
+    fee = fees.fixed_points + swap_saga.convert_ceil(points, fees.rate_bp, BASIS_POINTS)
     fee = max(fee, fees.min_points)
     if fees.max_points is not None:
         fee = min(fee, fees.max_points)
@@ -386,7 +387,7 @@ def quote(
         raise SwapAboveMaximum(f"{points} points is above the maximum of {rules.max_points}")
     if points % rules.multiple_points:
         raise NotAMultiple(f"{points} points is not a multiple of {rules.multiple_points}")
-    units = swaps.convert_floor(points, rules.rate.num, rules.rate.den)
+    units = swap_saga.convert_floor(points, rules.rate.num, rules.rate.den)
     return Quote(
         quote_id=quote_id or _quote_id(partner, points, now, customer_id),
         partner_id=partner.id,
@@ -459,14 +460,14 @@ def open_swap_from_quote(
     now: datetime,
     swapped_today: int,
     swapped_this_year: int,
-) -> swaps.Transition:
+) -> swap_saga.Transition:
     """Every check, then the new swap in ``requested`` with the hold to place."""
     check_quote(q, partner, now)
     member = require_linked(partner, partner_member_id)
     check_limits(
         partner, q.points, swapped_today=swapped_today, swapped_this_year=swapped_this_year
     )
-    return swaps.open_swap(
+    return swap_saga.open_swap(
         swap_id=swap_id,
         customer_id=customer_id,
         partner_id=partner.id,
@@ -491,7 +492,7 @@ def inbound_quote(partner: PartnerConfig, partner_units: int) -> InboundQuote:
         raise SwapBelowMinimum(f"{partner_units} {partner.unit} is below {rules.min_units}")
     if partner_units > rules.max_units:
         raise SwapAboveMaximum(f"{partner_units} {partner.unit} is above {rules.max_units}")
-    points = swaps.inbound_points(partner_units, rules.rate.num, rules.rate.den)
+    points = swap_saga.inbound_points(partner_units, rules.rate.num, rules.rate.den)
     return InboundQuote(partner.id, partner.rate_version, partner_units, points)
 
 
@@ -504,5 +505,5 @@ def settlement_amount_minor(partner: PartnerConfig, net_points: int) -> int:
     _require_int("net_points", net_points)
     s = partner.settlement
     if net_points >= 0:
-        return swaps.convert_floor(net_points, s.price_minor, s.per_points)
-    return -swaps.convert_ceil(-net_points, s.price_minor, s.per_points)
+        return swap_saga.convert_floor(net_points, s.price_minor, s.per_points)
+    return -swap_saga.convert_ceil(-net_points, s.price_minor, s.per_points)

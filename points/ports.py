@@ -4,7 +4,7 @@
 a swap, build the requests we send (swap, cancellation, member link, referral offer) and
 interpret what the partner sends back. Adapters build :class:`OutboundMessage` bytes (the
 services write them to the outbox, the relay publishes them) and turn raw inbound records into
-domain inputs (:mod:`points.swaps` inputs, inbound credits, link results, referral sign-ups) or
+domain inputs (:mod:`points.swap_saga` inputs, inbound credits, link results, referral sign-ups) or
 a :class:`Refused` with a stable reason code for ``points.dlq``.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
-from points.swaps import InboundCredit, Swap, SwapInput
+from points.swap_saga import InboundCredit, Swap, SwapInput
 
 if TYPE_CHECKING:
     from points.partners import InboundQuote, PartnerConfig, Quote

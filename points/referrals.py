@@ -1,6 +1,6 @@
 """Referrals between customers, and between the bank and its partners: codes, lifecycle, guards.
 
-Standard library only. Like :mod:`points.swaps`, every step is a pure function returning the
+Standard library only. Like :mod:`points.swap_saga`, every step is a pure function returning the
 new state, the ledger action to apply in the same transaction, and the recorded reason.
 
 Origins:

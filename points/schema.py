@@ -8,7 +8,9 @@ __all__ = ["TABLE_MODULES", "import_all_tables"]
 
 # Each module defines tables on points.db.metadata. Add new table modules here.
 TABLE_MODULES = (
-    "points.intake",
+    "points.inbox",
+    "points.dead_letters",
+    "points.outbox",
     "points.ledger.tables",
     "points.earning.tables",
     "points.operations_tables",

@@ -45,8 +45,8 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+from points.decoding import RawMessage
 from points.earning import BatchOutcome, EarningService
-from points.ingest import RawMessage
 from streams.runtime import CollectBetweenBatches
 
 __all__ = ["LaneProcesses", "die_with_parent"]

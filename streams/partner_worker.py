@@ -26,7 +26,7 @@ from pathlib import Path
 import faust
 
 from adapters.topics import PartnerTopics
-from points.outbox_store import OutboxStore
+from points.outbox import OutboxStore
 from points.settings import Settings, load_settings
 from streams.agents.partners import (
     PARTNERS_CONFIG_ENV,

@@ -37,8 +37,7 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 
-from points.intake import unbundle
-from points.outbox_store import BUNDLED_HEADERS, OutboxBundle, OutboxMessage, OutboxStore
+from points.outbox import BUNDLED_HEADERS, OutboxBundle, OutboxMessage, OutboxStore, unbundle
 from streams.runtime import OutageWatch, give_up
 
 __all__ = [

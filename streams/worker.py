@@ -14,7 +14,7 @@ import faust
 
 from points.db import make_engine
 from points.earning import EarningService
-from points.outbox_store import OutboxStore
+from points.outbox import OutboxStore
 from points.settings import Settings, load_settings
 from streams.agents.earning import register_earning_agent
 from streams.app import create_app

@@ -61,7 +61,8 @@ from points.api.schemas import (
 from points.api.settings import ApiSettings, load_api_settings
 from points.db import make_engine
 from points.errors import PointsError, error_for_code
-from points.exchange.service import ExchangeService, SwapNotFound
+from points.exchange import ExchangeService
+from points.exchange.swap_desk import SwapNotFound
 from points.ops_metrics import ConsumerLagReader
 from points.partners import PartnersConfig
 from points.rules import RuleSet, load_ruleset

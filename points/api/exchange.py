@@ -28,7 +28,7 @@ from adapters.registry import build_registry
 from adapters.topics import PartnerTopics
 from points.api.errors import InvalidCursor
 from points.api.schemas import PartnerLink, PartnerLinks, Swap, SwapPage, SwapQuote
-from points.exchange.service import ExchangeService, LinkView, SwapView
+from points.exchange import ExchangeService, LinkView, SwapView
 from points.exchange.store import swap_from_row
 from points.exchange.tables import partner_links, swaps
 from points.partners import PartnersConfig, Quote

@@ -87,7 +87,7 @@ STATUS_BY_CODE: dict[str, tuple[int, str]] = {
     "quote_mismatch": (422, "Quote does not match the request"),
     "member_not_linked": (409, "Partner membership not linked"),
     "membership_already_linked": (409, "Partner membership linked to another customer"),
-    # the exchange service (points.exchange.service)
+    # the exchange's swaps desk (points.exchange.swap_desk)
     "exchange_error": (422, "Exchange refused the request"),
     "unknown_quote": (404, "Unknown quote"),
     "swap_not_found": (404, "Swap not found"),

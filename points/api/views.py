@@ -279,7 +279,7 @@ def progress(conn: Connection, ruleset: RuleSet, customer_id: str, now: datetime
 def referral(conn: Connection, customer_id: str, secret: bytes, now: datetime) -> Referral:
     """The customer's code (stored now if this is the first time it is shown, so it is the
     code onboarding resolves), their referrals with states and reasons, and their own."""
-    from points.exchange.referral_desk import ensure_code
+    from points.exchange.referral_records import ensure_code
     from points.exchange.referral_views import customer_referrals
     from points.exchange.tables import referrals
 

@@ -17,10 +17,12 @@ from typing import Any, Final
 from sqlalchemy import Connection, String, cast, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from points.intake import dead_letters, inbound_events, outbox
+from points.dead_letters import dead_letters
+from points.inbox import inbound_events
 from points.ledger import AccountRef
 from points.ledger.tables import accounts, entries, hold_resolutions, holds, lots
 from points.operations_tables import adjustment_requests
+from points.outbox import outbox_table
 
 __all__ = [
     "REPLAY_PREFIX",
@@ -342,8 +344,10 @@ class DeadLetter:
 def _letters_query(conn: Connection) -> Any:
     replay_key = literal(REPLAY_PREFIX, String) + cast(dead_letters.c.id, String)
     return (
-        select(dead_letters, outbox.c.headers.label("replay_headers"))
-        .select_from(dead_letters.outerjoin(outbox, outbox.c.dedupe_key == replay_key))
+        select(dead_letters, outbox_table.c.headers.label("replay_headers"))
+        .select_from(
+            dead_letters.outerjoin(outbox_table, outbox_table.c.dedupe_key == replay_key)
+        )
         .order_by(dead_letters.c.id)
     )
 
@@ -367,7 +371,7 @@ def list_dead_letters(conn: Connection, *, reason_code: str | None, topic: str |
     if topic is not None:
         query = query.where(dead_letters.c.topic == topic)
     if not_replayed:
-        query = query.where(outbox.c.id.is_(None))
+        query = query.where(outbox_table.c.id.is_(None))
     return [_letter(row) for row in conn.execute(query)]
 
 
@@ -426,9 +430,9 @@ def queue_replays(conn: Connection, letters: Sequence[DeadLetter], *, operator: 
         for letter in letters
     ]
     stmt = (
-        _insert(conn, outbox)
+        _insert(conn, outbox_table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(outbox.c.dedupe_key)
+        .returning(outbox_table.c.dedupe_key)
     )
     queued = conn.execute(stmt, rows).scalars().all()
     return {int(key.removeprefix(REPLAY_PREFIX)) for key in queued}

@@ -11,6 +11,9 @@
    ``points.ledger`` outbox bundle row;
 6. commit. The caller acks the batch's offsets only after this returns.
 
+Steps 2 and 6 (inbox, dead letters, outbox, one transaction) are the consumed batch's unit of
+work, :class:`points.consumed_batch.ConsumedBatch`, shared with the partner events' consumer.
+
 A replayed batch finds its ids in the inbox and changes nothing, so a crash anywhere is safe.
 A refund whose purchase has not been seen yet is parked and applied right after the purchase.
 """
@@ -25,6 +28,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from points.consumed_batch import ConsumedBatch
+from points.dead_letters import RejectedMessage
+from points.decoding import Decoded, Decoder, RawMessage, classify
 from points.earning import store
 from points.earning.working_set import CachedCustomer, StaleWorkingSet, WorkingSet
 from points.events import (
@@ -40,15 +46,10 @@ from points.events import (
     bank_transaction_adapter,
     customer_activity_adapter,
 )
-from points.ingest import Decoded, Decoder, RawMessage, classify
-from points.intake import (
-    AcceptedEvent,
-    RejectedMessage,
-    bundle_row,
-    record_batch,
-)
+from points.inbox import AcceptedEvent
 from points.ledger import apply_batch
 from points.ledger.model import Applied, Clawback, Earn, Reason, Rejected
+from points.outbox import bundle_row
 from points.refusals import Refusal, record_refusals
 from points.rules import (
     EarningRecord,
@@ -212,16 +213,14 @@ class EarningService:
         decoded, rejected = classify(messages, self._decoders)
         outcome = BatchOutcome(messages=len(messages))
         now = self._clock()
-        with self._engine.begin() as conn:
-            accepted = [d.accepted for d in decoded]
+        accepted = [d.accepted for d in decoded]
+        with ConsumedBatch.begin(self._engine, dlq_topic=self._topics.points_dlq) as batch:
+            conn = batch.conn
             # bulk: a concurrent writer of the same ids makes this raise; the caller retries.
-            new_ids = record_batch(
-                conn, accepted, rejected, dlq_topic=self._topics.points_dlq, bulk=True
-            )
-            fresh = _first_occurrences(decoded, new_ids)
+            fresh = batch.receive(decoded, accepted, rejected, bulk=True)
             plan = self._plan(conn, fresh, now)
             results = apply_batch(conn, plan.operations, now=now) if plan.operations else []
-            outbox = self._ledger_notifications(plan, results, outcome)
+            batch.publish(self._ledger_notifications(plan, results, outcome))
             refused = [*plan.refusals, *_clawback_refusals(plan, results, now)]
             outcome.refusals = record_refusals(conn, refused)
             written = store.save_states_versioned(conn, plan.states)
@@ -231,10 +230,7 @@ class EarningService:
             store.save_profiles(conn, plan.profiles)
             store.park(conn, plan.parked)
             store.delete_parked(conn, plan.unparked)
-            if plan.late_rejects or outbox:
-                record_batch(
-                    conn, [], plan.late_rejects, dlq_topic=self._topics.points_dlq, outbox=outbox
-                )
+            batch.dead_letter(plan.late_rejects)
         self._working_set.put(plan.remembered)
         outcome.stored = len(fresh)
         outcome.duplicates = len(accepted) - len(fresh)
@@ -404,7 +400,7 @@ class EarningService:
         self, plan: _Plan, results: Sequence[Any], outcome: BatchOutcome
     ) -> list[dict[str, Any]]:
         """points.ledger messages for every entry this batch committed: one outbox bundle row
-        (points/intake.py), which the relay sends as one message per entry."""
+        (points/outbox.py), which the relay sends as one message per entry."""
         messages: list[tuple[str, dict[str, Any], str]] = []
         for op, customer_id, result in zip(
             plan.operations, plan.op_customers, results, strict=True
@@ -533,17 +529,6 @@ def _late_refusal(event: EarningInput, decided: Sequence[str], now: datetime) ->
         event_id=event.event_id,
         customer_id=event.customer_id,
     )
-
-
-def _first_occurrences(decoded: list[Decoded], new_ids: set[str]) -> list[Decoded]:
-    seen: set[str] = set()
-    fresh: list[Decoded] = []
-    for item in decoded:
-        event_id = item.accepted.event_id
-        if event_id in new_ids and event_id not in seen:
-            seen.add(event_id)
-            fresh.append(item)
-    return fresh
 
 
 def _late_reject(accepted: AcceptedEvent, error: Exception) -> RejectedMessage:

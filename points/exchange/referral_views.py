@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, or_, select
 
 from points import referrals as rl
-from points.exchange.referral_desk import REFUSAL_SUBJECT, referral_from_row
+from points.exchange.referral_records import REFUSAL_SUBJECT, referral_from_row
 from points.exchange.store import aware
 from points.exchange.tables import referrals
 from points.refusals import refusals

@@ -1,4 +1,8 @@
-"""Row helpers shared by the exchange services: upserts, swap rows <-> ``points.swaps.Swap``."""
+"""The exchange's SQL: row helpers shared by the desks, the swap and link reads and writes,
+the quote rows, and the operations look-ups of the CLI.
+
+The desks (points/exchange/*_desk.py) decide; what they read and write goes through here.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +12,57 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from points import jsonfast
-from points import swaps as saga
+from points import jsonfast, swap_saga
+from points import partners as pc
 from points.db import insert_ignore
-from points.exchange.tables import partner_links, swap_replies, swaps
+from points.exchange.tables import partner_links, swap_quotes, swap_replies, swaps
 from points.ledger.tables import entries
+from points.ports import OutboundMessage
 from points.refusals import refusals
 
 __all__ = [
+    "COUNTED",
+    "OPEN",
+    "OpenState",
     "OpsFilter",
     "aware",
     "bounded_id",
+    "customer_swap",
+    "customer_swaps",
     "dialect_insert",
+    "due_swaps",
     "find_links",
     "find_swaps",
     "insert_ignore",
+    "insert_quotes",
     "insert_swap_replies",
     "insert_swaps",
     "link_refusals",
     "link_row",
+    "lock_swaps",
+    "member_link",
+    "open_state",
+    "outbox_row",
+    "quote_from_row",
+    "quote_to_row",
     "replies_of",
+    "set_link_status",
     "swap_entry_keys",
     "swap_from_row",
     "swap_row",
@@ -38,6 +70,11 @@ __all__ = [
     "update_swaps",
     "upsert",
 ]
+
+#: The saga states of a swap still waiting for its partner (the deadline timer's).
+OPEN = ("requested", "pending")
+#: The saga states whose points count against a customer's swap limits.
+COUNTED = ("requested", "pending", "completed")
 
 
 def aware(value: datetime) -> datetime:
@@ -80,8 +117,8 @@ def upsert(
     conn.execute(stmt, list(rows))
 
 
-def swap_from_row(row: Any) -> saga.Swap:
-    return saga.Swap(
+def swap_from_row(row: Any) -> swap_saga.Swap:
+    return swap_saga.Swap(
         swap_id=row["swap_id"],
         customer_id=row["customer_id"],
         partner_id=row["partner_id"],
@@ -93,7 +130,7 @@ def swap_from_row(row: Any) -> saga.Swap:
         rate_version=row["rate_version"],
         requested_at=aware(row["requested_at"]),
         deadline_at=aware(row["deadline_at"]),
-        status=saga.SwapStatus(row["status"]),
+        status=swap_saga.SwapStatus(row["status"]),
         reason=row["reason"],
         partner_reference=row["partner_reference"],
         resolved_by=row["resolved_by"],
@@ -101,7 +138,7 @@ def swap_from_row(row: Any) -> saga.Swap:
     )
 
 
-def swap_to_row(swap: saga.Swap) -> dict[str, Any]:
+def swap_to_row(swap: swap_saga.Swap) -> dict[str, Any]:
     return {
         "swap_id": swap.swap_id,
         "quote_id": swap.quote_id,
@@ -123,7 +160,7 @@ def swap_to_row(swap: saga.Swap) -> dict[str, Any]:
 
 
 # Set-based writes of the swap tables for PostgreSQL: the batch travels as ONE JSON parameter
-# unpacked by json_to_recordset (the pattern of points/intake.py), one statement per table per
+# unpacked by json_to_recordset (the pattern of points/inbox.py), one statement per table per
 # batch instead of an executemany. SQLite (unit tests) keeps the executemany.
 
 _SWAP_COLUMNS = (
@@ -196,6 +233,225 @@ def insert_swap_replies(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> 
         conn.execute(_REPLIES_INSERT_PG, {"rows": jsonfast.dumps(list(rows))})
     else:
         conn.execute(swap_replies.insert(), list(rows))
+
+
+def outbox_row(message: OutboundMessage, dedupe_key: str) -> dict[str, Any]:
+    """An outbox row for a signed partner request: exactly these bytes and headers."""
+    return {
+        "topic": message.topic,
+        "message_key": message.key,
+        "message_value": message.value,
+        "headers": {k: v.decode("ascii") for k, v in message.headers},
+        "dedupe_key": dedupe_key,
+    }
+
+
+# ------------------------------------------------------------------------- quotes and swaps
+
+
+def quote_to_row(customer_id: str, q: pc.Quote) -> dict[str, Any]:
+    return {
+        "quote_id": q.quote_id,
+        "customer_id": customer_id,
+        "partner_id": q.partner_id,
+        "rate_version": q.rate_version,
+        "points": q.points,
+        "fee_points": q.fee_points,
+        "partner_units": q.partner_units,
+        "rate_num": q.rate_num,
+        "rate_den": q.rate_den,
+        "quoted_at": q.quoted_at,
+        "expires_at": q.expires_at,
+    }
+
+
+def quote_from_row(row: Any) -> pc.Quote:
+    return pc.Quote(
+        quote_id=row["quote_id"],
+        partner_id=row["partner_id"],
+        rate_version=row["rate_version"],
+        points=int(row["points"]),
+        fee_points=int(row["fee_points"]),
+        partner_units=int(row["partner_units"]),
+        rate_num=int(row["rate_num"]),
+        rate_den=int(row["rate_den"]),
+        quoted_at=aware(row["quoted_at"]),
+        expires_at=aware(row["expires_at"]),
+    )
+
+
+def insert_quotes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store quotes (:func:`quote_to_row`), one statement. It is atomic on its own, so it runs
+    in autocommit: that saves the BEGIN and COMMIT round trips a transaction would add around
+    it (the insert still commits). ``conn`` is a connection outside any transaction."""
+    insert_ignore(conn.execution_options(isolation_level="AUTOCOMMIT"), swap_quotes, list(rows))
+
+
+def _open_state_statement() -> Select[Any]:
+    """:func:`open_state`'s one read, built once (building it per call cost more than running
+    it): per quote id (``:quote_ids``), the quote's columns, the swap opened from it (or
+    NULLs), the linked member id of the quote's customer at its partner, and that customer's
+    points swapped to it since ``:day`` and since ``:year`` (pending and completed swaps)."""
+    q, s, u, link = swap_quotes, swaps.alias("s"), swaps.alias("u"), partner_links
+    day = bindparam("day", type_=DateTime(timezone=True))
+    year = bindparam("year", type_=DateTime(timezone=True))
+    usage_of = (
+        u.c.customer_id == q.c.customer_id,
+        u.c.partner_id == q.c.partner_id,
+        u.c.status.in_(COUNTED),
+        u.c.requested_at >= year,
+    )
+    today = func.coalesce(func.sum(case((u.c.requested_at >= day, u.c.points), else_=0)), 0)
+    return (
+        select(
+            *q.c,
+            *s.c,
+            link.c.partner_member_id,
+            select(today).where(*usage_of).scalar_subquery(),
+            select(func.coalesce(func.sum(u.c.points), 0)).where(*usage_of).scalar_subquery(),
+        )
+        .select_from(
+            q.outerjoin(s, s.c.quote_id == q.c.quote_id).outerjoin(
+                link,
+                and_(
+                    link.c.customer_id == q.c.customer_id,
+                    link.c.partner_id == q.c.partner_id,
+                    link.c.status == "linked",
+                ),
+            )
+        )
+        .where(q.c.quote_id.in_(bindparam("quote_ids", expanding=True)))
+    )
+
+
+_OPEN_STATE = _open_state_statement()
+_QUOTE_KEYS = tuple(c.name for c in swap_quotes.c)
+_SWAP_KEYS = tuple(c.name for c in swaps.c)
+_SWAP_AT = len(_QUOTE_KEYS)
+_LINK_AT = _SWAP_AT + len(_SWAP_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenState:
+    """What accepting quotes needs (:func:`open_state`)."""
+
+    #: the ``swap_quotes`` rows by quote id
+    quotes: dict[str, Mapping[str, Any]]
+    #: the swap already opened from a quote, by quote id
+    existing: dict[str, swap_saga.Swap]
+    #: the quote's customer's linked member id at the quote's partner, by (customer, partner)
+    links: dict[tuple[str, str], str]
+    #: points that customer swapped out to that partner today and this year, same key
+    usage: dict[tuple[str, str], tuple[int, int]]
+
+
+def open_state(
+    conn: Connection, quote_ids: Sequence[str], day: datetime, year: datetime
+) -> OpenState:
+    """What accepting these quotes needs, in ONE statement: per quote id its ``swap_quotes``
+    row, the swap already opened from it, the customer's linked member id at the quote's
+    partner, and the points that customer swapped out to that partner since ``day`` and since
+    ``year`` (pending and completed swaps counted).
+
+    The link and the usage are only ever used for an order by the quote's own customer, so
+    reading them for the quote's customer is all that is needed. A quote id without a quote
+    row (unknown, or a forged id) costs one more look-up, for a swap opened from it (none is:
+    swaps come from stored quotes)."""
+    state = OpenState({}, {}, {}, {})
+    if not quote_ids:
+        return state
+    rows = conn.execute(_OPEN_STATE, {"quote_ids": list(quote_ids), "day": day, "year": year})
+    for r in rows:
+        quote = dict(zip(_QUOTE_KEYS, r[:_SWAP_AT], strict=True))
+        state.quotes[quote["quote_id"]] = quote
+        if r[_SWAP_AT] is not None:
+            state.existing[quote["quote_id"]] = swap_from_row(
+                dict(zip(_SWAP_KEYS, r[_SWAP_AT:_LINK_AT], strict=True))
+            )
+        pair = (str(quote["customer_id"]), str(quote["partner_id"]))
+        member, today, this_year = r[_LINK_AT:]
+        if member is not None:
+            state.links[pair] = str(member)
+        state.usage[pair] = (int(today or 0), int(this_year or 0))
+    missing = [i for i in quote_ids if i not in state.quotes]
+    if missing:
+        found = conn.execute(select(swaps).where(swaps.c.quote_id.in_(missing)))
+        for m in found.mappings():
+            state.existing[m["quote_id"]] = swap_from_row(m)
+    return state
+
+
+def customer_swap(
+    conn: Connection, customer_id: str, swap_id: str, *, lock: bool = False
+) -> swap_saga.Swap | None:
+    """The swap, if it is this customer's; ``lock``: ``FOR UPDATE``."""
+    query = select(swaps).where(swaps.c.swap_id == swap_id, swaps.c.customer_id == customer_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return None if row is None else swap_from_row(row)
+
+
+def customer_swaps(conn: Connection, customer_id: str, limit: int) -> list[swap_saga.Swap]:
+    """A customer's swaps, newest first."""
+    rows = conn.execute(
+        select(swaps)
+        .where(swaps.c.customer_id == customer_id)
+        .order_by(swaps.c.requested_at.desc(), swaps.c.swap_id)
+        .limit(limit)
+    ).mappings()
+    return [swap_from_row(r) for r in rows]
+
+
+def lock_swaps(conn: Connection, swap_ids: Sequence[str]) -> list[swap_saga.Swap]:
+    """The swaps with these ids, locked ``FOR UPDATE`` in id order (no deadlock between two
+    batches locking some of the same swaps)."""
+    rows = conn.execute(
+        select(swaps).where(swaps.c.swap_id.in_(sorted(set(swap_ids)))).order_by(swaps.c.swap_id)
+        .with_for_update()
+    ).mappings()
+    return [swap_from_row(r) for r in rows]
+
+
+def due_swaps(conn: Connection, now: datetime, limit: int) -> list[swap_saga.Swap]:
+    """Open swaps whose deadline has passed, oldest deadline first, locked ``FOR UPDATE``;
+    rows another transaction holds are skipped, not waited for."""
+    rows = conn.execute(
+        select(swaps)
+        .where(swaps.c.status.in_(OPEN), swaps.c.deadline_at <= now)
+        .order_by(swaps.c.deadline_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).mappings().all()
+    return [swap_from_row(r) for r in rows]
+
+
+# ------------------------------------------------------------------------------ member links
+
+
+def member_link(
+    conn: Connection, customer_id: str, partner_id: str, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """The customer's ``partner_links`` row at the partner; ``lock``: ``FOR UPDATE``."""
+    query = select(partner_links).where(
+        partner_links.c.customer_id == customer_id, partner_links.c.partner_id == partner_id
+    )
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return None if row is None else dict(row)
+
+
+def set_link_status(
+    conn: Connection, customer_id: str, partner_id: str, status: str, reason: str | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        update(partner_links)
+        .where(partner_links.c.customer_id == customer_id,
+               partner_links.c.partner_id == partner_id)
+        .values(status=status, reason=reason, updated_at=now)
+    )
 
 
 # ------------------------------------------------------------------ operations look-ups (CLI)

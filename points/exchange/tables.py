@@ -78,7 +78,7 @@ swap_quotes = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
-# One outbound swap and its saga state (points.swaps.Swap).
+# One outbound swap and its saga state (points.swap_saga.Swap).
 swaps = Table(
     "swaps",
     metadata,

@@ -19,8 +19,8 @@ from typing import Any
 import faust
 from faust.types import Message
 
+from points.decoding import RawMessage
 from points.earning import BatchOutcome, EarningService
-from points.ingest import RawMessage
 from points.settings import Settings
 from streams.fastpath import BatchingApp
 from streams.lane_processes import LaneProcesses

@@ -33,8 +33,8 @@ from adapters.config import load_partners_config, resolve_keys
 from adapters.registry import PartnerRegistry, build_registry
 from adapters.topics import PartnerTopics
 from points.db import make_engine
+from points.decoding import RawMessage
 from points.exchange import ExchangeService
-from points.ingest import RawMessage
 from points.partners import PartnersConfig
 from points.ports import InboundMessage
 from points.referrals import parse_secret

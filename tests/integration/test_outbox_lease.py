@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from points.db import make_engine
-from points.outbox_store import OutboxStore
+from points.outbox import OutboxStore
 
 
 def test_a_second_relay_cannot_take_the_lease_until_the_first_returns_it(engine: Engine) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from points.db import make_engine
+from points.decoding import RawMessage
 from points.earning import EarningService
-from points.ingest import RawMessage
 from points.ledger import customer_balance
 from points.migrate import upgrade
 from points.rules import load_ruleset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from points.earning.working_set import CachedCustomer, WorkingSet
-from points.intake import BUNDLE_CONTENT_TYPE, BundledMessage, bundle_row, unbundle
+from points.outbox import BUNDLE_CONTENT_TYPE, BundledMessage, bundle_row, unbundle
 from points.rules import RuleState
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from points.outbox_store import OutboxMessage
+from points.outbox import OutboxMessage
 from points.settings import load_settings
 from streams.relay import OutboxRelay, register_relay
 from streams.runtime import (

@@ -16,8 +16,8 @@ from points.cli.context import ops_of
 from points.cli.errors import BadInput
 from points.cli.options import Limit
 from points.cli.output import fmt_points, fmt_time, table
-from points.exchange.service import CANCELLED_REASON, SwapView
 from points.exchange.store import OpsFilter, find_swaps, swap_from_row
+from points.exchange.swap_desk import CANCELLED_REASON, SwapView
 
 SWAP_STATES = ("requested", "pending", "completed", "rejected", "expired", "cancelled")
 

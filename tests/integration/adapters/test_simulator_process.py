@@ -10,7 +10,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from adapters.contracts import MemberLinkRejected, partner_reply_adapter
-from points import swaps
+from points import swap_saga
 from points.events import MemberLinked, SwapConfirmed, SwapRejected
 from points.ports import Accepted, MemberLinkRequest, MemberLinkResult, OutboundMessage
 from tests.integration.adapters.conftest import StartSimulator
@@ -32,7 +32,7 @@ def swap_request(env: PartnerEnv, partner_id: str, swap_id: str, customer_id: st
     program = env.registry.get(partner_id)
     now = datetime.now(UTC)
     q = program.quote(program.config.outbound.min_points, now, customer_id=customer_id)
-    swap = swaps.open_swap(
+    swap = swap_saga.open_swap(
         swap_id=swap_id, customer_id=customer_id, partner_id=partner_id,
         partner_member_id="m-" + customer_id, points=q.points, fee_points=q.fee_points,
         partner_units=q.partner_units, quote_id=q.quote_id, rate_version=q.rate_version,
@@ -65,7 +65,7 @@ def test_swap_and_member_link_requests_get_correctly_signed_replies(
     replies = {type(a.event): a for a in (accepted(partner_env, r) for r in records)}
     confirm, link = replies[SwapConfirmed], replies[MemberLinked]
     assert confirm.key_id == "ridehail-2026-01" and confirm.customer_id == "c-1"
-    assert isinstance(confirm.domain, swaps.PartnerConfirmed)
+    assert isinstance(confirm.domain, swap_saga.PartnerConfirmed)
     assert (confirm.domain.swap_id, confirm.domain.points, confirm.domain.partner_units) == (
         "sw-1", 400, 100)
     assert isinstance(link.domain, MemberLinkResult)
@@ -85,7 +85,7 @@ def test_with_reject_rate_one_the_partner_rejects(
     replies = {type(a.event): a for a in (accepted(partner_env, r) for r in records)}
     assert set(replies) == {SwapRejected, MemberLinkRejected}
     rejection = replies[SwapRejected].domain
-    assert isinstance(rejection, swaps.PartnerRejected)
+    assert isinstance(rejection, swap_saga.PartnerRejected)
     assert (rejection.swap_id, rejection.reason_code) == ("sw-2", "name_mismatch")
     link = replies[MemberLinkRejected].domain
     assert isinstance(link, MemberLinkResult) and not link.linked
@@ -105,22 +105,23 @@ def test_with_duplicate_rate_one_every_reply_arrives_twice_identically(
     assert (first.value, first.key, list(first.headers)) == (
         second.value, second.key, list(second.headers))
     one, two = accepted(partner_env, first), accepted(partner_env, second)
-    assert isinstance(one.domain, swaps.PartnerConfirmed)
-    assert isinstance(two.domain, swaps.PartnerConfirmed)
+    assert isinstance(one.domain, swap_saga.PartnerConfirmed)
+    assert isinstance(two.domain, swap_saga.PartnerConfirmed)
     now = datetime.now(UTC)
-    opened = swaps.open_swap(
+    opened = swap_saga.open_swap(
         swap_id="sw-3", customer_id="c-1", partner_id="eshop", partner_member_id="m-c-1",
         points=one.domain.points, fee_points=10, partner_units=one.domain.partner_units,
         quote_id="q", rate_version="v", requested_at=now - timedelta(seconds=5),
         deadline_at=now + timedelta(minutes=2),
     ).swap
-    pending = swaps.apply(opened, swaps.HoldPlaced("sw-3", now - timedelta(seconds=4)))
-    assert isinstance(pending, swaps.Transition)
-    done = swaps.apply(pending.swap, one.domain)
-    assert isinstance(done, swaps.Transition) and done.swap.status is swaps.SwapStatus.COMPLETED
-    again = swaps.apply(done.swap, two.domain)
-    assert isinstance(again, swaps.Ignored)
-    assert again.reason is swaps.IgnoreReason.DUPLICATE_CONFIRMATION
+    pending = swap_saga.apply(opened, swap_saga.HoldPlaced("sw-3", now - timedelta(seconds=4)))
+    assert isinstance(pending, swap_saga.Transition)
+    done = swap_saga.apply(pending.swap, one.domain)
+    assert isinstance(done, swap_saga.Transition)
+    assert done.swap.status is swap_saga.SwapStatus.COMPLETED
+    again = swap_saga.apply(done.swap, two.domain)
+    assert isinstance(again, swap_saga.Ignored)
+    assert again.reason is swap_saga.IgnoreReason.DUPLICATE_CONFIRMATION
 
 
 @pytest.mark.slow

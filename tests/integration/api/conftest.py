@@ -20,11 +20,11 @@ from sqlalchemy import Engine, select, text
 from points.api.app import create_app, load_partners
 from points.api.settings import ApiSettings, JwtSettings, RateLimitSettings
 from points.db import make_engine
+from points.decoding import RawMessage
 from points.earning import EarningService
 from points.exchange.tables import partner_links
-from points.ingest import RawMessage
-from points.intake import outbox as outbox_table
 from points.ledger import Earn, Operation, apply_batch
+from points.outbox import outbox_table
 from points.rules import RuleSet, load_ruleset
 from points.settings import Settings, TopicNames
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from points.exchange.service import swap_id_for
+from points.exchange import swap_id_for
 
 from .conftest import NOW, TOPICS, Api, TestClient, assert_problem, bearer, build_app
 

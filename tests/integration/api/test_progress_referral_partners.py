@@ -10,8 +10,8 @@ from adapters.config import resolve_keys
 from adapters.registry import build_registry
 from adapters.topics import PartnerTopics
 from points.api.schemas import PartnerPrograms, Progress, Referral
-from points.exchange.service import ExchangeService
-from points.ingest import RawMessage
+from points.decoding import RawMessage
+from points.exchange import ExchangeService
 from points.referrals import is_valid_code
 from points.settings import TopicNames
 

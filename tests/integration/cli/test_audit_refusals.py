@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from points.dead_letters import dead_letters
 from points.earning.tables import earning_records
-from points.intake import dead_letters, inbound_events
+from points.inbox import inbound_events
 from points.refusals import Refusal, record_refusals
 from tests.integration.cli.support import cli, cli_json, engine_for
 

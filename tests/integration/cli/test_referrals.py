@@ -12,8 +12,8 @@ import pytest
 from adapters.config import load_partners_config, resolve_keys
 from adapters.registry import build_registry
 from adapters.topics import PartnerTopics
+from points.decoding import RawMessage
 from points.exchange import ExchangeService
-from points.ingest import RawMessage
 from points.referrals import check_character
 from points.settings import TopicNames
 from tests.integration.cli.support import NOW, cli, cli_json, engine_for

@@ -6,8 +6,11 @@ import json
 
 from sqlalchemy import select, text
 
-from points.intake import AcceptedEvent, RejectedMessage, outbox, record_batch
+from points.consumed_batch import ConsumedBatch
+from points.dead_letters import RejectedMessage, record_dead_letters
+from points.inbox import AcceptedEvent
 from points.ledger import Earn
+from points.outbox import outbox_table
 from tests.integration.cli.support import DAY, NOW, cli, cli_json, engine_for, seed
 
 
@@ -66,15 +69,15 @@ def seed_dead_letters(url: str) -> None:
                         None, b"\xff\xfe"),
     ]
     with engine_for(url) as engine, engine.begin() as conn:
-        record_batch(conn, [], rejected, dlq_topic="points.dlq")
+        record_dead_letters(conn, rejected, dlq_topic="points.dlq")
 
 
 def replay_rows(url: str) -> list[tuple[str, str, bytes | None, bytes, dict[str, str]]]:
     with engine_for(url) as engine, engine.connect() as conn:
         rows = conn.execute(
-            select(outbox.c.dedupe_key, outbox.c.topic, outbox.c.message_key,
-                   outbox.c.message_value, outbox.c.headers)
-            .where(outbox.c.dedupe_key.like("dlq-replay:%")).order_by(outbox.c.id)
+            select(outbox_table.c.dedupe_key, outbox_table.c.topic, outbox_table.c.message_key,
+                   outbox_table.c.message_value, outbox_table.c.headers)
+            .where(outbox_table.c.dedupe_key.like("dlq-replay:%")).order_by(outbox_table.c.id)
         ).all()
     return [(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
@@ -147,14 +150,14 @@ def test_dlq_replay_skips_letters_whose_event_was_accepted_before(migrated_url: 
     """A message the rules refused after intake accepted it has its event id in the inbox:
     the worker would drop a replay as a duplicate, so replay skips it and says so."""
     body = {"event_id": "evt-7", "customer_id": "c7", "event_type": "refund"}
-    with engine_for(migrated_url) as engine, engine.begin() as conn:
-        record_batch(
-            conn,
-            [AcceptedEvent("evt-7", "bank.transactions", "refund", "c7", 0, 30,
-                           json.dumps(body).encode())],
-            [RejectedMessage("bank.transactions", 0, 30, "refund_mismatch", "other customer",
-                             b"c7", json.dumps(body).encode())],
-            dlq_topic="points.dlq")
+    accepted = AcceptedEvent("evt-7", "bank.transactions", "refund", "c7", 0, 30,
+                             json.dumps(body).encode())
+    with engine_for(migrated_url) as engine, ConsumedBatch.begin(
+        engine, dlq_topic="points.dlq"
+    ) as batch:
+        batch.receive([accepted], [accepted])
+        batch.dead_letter([RejectedMessage("bank.transactions", 0, 30, "refund_mismatch",
+                                           "other customer", b"c7", json.dumps(body).encode())])
     seed_dead_letters(migrated_url)
     data = cli_json(migrated_url, "dlq", "replay", "--reason", "refund_mismatch",
                     "--operator", "alice")
@@ -168,9 +171,9 @@ def test_dlq_replay_refuses_signed_partner_messages(migrated_url: str) -> None:
     --reason selection to what can be replayed."""
     seed_dead_letters(migrated_url)
     with engine_for(migrated_url) as engine, engine.begin() as conn:
-        record_batch(conn, [], [RejectedMessage("partner.ridehail.events", 0, 5, "invalid_json",
-                                                "Expecting value", b"c9", b"{")],
-                     dlq_topic="points.dlq")
+        record_dead_letters(conn, [RejectedMessage("partner.ridehail.events", 0, 5,
+                                                   "invalid_json", "Expecting value", b"c9",
+                                                   b"{")], dlq_topic="points.dlq")
     refused = cli(migrated_url, "dlq", "replay", "--reason", "invalid_json",
                   "--operator", "alice")
     assert refused.exit_code == 2

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from points.dead_letters import dead_letters
+from points.decoding import RawMessage
 from points.earning import EarningService, store
-from points.ingest import RawMessage
-from points.intake import dead_letters
 from points.ledger import customer_balance, verify
 from points.ledger.tables import entries
-from points.outbox_store import OutboxStore
+from points.outbox import OutboxStore
 from points.rules import load_ruleset
 from points.settings import TopicNames
 

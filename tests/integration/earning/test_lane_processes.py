@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from points.db import make_engine
-from points.ingest import RawMessage
-from points.intake import inbound_events
+from points.decoding import RawMessage
+from points.inbox import inbound_events
 from points.ledger import customer_balance
 from points.migrate import upgrade
 from points.settings import TopicNames

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from points.decoding import RawMessage
 from points.earning import EarningService
-from points.ingest import RawMessage
 from points.ledger import customer_balance
 from points.refusals import refusals
 from points.rules import load_ruleset

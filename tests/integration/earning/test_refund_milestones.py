@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from points.decoding import RawMessage
 from points.earning import EarningService
-from points.ingest import RawMessage
 from points.ledger import apply_batch, customer_balance, verify
 from points.ledger.model import Reverse
 from points.ledger.tables import entries

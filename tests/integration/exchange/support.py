@@ -17,10 +17,10 @@ from adapters.config import load_partners_config, resolve_keys
 from adapters.registry import PartnerRegistry, build_registry
 from adapters.simulator import PartnerSimulator, behaviours_for
 from adapters.topics import PartnerTopics
+from points.decoding import RawMessage
 from points.exchange import ExchangeService
-from points.ingest import RawMessage
-from points.intake import outbox
 from points.ledger import Earn, apply_batch, verify
+from points.outbox import outbox_table
 from points.partners import PartnersConfig
 from points.ports import InboundMessage
 from points.referrals import ReferralPolicy
@@ -94,7 +94,9 @@ class Exchange:
         """Outbox rows for partner request topics, not yet taken by :meth:`take_requests`."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(outbox).where(outbox.c.relayed_at.is_(None)).order_by(outbox.c.id)
+                select(outbox_table)
+                .where(outbox_table.c.relayed_at.is_(None))
+                .order_by(outbox_table.c.id)
             ).mappings().all()
         wanted = (
             {self.topics.requests(partner_id)} if partner_id
@@ -107,7 +109,7 @@ class Exchange:
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(
-                    update(outbox).where(outbox.c.id.in_([r["id"] for r in rows]))
+                    update(outbox_table).where(outbox_table.c.id.in_([r["id"] for r in rows]))
                     .values(relayed_at=self.clock.now)
                 )
         return rows

@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from points.exchange.service import (
+from points.exchange.swap_desk import (
     CANCELLED_REASON,
     SwapNotCancellable,
     SwapNotFound,

@@ -57,9 +57,9 @@ def test_one_read_decides_limits_links_ownership_and_replays(exchange: Exchange)
     qc = x.service.quote("c1", "ridehail", 400)
     qd = x.service.quote("c2", "ridehail", 400)
     with x.engine.connect() as conn:
-        _, _, links, usage = x.service._open_state(conn, [qa.quote_id, qd.quote_id], x.clock())
-    assert usage[("c1", "ridehail")] == (0, 30_000)
-    assert links == {("c1", "ridehail"): "M-c1"}
+        state = x.service.swaps.open_state(conn, [qa.quote_id, qd.quote_id], x.clock())
+    assert state.usage[("c1", "ridehail")] == (0, 30_000)
+    assert state.links == {("c1", "ridehail"): "M-c1"}
 
     orders = [
         SwapOrder("c1", qa.quote_id),

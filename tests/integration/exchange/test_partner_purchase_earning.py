@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from points.earning.tables import customer_rule_state
 from points.events import partner_event_adapter
-from points.exchange.service import DEFAULT_RULES_PATH
+from points.exchange.partner_events import DEFAULT_RULES_PATH
 from points.ledger import customer_balance
 from points.refusals import refusals
 from points.rules import Profile, load_ruleset

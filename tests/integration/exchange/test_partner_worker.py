@@ -16,9 +16,9 @@ from sqlalchemy import Engine, select
 from adapters.config import DEFAULT_CONFIG_PATH, load_partners_config, resolve_keys
 from adapters.registry import build_registry
 from points.db import make_engine
+from points.dead_letters import dead_letters
 from points.exchange import ExchangeService
 from points.exchange.tables import swap_replies, swaps
-from points.intake import dead_letters
 from points.ledger import (
     AccountRef,
     Earn,

@@ -185,7 +185,7 @@ def test_customer_joining_a_partner_from_the_app_is_rewarded_by_partner_request(
 def partner_purchase_points(customer: str, partner: str, amount_minor: int, x: Exchange) -> int:
     """What the rules engine awards one first partner purchase of an undescribed customer."""
     from points.events import partner_event_adapter
-    from points.exchange.service import DEFAULT_RULES_PATH
+    from points.exchange.partner_events import DEFAULT_RULES_PATH
     from points.rules import Profile, RuleState, evaluate, load_ruleset
 
     body = event("partner_purchase", customer, partner, "pp-x", x.clock.now,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from points.dead_letters import dead_letters
 from points.exchange.tables import swap_replies
-from points.intake import dead_letters
 from points.ledger import AccountRef, account_balance, customer_balance, customer_holds
 from points.partners import (
     DailyLimitExceeded,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from points import swaps as saga
+from points import swap_saga
 from points.db import make_engine
 from points.exchange.store import (
     insert_swap_replies,
@@ -28,8 +28,8 @@ def url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     return chosen
 
 
-def _swap(i: int, now: datetime) -> saga.Swap:
-    return saga.open_swap(
+def _swap(i: int, now: datetime) -> swap_saga.Swap:
+    return swap_saga.open_swap(
         swap_id=f"sw-{i}", customer_id=f"c{i}", partner_id="eshop", partner_member_id=f"E-{i}",
         points=1000 + i, fee_points=10, partner_units=200, quote_id=f"q-{i}",
         rate_version="v1", requested_at=now, deadline_at=now + timedelta(minutes=2),
@@ -45,10 +45,10 @@ def test_insert_update_and_replies_round_trip(url: str) -> None:
         insert_swaps(conn, [swap_to_row(s) for s in opened])
         insert_swaps(conn, [])
     later = now + timedelta(seconds=5)
-    moved = saga.apply(saga.apply(opened[1], saga.HoldPlaced("sw-1", now)).swap,  # type: ignore[union-attr]
-                       saga.PartnerConfirmed("sw-1", "eshop", "ev-1", "REF-'\"1", 1001, 200,
+    moved = swap_saga.apply(swap_saga.apply(opened[1], swap_saga.HoldPlaced("sw-1", now)).swap,  # type: ignore[union-attr]
+                       swap_saga.PartnerConfirmed("sw-1", "eshop", "ev-1", "REF-'\"1", 1001, 200,
                                              later))
-    assert isinstance(moved, saga.Transition)
+    assert isinstance(moved, swap_saga.Transition)
     reply = {"swap_id": "sw-1", "partner_id": "eshop", "event_id": "ev-1",
              "event_type": "swap_confirmed", "outcome": "applied", "reason": "partner_confirmed",
              "detail": "quotes ' \" and \\ survive", "points": 1001, "partner_units": 200,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert
 
+from points.decoding import RawMessage
 from points.earning import EarningService
 from points.exchange.tables import referrals, swaps
-from points.ingest import RawMessage
 from points.rules import load_ruleset
 from points.settings import TopicNames
 from simulation.traffic import generate_day

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from points import ops_metrics
+from points.dead_letters import dead_letters
 from points.earning.tables import earning_records
-from points.intake import dead_letters, inbound_events
+from points.inbox import inbound_events
 from points.ledger.verify import VerifyReport, Violation
 from streams.consumer_lag import KafkaConsumerLag, consumer_lag
 from tests.conftest import require_env

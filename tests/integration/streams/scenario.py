@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from points.decoding import RawMessage
 from points.earning.tables import customer_rule_state
-from points.ingest import RawMessage
 from points.ledger import verify
 from points.ledger.tables import accounts, balances, entries
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from points.db import make_engine
+from points.dead_letters import dead_letters
 from points.earning import EarningService
 from points.earning.tables import customer_profiles
-from points.intake import dead_letters, inbound_events
+from points.inbox import inbound_events
 from points.ledger import customer_balance, statement
 from points.migrate import upgrade
 from points.rules import load_ruleset

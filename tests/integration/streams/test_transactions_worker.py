@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from points.db import make_engine
-from points.intake import dead_letters, inbound_events
+from points.dead_letters import dead_letters
+from points.inbox import inbound_events
 from tests.integration.streams.support import (
     StreamEnv,
     Worker,

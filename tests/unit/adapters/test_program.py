@@ -23,7 +23,7 @@ from adapters.program import ConfiguredPartner
 from adapters.registry import build_registry
 from adapters.ridehail import RidehailProgram
 from adapters.topics import PartnerTopics
-from points import swaps
+from points import swap_saga
 from points.errors import InvalidRequest
 from points.partners import UnknownPartner
 from points.ports import (
@@ -50,8 +50,8 @@ def program(partner_id: str) -> PartnerProgram:
     return REGISTRY.get(partner_id)
 
 
-def a_swap(partner_id: str = "ridehail") -> swaps.Swap:
-    return swaps.open_swap(
+def a_swap(partner_id: str = "ridehail") -> swap_saga.Swap:
+    return swap_saga.open_swap(
         swap_id="sw-1", customer_id="c-1", partner_id=partner_id, partner_member_id="m-1",
         points=1000, fee_points=0, partner_units=250, quote_id="q-1", rate_version="v1",
         requested_at=NOW, deadline_at=NOW + timedelta(minutes=2),
@@ -203,7 +203,7 @@ def test_a_signed_confirmation_becomes_a_swap_input() -> None:
     later = NOW + timedelta(seconds=3)
     result = accepted(program("ridehail").interpret(partner_message(CONFIRMED), later))
     assert result.key_id == "ridehail-2026-01"
-    assert result.domain == swaps.PartnerConfirmed(
+    assert result.domain == swap_saga.PartnerConfirmed(
         swap_id="sw-1", partner_id="ridehail", event_id="rh-c-1", partner_reference="RH-77",
         points=1000, partner_units=250, at=later,
     )
@@ -227,7 +227,7 @@ def test_rejections_map_to_customer_facing_reason_codes(
     result = accepted(program(partner_id).interpret(
         partner_message(payload, partner_id=partner_id), NOW
     ))
-    assert isinstance(result.domain, swaps.PartnerRejected)
+    assert isinstance(result.domain, swap_saga.PartnerRejected)
     assert result.domain.reason_code == expected
 
 
@@ -237,7 +237,7 @@ def test_inbound_swaps_become_idempotent_credits_at_the_inbound_rate() -> None:
                "partner_reference": "ORD-5", "partner_points": 150}
     result = accepted(program("eshop").interpret(partner_message(payload, partner_id="eshop"),
                                                  NOW))
-    assert result.domain == swaps.InboundCredit(
+    assert result.domain == swap_saga.InboundCredit(
         idempotency_key="inbound:eshop:ORD-5", customer_id="c-1", partner_id="eshop",
         partner_reference="ORD-5", partner_units=150, points=600,
     )

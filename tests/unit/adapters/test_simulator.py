@@ -10,7 +10,7 @@ from adapters.contracts import MemberLinkRejected, partner_reply_adapter
 from adapters.registry import build_registry
 from adapters.simulator import Behaviour, PartnerSimulator, behaviours_for, parse_args
 from adapters.topics import PartnerTopics
-from points import swaps
+from points import swap_saga
 from points.events import MemberLinked, SwapConfirmed, SwapRejected
 from points.ports import (
     Accepted,
@@ -35,7 +35,7 @@ def simulator(reject: float = 0.0, duplicate: float = 0.0, seed: int = 0) -> Par
 
 
 def swap_request(partner_id: str = "ridehail", swap_id: str = "sw-1") -> OutboundMessage:
-    swap = swaps.open_swap(
+    swap = swap_saga.open_swap(
         swap_id=swap_id, customer_id="c-1", partner_id=partner_id, partner_member_id="m-1",
         points=20_000, fee_points=0, partner_units=1000, quote_id="q-1", rate_version="v1",
         requested_at=NOW, deadline_at=NOW + timedelta(minutes=2),
@@ -69,7 +69,7 @@ def test_with_reject_rate_one_every_swap_is_rejected_with_the_partners_reason() 
     name_mismatch."""
     result = answer(simulator(reject=1.0), swap_request("airline"))
     assert isinstance(result.event, SwapRejected)
-    assert isinstance(result.domain, swaps.PartnerRejected)
+    assert isinstance(result.domain, swap_saga.PartnerRejected)
     assert result.domain.reason_code == "name_mismatch"
 
 
@@ -127,7 +127,7 @@ def test_requests_that_fail_verification_are_dropped() -> None:
 def test_cancellations_and_referral_offers_get_no_reply() -> None:
     """They are noted; a real partner acts on them without answering on the events topic."""
     program = EXCHANGE.get("ridehail")
-    swap = swaps.open_swap(
+    swap = swap_saga.open_swap(
         swap_id="sw-9", customer_id="c-1", partner_id="ridehail", partner_member_id="m-1",
         points=400, fee_points=0, partner_units=100, quote_id="q", rate_version="v",
         requested_at=NOW, deadline_at=NOW + timedelta(minutes=2),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from points import swaps as saga
+from points import swap_saga
 from points.exchange import swap_id_for
-from points.exchange.referral_desk import outbox_row
-from points.exchange.store import bounded_id, swap_from_row, swap_to_row
+from points.exchange.store import bounded_id, outbox_row, swap_from_row, swap_to_row
 from points.ports import OutboundMessage
 
 
@@ -37,7 +36,7 @@ def test_outbox_row_carries_the_signed_bytes_and_headers_unchanged() -> None:
 def test_swap_rows_round_trip() -> None:
     """A swap stored and loaded again is the same swap."""
     now = datetime(2026, 3, 1, tzinfo=UTC)
-    swap = saga.open_swap(
+    swap = swap_saga.open_swap(
         swap_id="sw-1", customer_id="c1", partner_id="eshop", partner_member_id="E-1",
         points=1000, fee_points=10, partner_units=200, quote_id="q-1", rate_version="v1",
         requested_at=now, deadline_at=now + timedelta(minutes=2),

@@ -9,8 +9,8 @@ import io
 import json
 from typing import Any
 
+from points.exchange.link_desk import _link_reply_mismatch
 from points.exchange.partner_earning import partner_earn_key, partner_record_id
-from points.exchange.service import _link_reply_mismatch
 from points.exchange.settlement import Discrepancy, Statement, to_csv, to_json
 from points.ports import MemberLinkResult
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from points.intake import bundle_row
-from points.outbox_store import OutboxBundle, OutboxMessage
+from points.outbox import OutboxBundle, OutboxMessage, bundle_row
 from streams.relay import (
     DEFAULT_BATCH_SIZE_MAX,
     DEFAULT_INTERVAL_S,

@@ -12,9 +12,9 @@ from typing import Any
 
 from adapters.registry import build_registry
 from adapters.topics import PartnerTopics
-from points import swaps
-from points.exchange.referral_desk import outbox_row
-from points.outbox_store import OutboxMessage
+from points import swap_saga
+from points.exchange.store import outbox_row
+from points.outbox import OutboxMessage
 from points.signing import REPLAY_WINDOW_S, Verdict, verify
 from streams.agents.partners import request_signer
 from streams.relay import OutboxRelay
@@ -27,7 +27,7 @@ WRITTEN = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def _stored_request() -> OutboxMessage:
-    swap = swaps.open_swap(
+    swap = swap_saga.open_swap(
         swap_id="sw-late", customer_id="c-1", partner_id="ridehail", partner_member_id="m-1",
         points=20_000, fee_points=0, partner_units=5000, quote_id="q-1", rate_version="v1",
         requested_at=WRITTEN, deadline_at=WRITTEN + timedelta(minutes=2),

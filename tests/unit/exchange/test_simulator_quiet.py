@@ -9,7 +9,7 @@ import pytest
 from adapters.registry import build_registry
 from adapters.simulator import PartnerSimulator, behaviours_for, parse_args
 from adapters.topics import PartnerTopics
-from points import swaps
+from points import swap_saga
 from tests.unit.adapters.support import CONFIG, make_keys
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ def test_quiet_answers_the_same_bytes_and_logs_no_reply_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Quiet answers the same bytes and logs no reply line."""
-    swap = swaps.open_swap(
+    swap = swap_saga.open_swap(
         swap_id="sw-q", customer_id="c-1", partner_id="ridehail", partner_member_id="m-1",
         points=20_000, fee_points=0, partner_units=5000, quote_id="q-1", rate_version="v1",
         requested_at=NOW, deadline_at=NOW + timedelta(minutes=2),

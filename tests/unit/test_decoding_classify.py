@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from points.decoding import RawMessage
+from points.decoding import classify as classify_with
 from points.events import bank_transaction_adapter
-from points.ingest import RawMessage
-from points.ingest import classify as classify_with
 
 DECODERS = {"bank.transactions": bank_transaction_adapter}
 

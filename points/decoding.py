@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from points.intake import AcceptedEvent, RejectedMessage
+from points.dead_letters import RejectedMessage
+from points.inbox import AcceptedEvent
 
 __all__ = ["Decoded", "Decoder", "RawMessage", "classify", "rejection"]
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from points import swaps
+from points import swap_saga
 from points.errors import PointsError
 from points.partners import (
     DailyLimitExceeded,
@@ -33,7 +33,7 @@ from points.partners import (
     quote,
     settlement_amount_minor,
 )
-from points.swaps import (
+from points.swap_saga import (
     DeadlinePassed,
     HoldLeg,
     HoldPlaced,
@@ -280,9 +280,9 @@ def test_settlement_prices_net_points_in_the_banks_favour(
 def test_rounding_never_favours_the_customer(num: int, den: int, points: int, fee_bp: int) -> None:
     """Property: units received are at most the exact value (and less by under one unit); fees
     paid are at least the exact value (and more by under one point)."""
-    units = swaps.convert_floor(points, num, den)
+    units = swap_saga.convert_floor(points, num, den)
     assert units * den <= points * num < (units + 1) * den
-    fee = swaps.convert_ceil(points, fee_bp, 10_000)
+    fee = swap_saga.convert_ceil(points, fee_bp, 10_000)
     assert (fee - 1) * 10_000 < points * fee_bp <= fee * 10_000
 
 
@@ -306,7 +306,7 @@ def test_a_quote_never_gives_more_units_than_the_points_are_worth(
 
 
 def new_swap(fee_points: int = 10) -> Transition:
-    return swaps.open_swap(
+    return swap_saga.open_swap(
         swap_id="s1",
         customer_id="c1",
         partner_id="ridehail",
@@ -362,8 +362,8 @@ def in_state(status: SwapStatus) -> Swap:
     return swap
 
 
-def transition(swap: Swap | None, event: swaps.SwapInput) -> Transition:
-    result = swaps.apply(swap, event)
+def transition(swap: Swap | None, event: swap_saga.SwapInput) -> Transition:
+    result = swap_saga.apply(swap, event)
     assert isinstance(result, Transition), result
     return result
 
@@ -395,9 +395,9 @@ VOID = VoidHold(LEGS, tuple(f"{k}:void" for k in LEGS))
 )
 def test_every_transition_returns_state_ledger_action_and_reason(
     start: SwapStatus,
-    event: swaps.SwapInput,
+    event: swap_saga.SwapInput,
     status: SwapStatus,
-    action: swaps.LedgerAction,
+    action: swap_saga.LedgerAction,
     reason: str,
 ) -> None:
     """requested -> pending | rejected; pending -> completed (post) | rejected (void) |
@@ -443,12 +443,12 @@ def test_completion_records_the_partners_reference_and_reply() -> None:
     ],
 )
 def test_duplicate_late_unknown_or_foreign_replies_change_nothing(
-    start: SwapStatus | None, event: swaps.SwapInput, reason: IgnoreReason
+    start: SwapStatus | None, event: swap_saga.SwapInput, reason: IgnoreReason
 ) -> None:
     """Every message that must not move the swap returns Ignored with a stable reason, and the
     swap it returns is the unchanged input."""
     swap = None if start is None else in_state(start)
-    result = swaps.apply(swap, event)
+    result = swap_saga.apply(swap, event)
     assert isinstance(result, Ignored)
     assert result.reason is reason
     assert result.swap is swap
@@ -477,22 +477,22 @@ def test_the_ignore_reasons_are_stable_codes() -> None:
 def test_customers_see_four_statuses_with_reasons(status: SwapStatus, shown: str) -> None:
     """The app shows pending, completed, rejected or expired, and why."""
     swap = in_state(status)
-    assert swaps.customer_status(swap) == (shown, swap.reason)
+    assert swap_saga.customer_status(swap) == (shown, swap.reason)
 
 
 def test_an_event_for_another_swap_is_a_programming_error() -> None:
     """Loading swap A and applying B's reply is a caller bug, not an ignorable message."""
     with pytest.raises(ValueError):
-        swaps.apply(in_state(SwapStatus.PENDING), replace(confirmed(), swap_id="s2"))
+        swap_saga.apply(in_state(SwapStatus.PENDING), replace(confirmed(), swap_id="s2"))
 
 
 def test_open_swap_refuses_nonpositive_amounts_and_backwards_deadlines() -> None:
     """A swap moves positive points and units and must have a future deadline."""
     t = new_swap()
     with pytest.raises(ValueError):
-        swaps.open_swap(**{**_open_args(t.swap), "points": 0})
+        swap_saga.open_swap(**{**_open_args(t.swap), "points": 0})
     with pytest.raises(ValueError):
-        swaps.open_swap(**{**_open_args(t.swap), "deadline_at": NOW})
+        swap_saga.open_swap(**{**_open_args(t.swap), "deadline_at": NOW})
 
 
 def _open_args(swap: Swap) -> dict[str, Any]:
@@ -511,19 +511,19 @@ def _open_args(swap: Swap) -> dict[str, Any]:
 def test_an_inbound_credit_is_keyed_by_the_partners_reference() -> None:
     """A re-sent inbound swap (new event id, same partner reference) maps to the same ledger
     key, so the wallet is credited once; another partner's same reference does not collide."""
-    credit = swaps.inbound_credit(
+    credit = swap_saga.inbound_credit(
         partner_id="eshop", partner_reference="ORD-9", customer_id="c1",
         partner_units=101, rate_num=4, rate_den=3,
     )
     assert credit.idempotency_key == "inbound:eshop:ORD-9"
     assert credit.points == 134  # 134.67 rounded down
-    assert swaps.inbound_idempotency_key("ridehail", "ORD-9") != credit.idempotency_key
+    assert swap_saga.inbound_idempotency_key("ridehail", "ORD-9") != credit.idempotency_key
 
 
 def test_an_inbound_amount_worth_no_points_is_refused() -> None:
     """Crediting zero points would be a pointless (and invalid) ledger entry."""
     with pytest.raises(ValueError):
-        swaps.inbound_credit(
+        swap_saga.inbound_credit(
             partner_id="eshop", partner_reference="ORD-9", customer_id="c1",
             partner_units=1, rate_num=1, rate_den=3,
         )
