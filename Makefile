@@ -23,7 +23,7 @@ help:
 	@echo "make bench-rules   the rules engine alone (no stack), last line is JSON"
 	@echo "make bench-smoke   every bench at small sizes (< 2 min); fails if any bench fails"
 	@echo "make stack-up|stack-down|stack-status   the local Kafka + PostgreSQL stack"
-	@echo "make lint          ruff + mypy over every package"
+	@echo "make lint          ruff + mypy over every package and the tests"
 	@echo "make lock          re-resolve constraints.txt after editing pyproject.toml's dependencies"
 	@echo "make lock-upgrade  move every locked version to the newest that pyproject.toml allows"
 	@echo "make lock-check    fail if constraints.txt does not match pyproject.toml (CI runs it)"

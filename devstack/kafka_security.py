@@ -241,8 +241,7 @@ def _typed(config: Mapping[str, str]) -> ClientConfig:
 
 def create_acls(admin_config: Mapping[str, str], user: str, grants: Iterable[Grant]) -> None:
     """Create ALLOW ACLs for ``User:<user>`` (idempotent: Kafka keeps one of equal bindings)."""
-    # confluent-kafka re-exports these without __all__, which mypy reads as private.
-    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    from confluent_kafka.admin import (
         AclBinding,
         AclOperation,
         AclPermissionType,
@@ -268,7 +267,7 @@ def create_acls(admin_config: Mapping[str, str], user: str, grants: Iterable[Gra
 
 
 def upsert_scram_user(admin_config: Mapping[str, str], user: str, password: str) -> None:
-    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    from confluent_kafka.admin import (
         AdminClient,
         ScramCredentialInfo,
         ScramMechanism,

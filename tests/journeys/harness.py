@@ -48,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -318,7 +318,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: dict[str, bytes]
+    headers: dict[str, bytes | None]  # Kafka allows a header without a value
 
     def json(self) -> Any:
         assert self.value is not None
@@ -693,9 +693,13 @@ class Journey:
                 message = consumer.poll(0.5)
                 if message is None or message.error():
                     continue
+                source, partition, offset = message.topic(), message.partition(), message.offset()
+                assert source is not None and partition is not None and offset is not None
+                # A consumed message's headers are a list of (name, bytes or None); the stubs'
+                # type also covers the dict and str values a producer may pass.
+                headers = cast("list[tuple[str, bytes | None]]", message.headers() or [])
                 record = Record(
-                    message.topic(), message.partition(), message.offset(), message.key(),
-                    message.value(), {k: v for k, v in (message.headers() or [])},
+                    source, partition, offset, message.key(), message.value(), dict(headers)
                 )
                 if match(record):
                     found.append(record)

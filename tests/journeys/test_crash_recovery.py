@@ -27,7 +27,7 @@ def a_day(seed: int) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for n in range(2_400):
         customer = rng.choice(CUSTOMERS)
-        purchase = {
+        purchase: dict[str, Any] = {
             "schema_version": 1, "event_type": "purchase", "event_id": f"p-{n}",
             "customer_id": customer, "amount_minor": rng.randrange(500, 90_000),
             "currency": "CNY", "mcc": rng.choice(MCCS), "merchant_id": "M-0001",

@@ -115,9 +115,13 @@ def test_an_oom_kill_and_a_database_restart_leave_no_orphan_and_the_exact_ledger
             if number == 3:
                 left = oom_kill(worker)
                 assert left, "the worker had no child processes to leave behind"
+
+                def all_gone(gone: dict[int, str] = left) -> bool:
+                    return not any(still_running(p, s) for p, s in gone.items())
+
                 try:
                     wait_until(
-                        lambda gone=left: not any(still_running(p, s) for p, s in gone.items()),
+                        all_gone,
                         10,
                         "the killed worker's processes to end",
                     )

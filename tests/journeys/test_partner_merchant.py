@@ -103,8 +103,11 @@ def link_members(journey: Journey, partner: PartnerProducer) -> None:
                                       partner_member_id=request["partner_member_id"], **extra))
     partner.flush()
     for customer in ("ann", "bob"):
-        wait_until(lambda c=customer: link_status(journey, c) == "linked", 60,
-                   f"{customer}'s link to be linked", journey.logs)
+
+        def linked(c: str = customer) -> bool:
+            return link_status(journey, c) == "linked"
+
+        wait_until(linked, 60, f"{customer}'s link to be linked", journey.logs)
         shown = journey.cli_json("links", "show", f"{customer}/{PARTNER}")
         assert (shown["state"], shown["refusals"]) == ("linked", [])
 

@@ -347,9 +347,10 @@ def _streak_completes(rule: dict[str, Any], c: Customer, day: date) -> bool:
     else:
         length = 1
     c.streaks[rule["id"]] = Streak(period, length)
+    periods: int = rule["length"]
     if rule.get("repeat", True):
-        return length % rule["length"] == 0
-    return length == rule["length"]
+        return length % periods == 0
+    return length == periods
 
 
 def _challenge_key(rule: dict[str, Any], day: date) -> object:

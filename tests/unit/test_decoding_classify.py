@@ -6,14 +6,16 @@ import json
 
 import pytest
 
+from points.dead_letters import RejectedMessage
 from points.decoding import RawMessage
 from points.decoding import classify as classify_with
 from points.events import bank_transaction_adapter
+from points.inbox import AcceptedEvent
 
 DECODERS = {"bank.transactions": bank_transaction_adapter}
 
 
-def classify(messages):  # type: ignore[no-untyped-def]
+def classify(messages: list[RawMessage]) -> tuple[list[AcceptedEvent], list[RejectedMessage]]:
     decoded, rejected = classify_with(messages, DECODERS)
     return [d.accepted for d in decoded], rejected
 

@@ -30,8 +30,9 @@ from points.settings import Settings, TopicNames
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2 under its TestClient; httpx is what the project pins.
+    # The API tests import TestClient from here (so under this filter): an explicit re-export.
     warnings.simplefilter("ignore", UserWarning)
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient as TestClient
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from points.api.schemas import ActivityPage
 from points.ledger import Earn, Reason
@@ -52,7 +53,7 @@ def test_pages_follow_the_cursor_to_the_end_without_gaps_or_repeats(api: Api) ->
     cursor = None
     pages = 0
     while True:
-        params = {"limit": 10} | ({"cursor": cursor} if cursor else {})
+        params: dict[str, Any] = {"limit": 10} | ({"cursor": cursor} if cursor else {})
         body = api.get("/v1/me/activity", **params).json()
         seen += [item["points"] for item in body["items"]]
         pages += 1

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 import pytest
@@ -151,7 +151,7 @@ def _keypair(kind: str, tmp_path: Path) -> tuple[Any, Path]:
 
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
 def test_public_key_tokens_are_verified_with_the_configured_key(
-    sqlite_url: str, tmp_path: Path, algorithm: str
+    sqlite_url: str, tmp_path: Path, algorithm: Literal["RS256", "ES256"]
 ) -> None:
     """RS256/ES256 tokens signed by the bank's key pass; an HS256 token made with the public
     key as secret (algorithm confusion) and a token from another key do not."""

@@ -234,8 +234,8 @@ def test_migration_0011_resolves_memberships_already_shared(migrated_url: str) -
                     reason=None, updated_at=at.replace(hour=hours)))
         upgrade(migrated_url)
         with engine.connect() as conn:
-            states = dict(conn.execute(select(partner_links.c.customer_id,
-                                              partner_links.c.status)).all())
+            states: dict[str, str] = dict(conn.execute(select(partner_links.c.customer_id,
+                                              partner_links.c.status)).tuples().all())
             found = conn.execute(select(refusals.c.customer_id, refusals.c.reason_code,
                                         refusals.c.subject)).all()
         assert states == {"alice": "linked", "bob": "rejected", "carol": "rejected",

@@ -67,7 +67,7 @@ def login(client: TestClient) -> str:
     cookie it sends)."""
     response = client.get("/ops/login", params={"token": TOKEN}, follow_redirects=False)
     assert response.status_code == 303, response.text
-    cookie = response.cookies["points_ops"]
+    cookie: str = response.cookies["points_ops"]
     client.cookies.clear()
     return cookie
 

@@ -83,8 +83,8 @@ def test_referral_code_is_stored_when_shown_and_never_changes(api: Api) -> None:
     bob = Referral.model_validate(api.get("/v1/me/referral", sub="bob").json())
     assert is_valid_code(alice.code) and alice.code != bob.code
     with api.engine.connect() as conn:
-        stored = dict(conn.execute(
-            select(referral_codes.c.owner_id, referral_codes.c.code)).all())
+        stored: dict[str, str] = dict(conn.execute(
+            select(referral_codes.c.owner_id, referral_codes.c.code)).tuples().all())
     assert stored == {"alice": alice.code, "bob": bob.code}
     assert exchange_on(api).referral_code("alice") == alice.code
     assert api.get("/v1/me/referral").json()["code"] == alice.code

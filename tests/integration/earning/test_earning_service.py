@@ -36,9 +36,11 @@ class Feed:
 
     def raw(self, topic: str, body: dict[str, Any] | bytes, key: str | None = None) -> RawMessage:
         value = body if isinstance(body, bytes) else json.dumps(body).encode()
-        customer = key if key is not None else str(body["customer_id"])  # type: ignore[index]
+        if key is None:
+            assert isinstance(body, dict), "a body given as bytes needs its key"
+            key = str(body["customer_id"])
         self.offset += 1
-        return RawMessage(topic, 0, self.offset, customer.encode(), value)
+        return RawMessage(topic, 0, self.offset, key.encode(), value)
 
     def purchase(self, event_id: str, customer: str, amount_minor: int) -> RawMessage:
         return self.raw(

@@ -122,7 +122,7 @@ def _refusals(engine: Engine) -> list[tuple[str, str, str, str]]:
         rows = conn.execute(
             select(t.c.dedupe_key, t.c.source, t.c.subject, t.c.reason_code).order_by(t.c.id)
         ).tuples()
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [tuple(row) for row in rows]
 
 
 def _rejected_entries(engine: Engine) -> list[str]:

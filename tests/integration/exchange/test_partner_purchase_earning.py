@@ -100,8 +100,7 @@ def test_a_rule_state_written_meanwhile_by_the_earning_worker_reruns_the_batch(
     that customer's first rule state (version 1): the partner batch's write over version 0
     finds it moved on, rolls back (inbox included) and runs again from the database, so the
     ride earns once and the state ends at version 2, nothing overwritten."""
-    from points.earning import store
-    from points.exchange import partner_earning
+    from points.earning import store  # where points.exchange.partner_earning loads states
     from points.rules import RuleState
 
     x = exchange
@@ -117,7 +116,7 @@ def test_a_rule_state_written_meanwhile_by_the_earning_worker_reruns_the_batch(
         calls.append(1)
         return loaded
 
-    monkeypatch.setattr(partner_earning.store, "load_states_versioned",
+    monkeypatch.setattr(store, "load_states_versioned",
                         load_while_the_earning_worker_writes)
     body = ride(x, "rider", "pp-race", 2500)
     x.service.process([x.signed("ridehail", body)])

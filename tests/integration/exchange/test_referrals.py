@@ -184,13 +184,15 @@ def test_customer_joining_a_partner_from_the_app_is_rewarded_by_partner_request(
 
 def partner_purchase_points(customer: str, partner: str, amount_minor: int, x: Exchange) -> int:
     """What the rules engine awards one first partner purchase of an undescribed customer."""
-    from points.events import partner_event_adapter
+    from points.events import PartnerPurchase, partner_event_adapter
     from points.exchange.partner_events import DEFAULT_RULES_PATH
     from points.rules import Profile, RuleState, evaluate, load_ruleset
 
     body = event("partner_purchase", customer, partner, "pp-x", x.clock.now,
                  partner_reference="O-x", amount_minor=amount_minor, currency="CNY")
-    result = evaluate(load_ruleset(DEFAULT_RULES_PATH), partner_event_adapter.validate_python(body),
+    purchase = partner_event_adapter.validate_python(body)
+    assert isinstance(purchase, PartnerPurchase)
+    result = evaluate(load_ruleset(DEFAULT_RULES_PATH), purchase,
                       Profile.unknown(customer), RuleState(), now=x.clock.now)
     return result.points
 
@@ -204,7 +206,7 @@ def refusal_rows(x: Exchange) -> list[tuple[str, str, str, str, str | None]]:
             select(refusals.c.dedupe_key, refusals.c.source, refusals.c.subject,
                    refusals.c.reason_code, refusals.c.customer_id).order_by(refusals.c.id)
         ).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]
 
 
 def test_an_onboarding_whose_code_names_no_one_is_a_recorded_refusal(exchange: Exchange) -> None:

@@ -45,7 +45,7 @@ def test_insert_update_and_replies_round_trip(url: str) -> None:
         insert_swaps(conn, [swap_to_row(s) for s in opened])
         insert_swaps(conn, [])
     later = now + timedelta(seconds=5)
-    moved = swap_saga.apply(swap_saga.apply(opened[1], swap_saga.HoldPlaced("sw-1", now)).swap,  # type: ignore[union-attr]
+    moved = swap_saga.apply(swap_saga.apply(opened[1], swap_saga.HoldPlaced("sw-1", now)).swap,
                        swap_saga.PartnerConfirmed("sw-1", "eshop", "ev-1", "REF-'\"1", 1001, 200,
                                              later))
     assert isinstance(moved, swap_saga.Transition)

@@ -93,7 +93,7 @@ def _settings(env: dict[str, str], user: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def partners(secure_env: dict[str, str]) -> dict[str, dict[str, str]]:
     """Two provisioned partners and the topics they (and the bank) use."""
-    admin = AdminClient(_settings(secure_env, "admin"))
+    admin = AdminClient(dict(_settings(secure_env, "admin")))  # a copy typed as it wants
     names = ["bank.transactions"] + [
         f"partner.{p}.{kind}" for p in ("acme", "globex") for kind in ("events", "requests")
     ]
@@ -184,7 +184,7 @@ def test_three_broker_cluster_replicates_topics(
     min.insync.replicas=2 (three nodes answer on the bootstrap list)."""
     base = _free_run(port_start + SECURE_PORTS, CLUSTER_PORTS)
     for env in _stack(tmp_path_factory.mktemp("cluster-stack"), base, "--brokers", "3"):
-        admin = AdminClient(_settings(env, "admin"))
+        admin = AdminClient(dict(_settings(env, "admin")))
         assert len(admin.describe_cluster(request_timeout=10).result(timeout=20).nodes) == 3
         topic = f"replicated-{uuid.uuid4().hex[:8]}"
         admin.create_topics([NewTopic(topic, num_partitions=3)])[topic].result(timeout=30)

@@ -178,6 +178,7 @@ def test_a_large_batch_sees_an_earlier_batch_of_the_same_transaction(engine: Eng
     with engine.begin() as conn:
         first = apply_batch(conn, earn_batch("t"), now=NOW)
         second = apply_batch(conn, [*earn_batch("u"), Earn("t0", "c0", 10, SOON)], now=NOW)
+    assert isinstance(first[0], Applied)
     assert second[-1] == AlreadyApplied("t0", first[0].entry_id)
     assert all(isinstance(r, Applied) for r in second[:-1])
     assert_clean(engine)

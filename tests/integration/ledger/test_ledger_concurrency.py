@@ -174,6 +174,7 @@ def test_a_large_batch_racing_an_uncommitted_one_on_a_key_replays_it(pg_engine: 
     assert not thread.is_alive()
     assert not errors, errors
     (theirs,) = outcome
+    assert isinstance(mine[-1], Applied)
     assert theirs[-1] == AlreadyApplied("race", mine[-1].entry_id)
     assert all(isinstance(r, Applied) for r in theirs[:-1])
     with pg_engine.connect() as conn:

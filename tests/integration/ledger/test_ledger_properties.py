@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -112,11 +113,12 @@ def prefixed(op: Operation, prefix: str) -> Operation:
     """The same operation in an example's own namespace of keys and customers."""
     import dataclasses
 
-    changes: dict[str, object] = {"idempotency_key": prefix + op.idempotency_key}
+    # Any: each operation type has its own fields, and only those it has are changed.
+    changes: dict[str, Any] = {"idempotency_key": prefix + op.idempotency_key}
     for name in ("customer_id", "hold_key", "entry_key", "earning_key"):
         if hasattr(op, name):
             changes[name] = prefix + getattr(op, name)
-    return dataclasses.replace(op, **changes)  # type: ignore[type-var]
+    return dataclasses.replace(op, **changes)
 
 
 def snapshot(engine: Engine, prefix: str) -> tuple[object, ...]:

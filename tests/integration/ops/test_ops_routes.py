@@ -15,7 +15,7 @@ from points.api.app import load_partners
 from points.db import make_engine
 from points.settings import DatabaseSettings, KafkaSettings, Settings
 from tests.integration.api.conftest import ROOT as API_ROOT
-from tests.integration.api.conftest import (  # type: ignore[attr-defined]
+from tests.integration.api.conftest import (
     TestClient,
     api_settings,
     assert_problem,

@@ -150,10 +150,10 @@ def snapshot(engine: Engine) -> LedgerSnapshot:
                 accounts.c.program, accounts.c.owner, accounts.c.kind, balances.c.balance
             ).select_from(balances.join(accounts, accounts.c.id == balances.c.account_id))
         ).all()
-        states = dict(
+        states: dict[str, Any] = dict(
             conn.execute(
                 select(customer_rule_state.c.customer_id, customer_rule_state.c.state)
-            ).all()
+            ).tuples().all()
         )
     totals: dict[tuple[str, str, str], int] = {}
     for program, owner, kind, balance in balance_rows:

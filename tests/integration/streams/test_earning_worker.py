@@ -209,8 +209,12 @@ def test_kill_9_at_random_points_ends_with_the_same_ledger_as_an_undisturbed_run
         for n in (1, 2, 3)
     ]
     for kill_point in kill_points:
+
+        def stored(t: int = kill_point) -> bool:
+            return counts(stream_env.database_url)[0] >= t
+
         wait_until(
-            lambda t=kill_point: counts(stream_env.database_url)[0] >= t,
+            stored,
             120,
             f"{kill_point} stored",
             worker.log_tail,

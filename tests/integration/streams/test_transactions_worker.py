@@ -100,8 +100,12 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(
     log = tmp_path / "worker.log"
     for kill_after in (5_000, 20_000):
         worker = Worker(stream_env, log).start()
+
+        def stored(n: int = kill_after) -> bool:
+            return counts(stream_env.database_url)[0] >= n
+
         wait_until(
-            lambda n=kill_after: counts(stream_env.database_url)[0] >= n,
+            stored,
             120,
             f"{kill_after} events stored before the kill",
             worker.log_tail,

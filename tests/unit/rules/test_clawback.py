@@ -219,7 +219,7 @@ def test_no_clawback_part_asks_an_earning_for_more_than_it_has_left_and_mileston
     is held (paid minus taken back) once exactly when its threshold is met, else not at all."""
     state = RuleState()
     earned: dict[str, int] = {}  # earning event id -> points left in the ledger
-    records = {}
+    records: dict[str, EarningRecord] = {}  # purchase event id -> what it earned, as refunded
     events = {}
     held = {"first": 0, "spend-100": 0}
     for n, (kind, amount, pick) in enumerate(steps):

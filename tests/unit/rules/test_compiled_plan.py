@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from points.rules import RuleState, evaluate
+from points.rules import EarningEvent, RuleState, evaluate
 from points.rules.plan import _PLANS, plan_of
 from tests.unit.rules.builders import (
     at,
@@ -85,7 +85,7 @@ def test_campaign_windows_compare_instants_in_any_zone(when: str, fires: bool) -
 def test_states_from_the_engine_are_read_only_and_sorted() -> None:
     """Every state mapping is read-only and in key order, as RuleState() itself makes them."""
     ruleset = make_ruleset(RULES)
-    events = [
+    events: list[EarningEvent] = [
         purchase(9_000, mcc="4121", merchant_id="M-RIDE", when="2026-11-10T09:00:00"),
         check_in("2026-11-11"),
         share("2026-11-11"),
@@ -98,7 +98,8 @@ def test_states_from_the_engine_are_read_only_and_sorted() -> None:
         assert isinstance(mapping, MappingProxyType)
         assert list(mapping) == sorted(mapping)
         with pytest.raises(TypeError):
-            mapping["x"] = 1
+            # the write the types forbid (a read-only mapping) must fail at run time too
+            mapping["x"] = 1  # type: ignore[index]
     assert RuleState(**{f: getattr(state, f) for f in state.__dataclass_fields__}) == state
     data = state.to_json()
     assert list(data["counters"]) == sorted(data["counters"])

@@ -10,14 +10,13 @@ An event older than the streak remembers is not counted and says so (``too_late_
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from points.rules import Evaluation, RuleState
-from points.rules.ruleset import RuleFileError
+from points.rules import EarningEvent, Evaluation, RuleFileError, RuleState
 from tests.unit.rules.builders import at, check_in, make_ruleset, purchase, run
 
 RULES = make_ruleset(
@@ -184,8 +183,8 @@ def test_a_format_1_state_still_loads_and_its_streak_continues() -> None:
     assert again == results[-1].state
 
 
-def _when(event: object) -> object:
-    return event.occurred_at  # type: ignore[attr-defined]
+def _when(event: EarningEvent) -> datetime:
+    return event.occurred_at
 
 
 # Within the window: events spread over a few weeks, each arriving at most 72 h after a later
