@@ -6,10 +6,11 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from points.settings import TopicNames
+from points.settings import KafkaSettings, TopicNames
+from streams import kafka_clients
 
 __all__ = ["PartnerTopics", "ensure_topics"]
 
@@ -43,10 +44,11 @@ class PartnerTopics:
         return None
 
 
-async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> list[str]:
+async def ensure_topics(kafka: KafkaSettings, names: Iterable[str], partitions: int) -> list[str]:
     """Create the missing topics with ``partitions`` partitions; return the ones created."""
     wanted = list(dict.fromkeys(names))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    bootstrap = kafka.bootstrap_servers
+    admin = kafka_clients.admin_client(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

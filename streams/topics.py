@@ -26,6 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
 
 from points.settings import Settings
+from streams import kafka_clients
 from streams.runtime import OutageWatch, give_up
 
 __all__ = [
@@ -58,7 +59,7 @@ async def ensure_topics(settings: Settings, extra: list[str] | None = None) -> l
     :class:`TopicsUnusable` when a required topic is not there afterwards, or is too small."""
     topics = settings.kafka.topics
     wanted = topics.source_topics() + topics.output_topics() + list(extra or [])
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = kafka_clients.admin_client(settings.kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
