@@ -89,6 +89,14 @@ class KafkaSettings(BaseModel):
     # Check that the broker's certificate names the host we dialled. Turn off only for a
     # broker whose certificate cannot name its address; the chain is verified either way.
     ssl_check_hostname: bool = True
+    # Replicas of every topic the exchange creates (its own and faust's internal ones), and
+    # the topic's min.insync.replicas. Unset: chosen from the brokers the cluster reports
+    # (streams/topics.py): RF min(brokers, 3); min.insync 2 with 3 replicas, else 1.
+    replication_factor: int | None = Field(default=None, ge=1, le=16)
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=16)
+    # Run on existing topics with fewer replicas than the replication factor (a warning per
+    # topic) instead of refusing to start (exit 78).
+    accept_lower_replication: bool = False
 
     @property
     def uses_sasl(self) -> bool:
@@ -131,6 +139,15 @@ class KafkaSettings(BaseModel):
             )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together (mTLS): set both or none")
+        if (
+            self.replication_factor is not None
+            and self.min_insync_replicas is not None
+            and self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError(
+                f"min_insync_replicas {self.min_insync_replicas} is above replication_factor "
+                f"{self.replication_factor}: no write could ever be acknowledged"
+            )
         return self
 
     def sasl_password_value(self) -> str | None:

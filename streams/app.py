@@ -23,6 +23,9 @@ def create_app(settings: Settings, *, batch_lanes: int = 1) -> BatchingApp:
         # transaction as the points it explains. So no changelogs and no recovery to stall.
         store="memory://",
         topic_partitions=settings.kafka.topic_partitions,
+        # Replicas of faust's own topics (its assignor leader topic, created beforehand by
+        # streams/topics.py with min.insync.replicas): the resolved replication factor.
+        topic_replication_factor=settings.kafka.replication_factor or 1,
         web_enabled=worker.web_enabled,
         web_port=worker.web_port,
         web_host="127.0.0.1",
