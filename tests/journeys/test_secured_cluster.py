@@ -29,7 +29,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from tests.integration.kafka_security.test_secured_stack import _devstack, _free_run
-from tests.journeys import test_outages
+from tests.journeys import test_outages, test_partner_merchant
 from tests.journeys.conftest import _require
 from tests.journeys.harness import ROOT, Journey, create_database, drop_database, wait_until
 from tests.journeys.test_crash_recovery import a_day, assert_same_ledger, start_beside_twin
@@ -115,6 +115,22 @@ def journey(cluster: Cluster, tmp_path: Path) -> Iterator[Journey]:
         world.stop_all()
         print(world.logs())
         drop_database(stack_pg_url, name)
+
+
+def test_the_partner_merchant_journey_runs_over_sasl_ssl_as_the_banks_principals(
+    journey: Journey, tmp_path: Path
+) -> None:
+    """The whole earning and swap journey of test_partner_merchant.py (member links, partner
+    rides that earn what backtest says, a swap confirmed through the app, a swap expired and
+    its late confirmation, settlement) with the worker, partner worker and API each connected
+    over SASL_SSL as its own principal, limited by its ACLs."""
+    test_partner_merchant.test_partner_links_earns_swaps_and_settles_as_documented(
+        journey, tmp_path
+    )
+    for process in journey.processes:
+        user = process.env["POINTS_KAFKA__SASL_USERNAME"]
+        assert (process.env["POINTS_KAFKA__SECURITY_PROTOCOL"], user) == (
+            "SASL_SSL", PRINCIPALS[process.name]), process.name
 
 
 def replication_of(journey: Journey, topics: list[str]) -> dict[str, tuple[int, str]]:
