@@ -24,7 +24,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
@@ -123,10 +125,21 @@ def test_the_partner_merchant_journey_runs_over_sasl_ssl_as_the_banks_principals
     """The whole earning and swap journey of test_partner_merchant.py (member links, partner
     rides that earn what backtest says, a swap confirmed through the app, a swap expired and
     its late confirmation, settlement) with the worker, partner worker and API each connected
-    over SASL_SSL as its own principal, limited by its ACLs."""
+    over SASL_SSL as its own principal, limited by its ACLs; the dashboard's lag panel, read
+    as `api`, shows the earning group's lag."""
     test_partner_merchant.test_partner_links_earns_swaps_and_settles_as_documented(
         journey, tmp_path
     )
+    # The operations dashboard's lag panel reads the workers' group as the `api` principal.
+    def lag() -> Any:
+        answer = httpx.get(f"{journey.api_url}/ops/api/summary", timeout=10,
+                           headers={"Authorization": f"Bearer {journey.ops_token}"})
+        assert answer.status_code == 200, answer.text
+        shown = answer.json()["lag"]
+        return shown if shown.get("status") == "ok" else None
+
+    panel = wait_until(lag, 30, "the lag panel over SASL_SSL", journey.logs)
+    assert panel["topics"][journey.topics.bank_customers]["committed"] > 0, panel
     for process in journey.processes:
         user = process.env["POINTS_KAFKA__SASL_USERNAME"]
         assert (process.env["POINTS_KAFKA__SECURITY_PROTOCOL"], user) == (
