@@ -45,6 +45,7 @@ __all__ = [
     "ensure_topics",
     "ensure_topics_or_exit",
     "ensure_topics_sync",
+    "prepare_topics",
 ]
 
 log = logging.getLogger(__name__)
