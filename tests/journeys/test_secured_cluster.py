@@ -126,7 +126,8 @@ def test_the_partner_merchant_journey_runs_over_sasl_ssl_as_the_banks_principals
     rides that earn what backtest says, a swap confirmed through the app, a swap expired and
     its late confirmation, settlement) with the worker, partner worker and API each connected
     over SASL_SSL as its own principal, limited by its ACLs; the dashboard's lag panel, read
-    as `api`, shows the earning group's lag."""
+    as `api`, shows the earning group's lag. The partner topics the partner worker created
+    have RF 3 and min.insync.replicas=2."""
     test_partner_merchant.test_partner_links_earns_swaps_and_settles_as_documented(
         journey, tmp_path
     )
@@ -138,6 +139,10 @@ def test_the_partner_merchant_journey_runs_over_sasl_ssl_as_the_banks_principals
         shown = answer.json()["lag"]
         return shown if shown.get("status") == "ok" else None
 
+    partner_topics = [name for p in journey.partner_secrets for name in
+                      (journey.topics.partner_events(p), journey.topics.partner_requests(p))]
+    partner_topics.append(f"{journey.partner_worker_group}-__assignor-__leader")
+    assert replication_of(journey, partner_topics) == dict.fromkeys(partner_topics, (3, "2"))
     panel = wait_until(lag, 30, "the lag panel over SASL_SSL", journey.logs)
     assert panel["topics"][journey.topics.bank_customers]["committed"] > 0, panel
     for process in journey.processes:
