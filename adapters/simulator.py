@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel, ValidationError
 
@@ -64,8 +64,9 @@ from adapters.topics import PartnerTopics, ensure_topics
 from points.errors import PointsError
 from points.events import MemberLinked, SwapConfirmed, SwapRejected
 from points.partners import BASIS_POINTS, PartnerConfig, PartnersConfig
-from points.settings import load_settings
+from points.settings import KafkaSettings, load_settings
 from points.signing import KeyRing, SigningKey, sign, verify
+from streams import kafka_clients
 
 __all__ = ["Behaviour", "PartnerSimulator", "main", "parse_args"]
 
@@ -282,10 +283,12 @@ class PartnerSimulator:
             await future
         return reply.copies
 
-    async def run(self, bootstrap: str, group_id: str, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
+    async def run(self, kafka: KafkaSettings, group_id: str, stop: asyncio.Event) -> None:
+        """Answer requests until ``stop``, connected as ``kafka`` says (POINTS_KAFKA__*: on a
+        secured cluster, the partner's own principal)."""
+        consumer = kafka_clients.consumer(
+            kafka,
             *self.request_topics,
-            bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -294,7 +297,7 @@ class PartnerSimulator:
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             max_poll_records=BATCH_SIZE_MAX,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        producer = kafka_clients.producer(kafka, linger_ms=5)
         await producer.start()
         try:
             await consumer.start()
@@ -394,9 +397,8 @@ async def _main(args: argparse.Namespace) -> int:
         seed=args.seed,
         log_replies=not args.quiet,
     )
-    bootstrap = settings.kafka.bootstrap_servers
     await ensure_topics(
-        bootstrap,
+        settings.kafka,
         simulator.request_topics + simulator.event_topics,
         settings.kafka.topic_partitions,
     )
@@ -405,7 +407,7 @@ async def _main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     group = args.group or f"{args.topic_prefix}partner-simulator-{'-'.join(p.id for p in chosen)}"
-    await simulator.run(bootstrap, group, stop)
+    await simulator.run(settings.kafka, group, stop)
     return 0
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-
-from points.settings import TopicNames
+from points.settings import KafkaSettings, TopicNames
+from streams.topics import create_topics
 
 __all__ = ["PartnerTopics", "ensure_topics"]
 
@@ -43,20 +40,9 @@ class PartnerTopics:
         return None
 
 
-async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> list[str]:
-    """Create the missing topics with ``partitions`` partitions; return the ones created."""
-    wanted = list(dict.fromkeys(names))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [name for name in wanted if name not in existing]
-        if missing:
-            replication = 1 if len(bootstrap.split(",")) == 1 else 3
-            new = [NewTopic(name, partitions, replication) for name in missing]
-            # Another process may create the same topic between our list and our create.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
-        return missing
-    finally:
-        await admin.close()
+async def ensure_topics(kafka: KafkaSettings, names: Iterable[str], partitions: int) -> list[str]:
+    """Create the missing topics with ``partitions`` partitions and the cluster's replication
+    (streams/topics.py); return the ones created. Raises ``TopicsUnusable`` when one cannot
+    be used afterwards."""
+    created, _ = await create_topics(kafka, dict.fromkeys(names, partitions))
+    return created

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select, text
 
 from points.db import make_engine
@@ -36,8 +35,9 @@ from points.earning import EarningService
 from points.inbox import inbound_events
 from points.migrate import upgrade
 from points.rules import load_ruleset
-from points.settings import Settings, load_settings
+from points.settings import KafkaSettings, Settings, load_settings
 from simulation.traffic import generate_day
+from streams import kafka_clients
 from streams.topics import ensure_topics_sync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +56,14 @@ def reset_database(url: str) -> None:
     upgrade(url)
 
 
+def _is_kafka_connection(name: str) -> bool:
+    return name.startswith("POINTS_KAFKA__") and not name.startswith("POINTS_KAFKA__TOPICS__")
+
+
 def isolated_env(url: str, bootstrap: str, suffix: str, batch_size_max: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POINTS_")}
+    # The connection settings (POINTS_KAFKA__SECURITY_PROTOCOL, __SASL_*, __SSL_*) pass through.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("POINTS_") or _is_kafka_connection(k)}
     env.update(
         {
             "POINTS_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
@@ -89,10 +95,8 @@ def settings_for(env: dict[str, str]) -> Settings:
         os.environ.update(saved)
 
 
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> float:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=262_144
-    )
+async def produce(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]) -> float:
+    producer = kafka_clients.producer(kafka, linger_ms=5, max_batch_size=262_144)
     await producer.start()
     started = time.perf_counter()
     try:
@@ -103,10 +107,10 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]
     return len(records) / (time.perf_counter() - started)
 
 
-async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
-    consumer = AIOKafkaConsumer(
+async def raw_consume(kafka: KafkaSettings, topic: str, expected: int) -> float:
+    consumer = kafka_clients.consumer(
+        kafka,
         topic,
-        bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -246,7 +250,7 @@ class InboxProgress:
 
 
 async def latency_run(
-    bootstrap: str, topic: str, url: str, rate_per_s: int, seconds: int, tag: str
+    kafka: KafkaSettings, topic: str, url: str, rate_per_s: int, seconds: int, tag: str
 ) -> list[float]:
     """Publish ``rate_per_s`` purchases for ``seconds``; return publish→visible latencies (ms)."""
     sent_at: dict[str, float] = {}
@@ -274,7 +278,7 @@ async def latency_run(
     stop_time = [0.0]
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = kafka_clients.producer(kafka, linger_ms=0)
     await producer.start()
     try:
         tick_s = 0.01
@@ -356,11 +360,15 @@ def main() -> None:
         seed=7, customers=args.customers, transactions=args.transactions, prefix=suffix
     )
     log(f"publishing {len(day.customers)} profiles and {len(day.transactions)} transactions")
-    asyncio.run(produce(bootstrap, topics.bank_customers, day.customers))
-    produce_per_s = asyncio.run(produce(bootstrap, topics.bank_transactions, day.transactions))
+    asyncio.run(produce(settings.kafka, topics.bank_customers, day.customers))
+    produce_per_s = asyncio.run(
+        produce(settings.kafka, topics.bank_transactions, day.transactions)
+    )
 
     log("raw consume (plain aiokafka getmany)")
-    raw_per_s = asyncio.run(raw_consume(bootstrap, topics.bank_transactions, len(day.transactions)))
+    raw_per_s = asyncio.run(
+        raw_consume(settings.kafka, topics.bank_transactions, len(day.transactions))
+    )
 
     log("database path fed from memory")
     db_per_s = db_only(args.pg_url, settings, day.transactions, day.customers, args.batch_size)
@@ -392,7 +400,8 @@ def main() -> None:
         log(f"latency at 1,000 events/s for {args.latency_seconds} s")
         latencies = asyncio.run(
             latency_run(
-                bootstrap, topics.bank_transactions, args.pg_url, 1000, args.latency_seconds, suffix
+                settings.kafka, topics.bank_transactions, args.pg_url, 1000,
+                args.latency_seconds, suffix,
             )
         )
     finally:

@@ -73,8 +73,14 @@ def reset_database(url: str) -> None:
     upgrade(url)
 
 
+def _is_kafka_connection(name: str) -> bool:
+    return name.startswith("POINTS_KAFKA__") and not name.startswith("POINTS_KAFKA__TOPICS__")
+
+
 def isolated_env(url: str, bootstrap: str, suffix: str, keys_env: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POINTS_")}
+    # The connection settings (POINTS_KAFKA__SECURITY_PROTOCOL, __SASL_*, __SSL_*) pass through.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("POINTS_") or _is_kafka_connection(k)}
     env.update(keys_env)
     env.update(
         {

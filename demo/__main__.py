@@ -19,7 +19,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -45,6 +44,7 @@ from points.ledger import verify
 from points.migrate import upgrade
 from points.settings import Settings, load_settings
 from simulation.traffic import DayTraffic, generate_day
+from streams import kafka_clients
 from streams.agents.partners import build_exchange_service
 from streams.topics import ensure_topics_sync
 
@@ -73,9 +73,7 @@ def progress() -> Progress:
 async def publish(
     settings: Settings, topic: str, records: list[tuple[bytes, bytes]], bar: Progress, task: TaskID
 ) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5
-    )
+    producer = kafka_clients.producer(settings.kafka, linger_ms=5)
     await producer.start()
     try:
         for start in range(0, len(records), 5000):
@@ -198,7 +196,7 @@ def run(customers: int, transactions: int) -> int:
             load_partners_config(),
             publish_now,
             topics,
-            partner_signup_env=(env, settings.kafka.bootstrap_servers),
+            partner_signup_env=(env, settings.kafka),
         )
         render_exchange(console, exchange_day)
         with engine.connect() as conn:

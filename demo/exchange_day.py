@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from sqlalchemy import Engine, func, select
 
@@ -25,8 +24,9 @@ from points.exchange import ExchangeService, SwapOrder, SwapRefused, settlement
 from points.exchange.tables import partner_links, referrals, swaps
 from points.ledger.tables import accounts, balances
 from points.partners import PartnersConfig
-from points.settings import TopicNames
+from points.settings import KafkaSettings, TopicNames
 from points.signing import SigningKey, sign
+from streams import kafka_clients
 
 __all__ = ["ExchangeDay", "partner_env", "run_exchange_day"]
 
@@ -118,7 +118,7 @@ def partner_member_signups(
     service: ExchangeService,
     partners: PartnersConfig,
     env: dict[str, str],
-    bootstrap: str,
+    kafka: KafkaSettings,
     prefix: str,
     publish: Callable[[str, list[tuple[bytes, bytes]]], None],
     topics: TopicNames,
@@ -183,16 +183,16 @@ def partner_member_signups(
                     ),
                 )
             )
-        asyncio.run(_send_signed(bootstrap, topics.partner_events(partner_id), signed))
+        asyncio.run(_send_signed(kafka, topics.partner_events(partner_id), signed))
     publish(topics.bank_customers, onboardings)
     time.sleep(3)  # the sign-up must be recorded before the qualifying purchase
     publish(topics.bank_transactions, purchases)
 
 
 async def _send_signed(
-    bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+    kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = kafka_clients.producer(kafka)
     await producer.start()
     try:
         for key, value, headers in records:
@@ -244,7 +244,7 @@ def run_exchange_day(
     *,
     swappers: int = 600,
     invites: int = 200,
-    partner_signup_env: tuple[dict[str, str], str] | None = None,
+    partner_signup_env: tuple[dict[str, str], KafkaSettings] | None = None,
 ) -> ExchangeDay:
     day = ExchangeDay()
     started = datetime.now(UTC)
@@ -263,8 +263,8 @@ def run_exchange_day(
     like = f"{prefix}%"
     invite_friends(service, [c for c, _, _ in plan[:invites]], prefix, publish, topics)
     if partner_signup_env is not None:
-        env, bootstrap = partner_signup_env
-        partner_member_signups(service, partners, env, bootstrap, prefix, publish, topics)
+        env, kafka = partner_signup_env
+        partner_member_signups(service, partners, env, kafka, prefix, publish, topics)
 
     def links_settled() -> bool:
         with engine.connect() as conn:

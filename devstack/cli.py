@@ -68,8 +68,9 @@ def _services(only: Service | None) -> list[Service]:
 def render_env(config: StackConfig, user: str | None = None) -> str:
     """Shell `export` lines for the stack, for `eval "$(python -m devstack env)"`.
 
-    On a secured stack also the client settings for ``user`` (default: the devstack admin):
-    POINTS_STACK_KAFKA_* names, for tests and operators, until the product reads its own.
+    On a secured stack also the product's own connection settings for ``user`` (default: the
+    devstack admin): POINTS_KAFKA__SECURITY_PROTOCOL, __SASL_MECHANISM, __SASL_USERNAME,
+    __SASL_PASSWORD_FILE and __SSL_CAFILE, which every process of the exchange reads.
     """
     layout = kafka.saved_layout(config)
     values = {
@@ -82,13 +83,13 @@ def render_env(config: StackConfig, user: str | None = None) -> str:
     if layout.secure:
         settings = kafka.client_config(config, layout, user or kafka_security.ADMIN)
         values |= {
-            "POINTS_STACK_KAFKA_SECURITY_PROTOCOL": settings["security.protocol"],
-            "POINTS_STACK_KAFKA_SASL_MECHANISM": settings["sasl.mechanism"],
-            "POINTS_STACK_KAFKA_USER": settings["sasl.username"],
-            "POINTS_STACK_KAFKA_PASSWORD_FILE": str(
+            "POINTS_KAFKA__SECURITY_PROTOCOL": settings["security.protocol"],
+            "POINTS_KAFKA__SASL_MECHANISM": settings["sasl.mechanism"],
+            "POINTS_KAFKA__SASL_USERNAME": settings["sasl.username"],
+            "POINTS_KAFKA__SASL_PASSWORD_FILE": str(
                 kafka_security.password_file(kafka.secrets_dir(config), settings["sasl.username"])
             ),
-            "POINTS_STACK_KAFKA_CA_FILE": settings["ssl.ca.location"],
+            "POINTS_KAFKA__SSL_CAFILE": settings["ssl.ca.location"],
         }
     elif user is not None:
         raise StackError("--user needs a secured stack (`up --secure`)")

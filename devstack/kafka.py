@@ -35,6 +35,7 @@ from devstack.paths import (
     KAFKA_VERSION,
     StackConfig,
 )
+from points.settings import KafkaSettings
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -445,10 +446,26 @@ def _check_ports_free(node: Node) -> None:
             )
 
 
-async def _aiokafka_broker_count(servers: str) -> int:
-    from aiokafka.admin import AIOKafkaAdminClient  # heavy import, only when needed
+def client_settings(config: StackConfig, layout: Layout, user: str = "admin") -> KafkaSettings:
+    """The product's connection settings (POINTS_KAFKA__*) for ``user`` on this stack."""
+    librdkafka = client_config(config, layout, user)
+    if not layout.secure:
+        return KafkaSettings(bootstrap_servers=librdkafka["bootstrap.servers"])
+    return KafkaSettings(
+        bootstrap_servers=librdkafka["bootstrap.servers"],
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=librdkafka["sasl.username"],
+        sasl_password_file=kafka_security.password_file(secrets_dir(config), user),
+        ssl_cafile=Path(librdkafka["ssl.ca.location"]),
+    )
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=5000)
+
+async def _aiokafka_broker_count(kafka_settings: KafkaSettings) -> int:
+    # The product's own client factory: the devstack checks connect as the product does.
+    from streams.kafka_clients import admin_client  # heavy import, only when needed
+
+    admin = admin_client(kafka_settings, request_timeout_ms=5000)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -460,27 +477,15 @@ async def _aiokafka_broker_count(servers: str) -> int:
             await admin.close()
 
 
-def _secure_broker_count(settings: dict[str, str]) -> int:
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        admin = AdminClient({**settings, "log_level": "0"})
-        return len(admin.describe_cluster(request_timeout=5).result(timeout=10).nodes)
-    except Exception:  # any failure just means "not ready yet"
-        return 0
-
-
 def broker_count(config: StackConfig, layout: Layout | None = None) -> int:
     """How many brokers the cluster reports (0 when it does not answer)."""
     layout = layout or saved_layout(config)
-    if layout.secure:
-        return _secure_broker_count(client_config(config, layout))
     # aiokafka logs every refused connection at ERROR; while polling those are expected noise.
     aiokafka_logger = logging.getLogger("aiokafka")
     level = aiokafka_logger.level
     aiokafka_logger.setLevel(logging.CRITICAL + 1)
     try:
-        return asyncio.run(_aiokafka_broker_count(bootstrap(config, layout)))
+        return asyncio.run(_aiokafka_broker_count(client_settings(config, layout)))
     finally:
         aiokafka_logger.setLevel(level)
 

@@ -150,8 +150,11 @@ def scram_format_args(secrets_dir: Path, users: Iterable[str]) -> list[str]:
 # --- the throwaway CA ------------------------------------------------------------------------
 
 
-def ensure_certificates(tls_dir: Path, host: str) -> tuple[Path, Path]:
-    """(ca.pem, broker.pem): a CA and a broker key + certificate for ``host`` and localhost.
+def ensure_certificates(
+    tls_dir: Path, host: str, dns_names: Iterable[str] = ()
+) -> tuple[Path, Path]:
+    """(ca.pem, broker.pem): a CA and a broker key + certificate for ``host``, localhost and
+    ``dns_names`` (the compose brokers' host names).
 
     broker.pem holds the unencrypted PKCS#8 key and the certificate chain: Kafka reads it as a
     PEM keystore (``ssl.keystore.type=PEM``). Made once per state dir.
@@ -188,7 +191,8 @@ def ensure_certificates(tls_dir: Path, host: str) -> tuple[Path, Path]:
     )  # fmt: skip
     broker_key = ec.generate_private_key(ec.SECP256R1())
     san = x509.SubjectAlternativeName(
-        [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
+        [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost"),
+         *(x509.DNSName(name) for name in dns_names)]
     )
     broker_cert = (
         x509.CertificateBuilder().subject_name(name("points-exchange devstack broker"))

@@ -12,8 +12,9 @@ import time: entry points call :func:`load_settings`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from points.ledger.model import AMOUNT_MAX
@@ -55,12 +56,107 @@ class TopicNames(BaseModel):
         return [self.points_ledger, self.points_dlq]
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+
 class KafkaSettings(BaseModel):
+    """How every Kafka client of the exchange connects (``POINTS_KAFKA__*``).
+
+    One group for all of them -- the faust workers, the outbox relay, topic creation, the API's
+    lag reader, the partner simulator, the demo and the benchmarks: each builds its client
+    through :mod:`streams.kafka_clients` from this object (README, "Configuration"). The
+    password is a :class:`SecretStr` (its repr and logs show ``**********``), given either in
+    ``POINTS_KAFKA__SASL_PASSWORD`` or as a file in ``POINTS_KAFKA__SASL_PASSWORD_FILE``.
+    """
+
     bootstrap_servers: str = "127.0.0.1:9092"
     # Partition count for every topic we create. faust's internal topics use the same number:
     # a mismatch between the two raises PartitionsMismatch at worker start.
     topic_partitions: int = Field(default=4, ge=1, le=1024)
     topics: TopicNames = TopicNames()
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    # The CA that signed the brokers' certificates (PEM); unset: the system's trust store.
+    ssl_cafile: Path | None = None
+    # mTLS: this client's certificate chain and private key (PEM), both or neither.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    # Check that the broker's certificate names the host we dialled. Turn off only for a
+    # broker whose certificate cannot name its address; the chain is verified either way.
+    ssl_check_hostname: bool = True
+    # Replicas of every topic the exchange creates (its own and faust's internal ones), and
+    # the topic's min.insync.replicas. Unset: chosen from the brokers the cluster reports
+    # (streams/topics.py): RF min(brokers, 3); min.insync 2 with 3 replicas, else 1.
+    replication_factor: int | None = Field(default=None, ge=1, le=16)
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=16)
+    # Run on existing topics with fewer replicas than the replication factor (a warning per
+    # topic) instead of refusing to start (exit 78).
+    accept_lower_replication: bool = False
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _coherent_security(self) -> KafkaSettings:
+        """Refuse settings that would connect differently from what the operator meant."""
+        sasl_given = [
+            name
+            for name in ("sasl_username", "sasl_password", "sasl_password_file")
+            if getattr(self, name) is not None
+        ]
+        if self.uses_sasl:
+            if not self.sasl_username:
+                raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
+            if (self.sasl_password is None) == (self.sasl_password_file is None):
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs exactly one of "
+                    "sasl_password and sasl_password_file"
+                )
+        elif sasl_given:
+            raise ValueError(
+                f"{', '.join(sasl_given)} set but security_protocol is {self.security_protocol}"
+                " (SASL_SSL or SASL_PLAINTEXT uses them)"
+            )
+        tls_given = [
+            name
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password")
+            if getattr(self, name) is not None
+        ]
+        if tls_given and not self.uses_tls:
+            raise ValueError(
+                f"{', '.join(tls_given)} set but security_protocol is {self.security_protocol}"
+                " (SSL or SASL_SSL uses them)"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mTLS): set both or none")
+        if (
+            self.replication_factor is not None
+            and self.min_insync_replicas is not None
+            and self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError(
+                f"min_insync_replicas {self.min_insync_replicas} is above replication_factor "
+                f"{self.replication_factor}: no write could ever be acknowledged"
+            )
+        return self
+
+    def sasl_password_value(self) -> str | None:
+        """The SASL password, from the setting or read (stripped) from its file."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.expanduser().read_text().strip()
+        return None
 
 
 class DatabaseSettings(BaseModel):

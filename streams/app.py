@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from points.settings import Settings
 from streams.fastpath import BatchingApp
+from streams.kafka_clients import faust_broker_settings
 
 __all__ = ["create_app"]
 
@@ -15,11 +16,16 @@ def create_app(settings: Settings, *, batch_lanes: int = 1) -> BatchingApp:
         batch_size_max=worker.batch_size_max,
         fetch_max_wait_ms=worker.fetch_max_wait_ms,
         batch_lanes=batch_lanes,
-        broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        # The bootstrap list and the security settings (POINTS_KAFKA__*): its consumer, its
+        # producer (the outbox relay's) and its topic creation all connect with them.
+        **faust_broker_settings(settings.kafka),
         # No faust tables: all state lives in the ledger database, written in the same
         # transaction as the points it explains. So no changelogs and no recovery to stall.
         store="memory://",
         topic_partitions=settings.kafka.topic_partitions,
+        # Replicas of faust's own topics (its assignor leader topic, created beforehand by
+        # streams/topics.py with min.insync.replicas): the resolved replication factor.
+        topic_replication_factor=settings.kafka.replication_factor or 1,
         web_enabled=worker.web_enabled,
         web_port=worker.web_port,
         web_host="127.0.0.1",

@@ -11,33 +11,33 @@ import asyncio
 import contextlib
 from typing import Any
 
+from points.settings import KafkaSettings
+from streams import kafka_clients
+
 __all__ = ["KafkaConsumerLag", "consumer_lag"]
 
 
 class KafkaConsumerLag:
-    """:class:`points.ops_metrics.ConsumerLagReader` over the brokers at ``bootstrap_servers``."""
+    """:class:`points.ops_metrics.ConsumerLagReader` over the brokers of ``kafka`` (with its
+    security settings: on a secured cluster, a principal allowed to describe the groups)."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
 
     async def lag(self, group_id: str, *, timeout_s: float) -> dict[str, Any]:
-        return await consumer_lag(self.bootstrap_servers, group_id, timeout_s=timeout_s)
+        return await consumer_lag(self.kafka, group_id, timeout_s=timeout_s)
 
 
 async def consumer_lag(
-    bootstrap_servers: str, group_id: str, *, timeout_s: float = 3.0
+    kafka: KafkaSettings, group_id: str, *, timeout_s: float = 3.0
 ) -> dict[str, Any]:
     """The group's lag per topic: end offsets minus committed offsets, summed over the
     partitions the group has committed. Raises when Kafka cannot be reached in time."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
-
     timeout_ms = int(timeout_s * 1000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers,
-                                request_timeout_ms=timeout_ms, client_id="points-ops")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, request_timeout_ms=timeout_ms,
-                                client_id="points-ops")
+    admin = kafka_clients.admin_client(kafka, request_timeout_ms=timeout_ms,
+                                       client_id="points-ops")
+    consumer = kafka_clients.consumer(kafka, group_id=None, enable_auto_commit=False,
+                                      request_timeout_ms=timeout_ms, client_id="points-ops")
 
     async def probe() -> dict[str, Any]:
         await admin.start()

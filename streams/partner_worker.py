@@ -54,14 +54,14 @@ RELAY_INTERVAL_S = 0.05
 RELAY_BATCH_SIZE_MAX = 2000
 
 
+def partner_settings(settings: Settings) -> Settings:
+    """The partner worker's settings: its own app id (consumer group), ``<app id>-partners``."""
+    worker = settings.worker.model_copy(update={"app_id": f"{settings.worker.app_id}-partners"})
+    return settings.model_copy(update={"worker": worker})
+
+
 def build_partner_app(settings: Settings) -> BatchingApp:
-    settings = settings.model_copy(
-        update={
-            "worker": settings.worker.model_copy(
-                update={"app_id": f"{settings.worker.app_id}-partners"}
-            )
-        }
-    )
+    settings = partner_settings(settings)
     app = create_app(settings)  # fetch wait: POINTS_WORKER__FETCH_MAX_WAIT_MS (50 ms)
     registry = build_partner_registry(settings)
     service = build_exchange_service(settings, registry=registry)
@@ -93,7 +93,8 @@ def main() -> None:
         for pid in config.partners
         for name in (topics.events(pid), topics.requests(pid))
     ]
-    ensure_topics_or_exit(settings, partner_topics)
+    app_id = partner_settings(settings).worker.app_id
+    settings = ensure_topics_or_exit(settings, partner_topics, app_id=app_id)
     app = build_partner_app(settings)
     limit_repeated_logs("aiokafka")  # a broker outage: a line every few seconds, not thousands
     tune_garbage_collector(settings.worker.gc_gen0_threshold)

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     # worker's CPU under py-spy --gil). Warnings and errors still show.
     logging.getLogger("faust").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    ensure_topics_or_exit(settings)
+    settings = ensure_topics_or_exit(settings)  # with the replication resolved
     app, lane_processes = build_worker_app(settings)
     limit_repeated_logs("aiokafka")  # a broker outage: a line every few seconds, not thousands
     tune_garbage_collector(settings.worker.gc_gen0_threshold)

@@ -262,7 +262,7 @@ def create_app(
         # The composition root wires the one Kafka piece the API uses (points/ has none).
         from streams.consumer_lag import KafkaConsumerLag
 
-        lag_reader = KafkaConsumerLag(settings.kafka.bootstrap_servers)
+        lag_reader = KafkaConsumerLag(settings.kafka)
     # /ops: the dashboard
     app.include_router(ops_router(engine, settings, api, lag_reader=lag_reader, clock=clock))
     app.include_router(refusals_router(_customer, ctx.api.activity_page_max, _PROBLEMS))

@@ -339,30 +339,32 @@ class Topics:
     """This journey's topic names, set through the documented settings."""
 
     suffix: str
+    # False: the documented default names (a cluster of its own, whose ACLs name them).
+    namespaced: bool = True
 
     @property
     def bank_transactions(self) -> str:
-        return f"j{self.suffix}.bank.transactions"
+        return f"{self.partner_prefix}bank.transactions"
 
     @property
     def bank_customers(self) -> str:
-        return f"j{self.suffix}.bank.customers"
+        return f"{self.partner_prefix}bank.customers"
 
     @property
     def customer_activity(self) -> str:
-        return f"j{self.suffix}.customer.activity"
+        return f"{self.partner_prefix}customer.activity"
 
     @property
     def points_ledger(self) -> str:
-        return f"j{self.suffix}.points.ledger"
+        return f"{self.partner_prefix}points.ledger"
 
     @property
     def points_dlq(self) -> str:
-        return f"j{self.suffix}.points.dlq"
+        return f"{self.partner_prefix}points.dlq"
 
     @property
     def partner_prefix(self) -> str:
-        return f"j{self.suffix}."
+        return f"j{self.suffix}." if self.namespaced else ""
 
     def partner_events(self, partner_id: str) -> str:
         return f"{self.partner_prefix}partner.{partner_id}.events"
@@ -379,6 +381,43 @@ class Topics:
             "POINTS_KAFKA__TOPICS__POINTS_DLQ": self.points_dlq,
             "POINTS_PARTNER_TOPIC_PREFIX": self.partner_prefix,
         }
+
+
+CONNECTION_SETTINGS = (
+    "POINTS_KAFKA__SECURITY_PROTOCOL", "POINTS_KAFKA__SASL_MECHANISM",
+    "POINTS_KAFKA__SASL_USERNAME", "POINTS_KAFKA__SASL_PASSWORD",
+    "POINTS_KAFKA__SASL_PASSWORD_FILE", "POINTS_KAFKA__SSL_CAFILE",
+    "POINTS_KAFKA__SSL_CERTFILE", "POINTS_KAFKA__SSL_KEYFILE",
+    "POINTS_KAFKA__SSL_CHECK_HOSTNAME",
+)  # fmt: skip
+"""README, "Configuration": how every process of the exchange connects to Kafka."""
+
+
+def connection_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The documented ``POINTS_KAFKA__*`` connection settings present in ``environ``."""
+    return {name: environ[name] for name in CONNECTION_SETTINGS if environ.get(name)}
+
+
+def librdkafka_security(settings: Mapping[str, str]) -> dict[str, str]:
+    """librdkafka properties for documented connection settings (README, "Configuration"),
+    translated here from the docs -- a bank's own client connects the same way."""
+    get = settings.get
+    config = {"security.protocol": get("POINTS_KAFKA__SECURITY_PROTOCOL", "PLAINTEXT")}
+    if config["security.protocol"].startswith("SASL_"):
+        password = get("POINTS_KAFKA__SASL_PASSWORD")
+        if password is None:
+            password = Path(settings["POINTS_KAFKA__SASL_PASSWORD_FILE"]).read_text().strip()
+        config |= {"sasl.mechanism": get("POINTS_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512"),
+                   "sasl.username": settings["POINTS_KAFKA__SASL_USERNAME"],
+                   "sasl.password": password}  # fmt: skip
+    for name, prop in (("SSL_CAFILE", "ssl.ca.location"),
+                       ("SSL_CERTFILE", "ssl.certificate.location"),
+                       ("SSL_KEYFILE", "ssl.key.location")):  # fmt: skip
+        if get(f"POINTS_KAFKA__{name}"):
+            config[prop] = settings[f"POINTS_KAFKA__{name}"]
+    if get("POINTS_KAFKA__SSL_CHECK_HOSTNAME", "true").lower() == "false":
+        config["ssl.endpoint.identification.algorithm"] = "none"
+    return config
 
 
 def partner_key_ids() -> dict[str, tuple[str, str]]:
@@ -436,14 +475,25 @@ class Journey:
     api_port: int | None = None
     # Distinguishes the consumer groups of two journeys on the same topics (see twin()).
     group_tag: str = ""
+    # How this journey's own clients (the test's core banking, partners, probes) and, unless
+    # ``principals`` names theirs, the processes connect: POINTS_KAFKA__* connection settings
+    # (README, "Configuration"), by default those of the environment (`devstack env`).
+    kafka_env: dict[str, str] = field(default_factory=lambda: connection_settings(os.environ))
+    # Per process name ("worker", "partner-worker", "api", "simulator"): its own principal's
+    # connection settings (`devstack env --user NAME`).
+    principals: dict[str, dict[str, str]] = field(default_factory=dict)
+    # False: the documented default topic names and app id (see Topics.namespaced).
+    namespaced: bool = True
 
     # --- names ---------------------------------------------------------------------------
     @property
     def topics(self) -> Topics:
-        return Topics(self.suffix)
+        return Topics(self.suffix, self.namespaced)
 
     @property
     def app_id(self) -> str:
+        if not self.namespaced:  # README: POINTS_WORKER__APP_ID's default
+            return f"points-exchange{self.group_tag}"
         return f"journey-{self.suffix}{self.group_tag}"
 
     def twin(self, database_url: str, log_dir: Path, group_tag: str = "-twin") -> Journey:
@@ -454,7 +504,7 @@ class Journey:
             suffix=self.suffix, partitions=self.partitions, jwt_secret=self.jwt_secret,
             ops_token=self.ops_token, referral_secret_hex=self.referral_secret_hex,
             partner_secrets=self.partner_secrets, extra_env=dict(self.extra_env),
-            group_tag=group_tag,
+            group_tag=group_tag, kafka_env=dict(self.kafka_env), namespaced=self.namespaced,
         )  # fmt: skip
 
     @property
@@ -491,6 +541,7 @@ class Journey:
                 "POINTS_API__RATE_LIMIT__BURST": "2000",
             }
         )
+        env.update(self.kafka_env)
         env.update(self.topics.env())
         for partner, (_key_id, variable) in partner_key_ids().items():
             env[variable] = self.partner_secrets[partner].hex()
@@ -501,6 +552,9 @@ class Journey:
     # --- processes -------------------------------------------------------------------------
     def _process(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Process:
         log = self.log_dir / f"{name}-{len(self.processes)}.log"
+        if name in self.principals:  # the process connects as its own principal
+            env = {k: v for k, v in env.items() if k not in CONNECTION_SETTINGS}
+            env = {**env, **self.principals[name]}
         process = Process(name, argv, env, log).start()
         self.processes.append(process)
         return process
@@ -603,8 +657,12 @@ class Journey:
             yield client
 
     # --- Kafka -----------------------------------------------------------------------------
+    def client_config(self) -> dict[str, str]:
+        """librdkafka properties of this journey's own clients (``kafka_env``)."""
+        return {"bootstrap.servers": self.bootstrap, **librdkafka_security(self.kafka_env)}
+
     def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap})
+        return AdminClient(self.client_config())
 
     def wait_for_topics(self, topics: Sequence[str], process: Process | None = None,
                         timeout_s: float = 90) -> None:  # fmt: skip
@@ -620,13 +678,15 @@ class Journey:
                    process.log_tail if process else self.logs)  # fmt: skip
 
     def bank_producer(self, compression: str = "none", **extra: Any) -> KafkaProducer:
-        return KafkaProducer(self.bootstrap, compression=compression, **extra)
+        return KafkaProducer(self.bootstrap, compression=compression,
+                             **librdkafka_security(self.kafka_env), **extra)  # fmt: skip
 
     def partner(self, partner_id: str, compression: str = "none") -> PartnerProducer:
         key_id, _variable = partner_key_ids()[partner_id]
         return PartnerProducer(
             self.bootstrap, self.topics.partner_events(partner_id), key_id,
             self.partner_secrets[partner_id], compression=compression,
+            **librdkafka_security(self.kafka_env),
         )  # fmt: skip
 
     def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
@@ -645,7 +705,7 @@ class Journey:
             consumer.close()
 
     def _consumer(self, group: str, **extra: Any) -> Consumer:
-        return Consumer({"bootstrap.servers": self.bootstrap, "group.id": group,
+        return Consumer({**self.client_config(), "group.id": group,
                          "enable.auto.commit": False, **extra})  # fmt: skip
 
     def committed(

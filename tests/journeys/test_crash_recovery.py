@@ -61,6 +61,20 @@ def balances(journey: Journey) -> dict[str, dict[str, int]]:
     return out
 
 
+def assert_same_ledger(disturbed_world: Journey, twin: Journey) -> None:
+    """Every customer's balance, held points, debt and expiring points are the twin's (which
+    earned something), and `verify` is clean in both worlds."""
+    disturbed, undisturbed = balances(disturbed_world), balances(twin)
+    assert sum(b["available"] for b in undisturbed.values()) > 0
+    differing = {
+        c: (disturbed[c], undisturbed[c]) for c in CUSTOMERS if disturbed[c] != undisturbed[c]
+    }
+    assert not differing, differing
+    for world in (disturbed_world, twin):
+        verdict = world.cli_json("verify")
+        assert verdict["ok"] and not verdict["violations"], verdict
+
+
 def start_beside_twin(journey: Journey, twin: Journey) -> Process:
     """Start the journey's worker and the twin's (which reads the same topics alongside, never
     disturbed), onboard ``CUSTOMERS`` and wait until both consumed the profiles (so purchases
@@ -100,10 +114,4 @@ def test_a_worker_killed_twice_mid_day_ends_with_the_ledger_of_an_undisturbed_ru
 
     twin.wait_caught_up(twin.worker_group, [journey.topics.bank_transactions], timeout_s=180)
 
-    crashed, undisturbed = balances(journey), balances(twin)
-    assert sum(b["available"] for b in undisturbed.values()) > 0
-    differing = {c: (crashed[c], undisturbed[c]) for c in CUSTOMERS if crashed[c] != undisturbed[c]}
-    assert not differing, differing
-    for world in (journey, twin):
-        verdict = world.cli_json("verify")
-        assert verdict["ok"] and not verdict["violations"], verdict
+    assert_same_ledger(journey, twin)

@@ -20,7 +20,7 @@ from adapters.config import load_partners_config, resolve_keys
 from adapters.registry import PartnerRegistry, build_registry
 from adapters.topics import PartnerTopics, ensure_topics
 from points.ports import Accepted, InboundMessage, OutboundMessage, Refused
-from points.settings import load_settings
+from points.settings import KafkaSettings, load_settings
 from tests.integration.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,7 +60,7 @@ def new_partner_env(bootstrap: str) -> PartnerEnv:
     env = PartnerEnv(bootstrap, f"t{uuid.uuid4().hex[:10]}.", keys_env)
     names = [t for pid in PARTNERS for t in (env.topics.requests(pid), env.topics.events(pid))]
     partitions = load_settings().kafka.topic_partitions
-    asyncio.run(ensure_topics(bootstrap, names, partitions))
+    asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), names, partitions))
     return env
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.topics import PartnerTopics, ensure_topics
+from points.settings import KafkaSettings
 from tests.integration.exchange.support import CONFIG, fresh_keys_env
 from tests.integration.processes import ManagedProcess
 from tests.integration.streams.support import StreamEnv, new_stream_env
@@ -36,7 +37,8 @@ def new_exchange_env(bootstrap: str, database_url: str) -> ExchangeEnv:
     stream = new_stream_env(bootstrap, database_url)
     env = ExchangeEnv(stream, f"t{stream.suffix}.", fresh_keys_env())
     names = [t for p in CONFIG.partners for t in (env.topics.events(p), env.topics.requests(p))]
-    asyncio.run(ensure_topics(bootstrap, names, stream.partitions))
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    asyncio.run(ensure_topics(kafka, names, stream.partitions))
     return env
 
 

@@ -18,6 +18,7 @@ from points.dead_letters import dead_letters
 from points.earning.tables import earning_records
 from points.inbox import inbound_events
 from points.ledger.verify import VerifyReport, Violation
+from points.settings import KafkaSettings
 from streams.consumer_lag import KafkaConsumerLag, consumer_lag
 from tests.conftest import require_env
 
@@ -233,7 +234,8 @@ async def test_lag_comes_from_the_reader_the_dashboard_is_handed() -> None:
 
 async def test_lag_is_unavailable_when_kafka_does_not_answer() -> None:
     """Nothing listens on the port: ``unavailable`` with the reason, within the timeout."""
-    cache = ops_metrics.LagCache(KafkaConsumerLag("127.0.0.1:1"), "points-exchange", timeout_s=1.0)
+    unreachable = KafkaConsumerLag(KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    cache = ops_metrics.LagCache(unreachable, "points-exchange", timeout_s=1.0)
     started = time.monotonic()
     got = await cache.get(wait_s=3)
     assert got["status"] == "unavailable"
@@ -274,11 +276,12 @@ async def test_consumer_lag_per_topic_from_the_real_broker() -> None:
                                TopicPartition(topic, 1): OffsetAndMetadata(5, "")})
     finally:
         await consumer.stop()
-    got = await consumer_lag(bootstrap, group, timeout_s=10)
+    got = await consumer_lag(KafkaSettings(bootstrap_servers=bootstrap), group, timeout_s=10)
     assert got["status"] == "ok"
     assert got["topics"] == {topic: {"lag": 3, "end": 10, "committed": 7, "partitions": 2}}
     assert got["total_lag"] == 3
-    cache = ops_metrics.LagCache(KafkaConsumerLag(bootstrap), group, timeout_s=10)
+    reader = KafkaConsumerLag(KafkaSettings(bootstrap_servers=bootstrap))
+    cache = ops_metrics.LagCache(reader, group, timeout_s=10)
     assert (await cache.get(wait_s=10))["topics"][topic]["lag"] == 3
     await cache.close()
     await asyncio.sleep(0)
