@@ -158,6 +158,7 @@ class CampaignPlan:
     fixed_points: int
     explanation: str
     policy: Policy
+    holdout_percent: int | None = None  # see points/rules/holdout.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +385,7 @@ class RulePlan:
                         rule.fixed_points or 0,
                         head.describe(why),
                         policy,
+                        rule.holdout_percent,
                     )
                 )
             elif isinstance(rule, FirstPartnerPurchaseRule):
