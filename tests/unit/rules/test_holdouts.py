@@ -73,13 +73,12 @@ def test_holdout_customer_gets_no_campaign_points_but_the_record_keeps_them() ->
     ruleset = make_ruleset(RULES)
     held = _held("young", 20)[0]
     treated = next(c for c in CUSTOMERS if not in_holdout("young", c, 20))
-    young = {"birth_year": 2000}
     for customer, expect_line in ((held, False), (treated, True)):
         event = purchase(10_000, mcc="5812", customer_id=customer)
         result = evaluate(
             ruleset,
             event,
-            profile(customer_id=customer, **young),
+            profile(customer_id=customer, birth_year=2000),
             RuleState(),
             now=event.occurred_at,
         )
