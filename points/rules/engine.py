@@ -33,7 +33,6 @@ from points.rules.gamification import (
     evaluate_activity,
     new_badges,
 )
-from points.rules.holdout import in_holdout
 from points.rules.plan import AudiencePlan, Route, RulePlan, plan_of
 from points.rules.records import (
     UNKNOWN_JOINED_AT,
@@ -305,9 +304,8 @@ def _bonuses(
                 points = base_points * campaign.extra_percent // 100
             else:
                 points = campaign.fixed_points
-            if campaign.holdout_percent is not None and in_holdout(
-                campaign.head.id, customer_id, campaign.holdout_percent
-            ):
+            holdout = campaign.holdout
+            if holdout is not None and holdout.holds(customer_id):
                 if held is None:
                     held = []
                 held.append((campaign.head.id, points))

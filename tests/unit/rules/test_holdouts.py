@@ -15,7 +15,7 @@ from points.rules import (
     clawback,
     evaluate,
 )
-from points.rules.holdout import BUCKETS, holdout_bucket, in_holdout
+from points.rules.holdout import BUCKETS, HoldoutSplit, holdout_bucket, in_holdout
 from tests.unit.rules.builders import make_ruleset, profile, purchase, refund
 
 RULES = """
@@ -55,6 +55,8 @@ def test_assignment_is_a_stable_hash_of_campaign_and_customer() -> None:
     pinned = {c: holdout_bucket("young", c) for c in ("c-00001", "c-00002", "c-00003")}
     assert pinned == {"c-00001": 9285, "c-00002": 1866, "c-00003": 2186}
     assert all(0 <= holdout_bucket("x", c) < BUCKETS for c in CUSTOMERS)
+    split = HoldoutSplit("young", 20)
+    assert [split.holds(c) for c in CUSTOMERS] == [in_holdout("young", c, 20) for c in CUSTOMERS]
 
 
 def test_holdout_share_is_close_to_the_percent_and_independent_between_campaigns() -> None:
