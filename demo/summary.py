@@ -11,13 +11,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from demo.campaigns import CampaignCheck
 from points.dead_letters import dead_letters
 from points.earning.tables import customer_rule_state, earning_records
 from points.inbox import inbound_events
 from points.ledger import verify
 from points.ledger.tables import entries
 
-__all__ = ["DaySummary", "collect", "render"]
+__all__ = ["DaySummary", "collect", "render", "render_campaigns"]
 
 
 @dataclass
@@ -137,6 +138,36 @@ def render(console: Console, summary: DaySummary) -> None:
     console.print(f"verify: {verdict}[/] over {summary.verify_entries:,} ledger entries")
     for violation in summary.violations:
         console.print(f"  [red]{violation}")
+
+
+def render_campaigns(console: Console, checks: Sequence[CampaignCheck]) -> None:
+    """Each demo campaign's uplift report against the simulated truth (demo/campaigns.py)."""
+    if not checks:
+        return
+    table = Table(
+        title="Campaign uplift against the simulated truth (this run's customers; "
+        "points-ledger campaigns report ID for the whole ledger)",
+        title_justify="left",
+    )
+    for column in ("campaign", "treated", "holdout", "true uplift", "true incremental",
+                   "estimate", "95% interval", "contains truth"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "campaign" else "right")
+    for check in checks:
+        report = check.report
+        spend = report.incremental_spend
+        table.add_row(
+            check.campaign_id,
+            f"{report.treated.customers:,}",
+            f"{report.holdout.customers:,}",
+            f"{check.true_uplift_percent}%",
+            f"{check.true_incremental_minor / 100:,.2f}",
+            "-" if spend is None else f"{spend.estimate / 100:,.2f}",
+            "-" if spend is None else f"[{spend.low / 100:,.2f}, {spend.high / 100:,.2f}]",
+            "[green]yes" if check.recovered else "[red]NO",
+        )
+    console.print(table)
+    for check in checks:
+        console.print(f"  {check.campaign_id}: {check.report.verdict}")
 
 
 def render_exchange(console: Console, day: object) -> None:

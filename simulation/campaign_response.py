@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from points.rules.holdout import in_holdout
 
-__all__ = ["CampaignDay", "CampaignEffect", "generate_campaign_day", "is_young"]
+__all__ = [
+    "CampaignDay",
+    "CampaignEffect",
+    "generate_campaign_day",
+    "is_young",
+    "lift",
+    "responses",
+]
 
 # (mcc, weight, typical amounts in fen): what a customer's purchases are drawn from
 _BASKETS: list[tuple[str, int, tuple[int, ...]]] = [
@@ -61,6 +68,30 @@ class CampaignDay:
     true_incremental_minor: dict[str, int] = field(default_factory=dict)
     #: campaign id -> customers it treated (in audience, not held out)
     treated_customers: dict[str, int] = field(default_factory=dict)
+
+
+def lift(amount_minor: int, uplift_percent: int) -> int:
+    """A treated customer's purchase: ``uplift_percent`` larger, rounded down."""
+    return amount_minor * (100 + uplift_percent) // 100
+
+
+def responses(
+    profiles: Iterable[dict[str, Any]], effects: Sequence[CampaignEffect]
+) -> dict[str, tuple[str, int]]:
+    """customer id -> (campaign id, uplift percent) for each customer a non-zero effect moves:
+    in its audience and not held out. (One campaign moves a customer: the first that does.)"""
+    moved: dict[str, tuple[str, int]] = {}
+    for profile in profiles:
+        customer = str(profile["customer_id"])
+        for effect in effects:
+            if (
+                effect.uplift_percent
+                and effect.audience(profile)
+                and not in_holdout(effect.campaign_id, customer, effect.holdout_percent)
+            ):
+                moved[customer] = (effect.campaign_id, effect.uplift_percent)
+                break
+    return moved
 
 
 def _encode(body: dict[str, Any]) -> bytes:
@@ -120,7 +151,7 @@ def generate_campaign_day(
             base = max(1, int(rng.choice(amounts[mcc]) * basket))
             amount = base
             for effect in responding:  # one non-zero effect per customer in practice
-                lifted = amount * (100 + effect.uplift_percent) // 100
+                lifted = lift(amount, effect.uplift_percent)
                 out.true_incremental_minor[effect.campaign_id] += lifted - amount
                 amount = lifted
             at = day + timedelta(seconds=rng.randrange(86_400))
