@@ -141,33 +141,30 @@ def render(console: Console, summary: DaySummary) -> None:
 
 
 def render_campaigns(console: Console, checks: Sequence[CampaignCheck]) -> None:
-    """Each demo campaign's uplift report against the simulated truth (demo/campaigns.py)."""
+    """Each demo campaign's uplift report against the simulated truth (demo/campaigns.py):
+    two lines a campaign, so a narrow terminal wraps instead of cutting the numbers."""
     if not checks:
         return
-    table = Table(
-        title="Campaign uplift against the simulated truth (this run's customers; "
-        "points-ledger campaigns report ID for the whole ledger)",
-        title_justify="left",
+    console.print(
+        "[bold]Campaign uplift against the simulated truth[/] (this run's customers; "
+        "`points-ledger campaigns report ID` for the whole ledger)"
     )
-    for column in ("campaign", "treated", "holdout", "true uplift", "true incremental",
-                   "estimate", "95% interval", "contains truth"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "campaign" else "right")
     for check in checks:
         report = check.report
         spend = report.incremental_spend
-        table.add_row(
-            check.campaign_id,
-            f"{report.treated.customers:,}",
-            f"{report.holdout.customers:,}",
-            f"{check.true_uplift_percent}%",
-            f"{check.true_incremental_minor / 100:,.2f}",
-            "-" if spend is None else f"{spend.estimate / 100:,.2f}",
-            "-" if spend is None else f"[{spend.low / 100:,.2f}, {spend.high / 100:,.2f}]",
-            "[green]yes" if check.recovered else "[red]NO",
+        found = (
+            "no interval"
+            if spend is None
+            else f"estimate {spend.estimate / 100:,.2f}, 95% interval "
+            f"[{spend.low / 100:,.2f}, {spend.high / 100:,.2f}]"
         )
-    console.print(table)
-    for check in checks:
-        console.print(f"  {check.campaign_id}: {check.report.verdict}")
+        mark = "[green]contains the truth[/]" if check.recovered else "[red]MISSES the truth[/]"
+        console.print(
+            f"  {check.campaign_id}: treated {report.treated.customers:,}, holdout "
+            f"{report.holdout.customers:,}; true uplift {check.true_uplift_percent}% = "
+            f"{check.true_incremental_minor / 100:,.2f} yuan of spend"
+        )
+        console.print(f"    report: {found}: {mark}; {report.verdict}")
 
 
 def render_exchange(console: Console, day: object) -> None:

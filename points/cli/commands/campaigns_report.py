@@ -17,9 +17,8 @@ from points.cli.context import ops_of
 from points.cli.errors import BadInput, NotFound
 from points.cli.options import CostPerPointMinor, PerPoints
 from points.cli.output import table
-from points.marketing.campaign_data import campaign_outcomes, campaign_population
+from points.marketing.reports import campaign_report
 from points.marketing.stats import Interval
-from points.marketing.uplift import build_report
 from points.rules import load_ruleset
 from points.rules.backtest import PointCost
 from points.rules.ruleset import CampaignRule
@@ -59,13 +58,7 @@ def command(
         raise BadInput(f"campaign {campaign_id!r} has no holdout_percent: it has no control "
                        "group to compare with (docs/rules.md, Holdouts)")
     with ops.read() as conn:
-        population = campaign_population(conn, campaign)
-        outcomes = campaign_outcomes(conn, campaign)
-    report = build_report(
-        campaign.id, campaign.window.starts_at, campaign.window.ends_at,
-        campaign.holdout_percent, population.customers, outcomes,
-        PointCost(cost_minor, per_points).of,
-    )
+        report, population = campaign_report(conn, campaign, PointCost(cost_minor, per_points).of)
     data = report.to_json()
     data["population_not_narrowed_by"] = list(population.not_narrowed_by)
     t, h = report.treated, report.holdout
