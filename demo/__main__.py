@@ -32,8 +32,9 @@ from sqlalchemy import Engine, func, select
 
 from adapters.config import load_partners_config
 from demo import services
+from demo.campaigns import check_campaigns, demo_effects
 from demo.exchange_day import partner_env, run_exchange_day
-from demo.summary import collect, render, render_exchange
+from demo.summary import collect, render, render_campaigns, render_exchange
 from demo.tokens import api_env, demo_token, exchange_day_sample_customer, ops_token
 from points.api.settings import ApiSharedSettings
 from points.db import make_engine
@@ -42,8 +43,9 @@ from points.earning.tables import customer_profiles
 from points.inbox import inbound_events
 from points.ledger import verify
 from points.migrate import upgrade
+from points.rules import load_ruleset
 from points.settings import Settings, load_settings
-from simulation.traffic import DayTraffic, generate_day
+from simulation.traffic import DEFAULT_DAY, DayTraffic, generate_day
 from streams import kafka_clients
 from streams.agents.partners import build_exchange_service
 from streams.topics import ensure_topics_sync
@@ -148,8 +150,13 @@ def run(customers: int, transactions: int) -> int:
         console.print(f"{service.description:<34} pid {pid} ({state})")
 
     with console.status("simulating the day"):
+        ruleset = load_ruleset(settings.rules.path)
         day: DayTraffic = generate_day(
-            seed=int(time.time()), customers=customers, transactions=transactions, prefix=prefix
+            seed=int(time.time()),
+            customers=customers,
+            transactions=transactions,
+            prefix=prefix,
+            effects=demo_effects(ruleset, DEFAULT_DAY.year),
         )
     topics = settings.kafka.topics
     engine = make_engine(settings.database_url)
@@ -181,6 +188,9 @@ def run(customers: int, transactions: int) -> int:
             f"duplicates ignored, {day.malformed} malformed dead-lettered"
         )
         render(console, collect(engine, prefix, since))
+        render_campaigns(
+            console, check_campaigns(engine, prefix, ruleset, day.true_incremental_minor)
+        )
         console.rule("[bold]Partner exchange")
 
         def publish_now(topic: str, records: list[tuple[bytes, bytes]]) -> None:

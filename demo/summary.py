@@ -11,13 +11,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from demo.campaigns import CampaignCheck
 from points.dead_letters import dead_letters
 from points.earning.tables import customer_rule_state, earning_records
 from points.inbox import inbound_events
 from points.ledger import verify
 from points.ledger.tables import entries
 
-__all__ = ["DaySummary", "collect", "render"]
+__all__ = ["DaySummary", "collect", "render", "render_campaigns"]
 
 
 @dataclass
@@ -137,6 +138,33 @@ def render(console: Console, summary: DaySummary) -> None:
     console.print(f"verify: {verdict}[/] over {summary.verify_entries:,} ledger entries")
     for violation in summary.violations:
         console.print(f"  [red]{violation}")
+
+
+def render_campaigns(console: Console, checks: Sequence[CampaignCheck]) -> None:
+    """Each demo campaign's uplift report against the simulated truth (demo/campaigns.py):
+    two lines a campaign, so a narrow terminal wraps instead of cutting the numbers."""
+    if not checks:
+        return
+    console.print(
+        "[bold]Campaign uplift against the simulated truth[/] (this run's customers; "
+        "`points-ledger campaigns report ID` for the whole ledger)"
+    )
+    for check in checks:
+        report = check.report
+        spend = report.incremental_spend
+        found = (
+            "no interval"
+            if spend is None
+            else f"estimate {spend.estimate / 100:,.2f}, 95% interval "
+            f"[{spend.low / 100:,.2f}, {spend.high / 100:,.2f}]"
+        )
+        mark = "[green]contains the truth[/]" if check.recovered else "[red]MISSES the truth[/]"
+        console.print(
+            f"  {check.campaign_id}: treated {report.treated.customers:,}, holdout "
+            f"{report.holdout.customers:,}; true uplift {check.true_uplift_percent}% = "
+            f"{check.true_incremental_minor / 100:,.2f} yuan of spend"
+        )
+        console.print(f"    report: {found}: {mark}; {report.verdict}")
 
 
 def render_exchange(console: Console, day: object) -> None:

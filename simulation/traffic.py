@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["DayTraffic", "TrafficMix", "generate_day"]
+from simulation.campaign_response import CampaignEffect, lift, responses
+
+__all__ = ["DEFAULT_DAY", "DayTraffic", "TrafficMix", "generate_day"]
 
 # (mcc, weight, typical amounts in fen)
 MCC_MIX: list[tuple[str, int, tuple[int, ...]]] = [
@@ -37,6 +39,8 @@ PARTNER_MERCHANTS = {
     "5999": ("eshop", "M-ESHOP-0001"),
     "4511": ("airline", "M-AIRLINE-0001"),
 }
+#: the simulated day when none is given (the demo's)
+DEFAULT_DAY = datetime(2026, 11, 26, tzinfo=UTC)
 SEGMENTS = [("young", 25), ("long_tail", 30), ("dormant", 15), ("mass", 22), ("affluent", 8)]
 
 
@@ -61,6 +65,9 @@ class DayTraffic:
     reversals: int
     duplicates: int
     malformed: int
+    #: campaign id -> the net spend (after refunds) its treated customers added
+    #: (simulation/campaign_response.py)
+    true_incremental_minor: dict[str, int] = field(default_factory=dict)
 
     @property
     def distinct_valid_transactions(self) -> int:
@@ -99,12 +106,15 @@ def generate_day(
     day: datetime | None = None,
     mix: TrafficMix = TrafficMix(),
     prefix: str | None = None,
+    effects: Sequence[CampaignEffect] = (),
 ) -> DayTraffic:
-    """``transactions`` purchases (plus refunds, reversals, duplicates, a few malformed)."""
+    """``transactions`` purchases (plus refunds, reversals, duplicates, a few malformed).
+
+    With ``effects``, customers treated by a campaign spend its true uplift more on every
+    purchase (``simulation.campaign_response.lift``); the same seed without effects gives the
+    same day as before."""
     rng = random.Random(seed)
-    start = (day or datetime(2026, 11, 26, tzinfo=UTC)).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
+    start = (day or DEFAULT_DAY).replace(hour=0, minute=0, second=0, microsecond=0)
     tag = prefix or f"d{seed}"
     profiles = list(_profiles(rng, tag, customers, start))
     customer_ids = [p["customer_id"] for p in profiles]
@@ -113,6 +123,8 @@ def generate_day(
     mccs = [m for m, w, _ in MCC_MIX for _ in range(w)]
     amounts = {m: a for m, _, a in MCC_MIX}
     chosen = rng.choices(customer_ids, weights=weights, k=transactions)
+    uplift = responses(profiles, effects)
+    truth = dict.fromkeys((effect.campaign_id for effect in effects), 0)
     out: list[tuple[bytes, bytes]] = []
     counts = {"refund": 0, "reversal": 0, "dup": 0, "bad": 0}
     seconds_per_txn = 86_400 / max(transactions, 1)
@@ -123,17 +135,22 @@ def generate_day(
             "event_type": "purchase",
             "event_id": f"{tag}-t{i}",
             "customer_id": customer,
-            "amount_minor": rng.choice(amounts[mcc]),
+            "amount_minor": (base := rng.choice(amounts[mcc])),
             "currency": "CNY",
             "mcc": mcc,
             "merchant_id": f"M-{rng.randrange(5000):05d}",
             "channel": "atm" if mcc == "6011" else rng.choice(["card_present", "online", "mobile"]),
             "occurred_at": at.isoformat(),
         }
+        response = uplift.get(customer)
+        if response is not None:
+            body["amount_minor"] = lift(base, response[1])
         if mcc in PARTNER_MERCHANTS and rng.random() < mix.partner_share:
             partner_id, merchant = PARTNER_MERCHANTS[mcc]
             body["merchant_id"] = merchant
             body["partner_id"] = partner_id
+        if response is not None:
+            truth[response[0]] += body["amount_minor"] - base
         key = customer.encode()
         value = _encode(body)
         out.append((key, value))
@@ -143,11 +160,11 @@ def generate_day(
         roll = rng.random()
         if roll < mix.refund_rate + mix.reversal_rate:
             kind = "refund" if roll < mix.refund_rate else "reversal"
-            amount = (
-                body["amount_minor"]
-                if kind == "reversal"
-                else rng.choice([body["amount_minor"], body["amount_minor"] // 2 or 1])
-            )
+            # (rng.choice over two items: the same draw as choosing between the two amounts)
+            half = kind == "refund" and rng.choice((False, True))
+            amount = _refunded(body["amount_minor"], half)
+            if response is not None:  # what would have come back without the campaign
+                truth[response[0]] -= amount - _refunded(base, half)
             refund = {
                 **{
                     k: body[k] for k in ("customer_id", "currency", "mcc", "merchant_id", "channel")
@@ -207,4 +224,9 @@ def generate_day(
         reversals=counts["reversal"],
         duplicates=counts["dup"],
         malformed=counts["bad"],
+        true_incremental_minor=truth,
     )
+
+
+def _refunded(amount: int, half: bool) -> int:
+    return amount // 2 or 1 if half else amount

@@ -264,7 +264,8 @@ def create_app(
 
         lag_reader = KafkaConsumerLag(settings.kafka)
     # /ops: the dashboard
-    app.include_router(ops_router(engine, settings, api, lag_reader=lag_reader, clock=clock))
+    app.include_router(ops_router(engine, settings, api, lag_reader=lag_reader, clock=clock,
+                                  ruleset=ctx.ruleset))
     app.include_router(refusals_router(_customer, ctx.api.activity_page_max, _PROBLEMS))
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.

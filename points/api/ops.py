@@ -36,6 +36,9 @@ from points import ops_metrics
 from points.api.errors import NotConfigured, Unauthenticated
 from points.api.ops_sessions import OpsSessions
 from points.api.settings import DashboardSettings
+from points.marketing.reports import campaign_reports_json
+from points.rules import RuleSet
+from points.rules.backtest import PointCost
 from points.settings import Settings
 
 __all__ = ["COOKIE", "ops_router"]
@@ -120,6 +123,7 @@ def ops_router(
     *,
     lag_reader: ops_metrics.ConsumerLagReader,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ruleset: RuleSet | None = None,
 ) -> APIRouter:
     """The ``/ops`` routes over ``engine`` (the API's read engine), configured by ``ops``
     (the API's settings); ``lag_reader`` reads the lag of the worker's consumer group (named
@@ -158,6 +162,11 @@ def ops_router(
         "dlq": _Cached(ops.ops_fast_ttl_s, _section(
             engine, "dlq", lambda c: ops_metrics.dlq_by_reason(c, now=datetime.now(UTC)))),
     }
+    if ruleset is not None:  # campaign uplift (docs/marketing.md): one pass over the records
+        rules = ruleset
+        sections["campaigns"] = _Cached(ops.ops_slow_ttl_s, _section(
+            engine, "campaigns", lambda c: campaign_reports_json(c, rules, PointCost().of)),
+            background=True)
 
     def database_sections() -> dict[str, Any]:
         body = {name: cached.get() for name, cached in sections.items()}

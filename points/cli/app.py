@@ -23,6 +23,7 @@ from points.cli.commands import (
     api_purge_keys,
     audit,
     balance,
+    campaigns_report,
     dlq_list,
     dlq_replay,
     entry_show,
@@ -205,6 +206,11 @@ referrals_app = typer.Typer(
 referrals_app.command("list")(referrals_list.command)
 referrals_app.command("show")(referrals_show.command)
 app.add_typer(referrals_app, name="referrals")
+
+campaigns_app = typer.Typer(help="Campaigns: uplift against their holdout.",
+                            no_args_is_help=True)
+campaigns_app.command("report")(campaigns_report.command)
+app.add_typer(campaigns_app, name="campaigns")
 
 api_app = typer.Typer(
     help="The customer API's own tables: stored Idempotency-Key responses.", no_args_is_help=True

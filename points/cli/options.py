@@ -6,7 +6,10 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["Customer", "Key", "Limit", "Operator", "OptionalOperator", "ReasonText"]
+__all__ = [
+    "CostPerPointMinor", "Customer", "Key", "Limit", "Operator", "OptionalOperator", "PerPoints",
+    "ReasonText",
+]
 
 Customer = Annotated[str, typer.Argument(help="Customer id.", show_default=False)]
 Operator = Annotated[str, typer.Option(
@@ -21,3 +24,8 @@ Key = Annotated[str | None, typer.Option(
     "(default: a fresh key, printed).", show_default=False)]
 
 Limit = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many rows at most.")]
+
+# What a point costs the bank (points.rules.backtest.PointCost): backtest and campaign reports.
+CostPerPointMinor = Annotated[int, typer.Option(
+    "--cost-per-point-minor", min=0, help="Cost: N minor units per --per-points points.")]
+PerPoints = Annotated[int, typer.Option("--per-points", min=1)]

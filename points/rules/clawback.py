@@ -224,6 +224,7 @@ def clawback(
         lines=record.lines,
         refunded_minor=refunded_total,
         clawed=clawed,
+        held_out=record.held_out,
     )
     moved = {id(line) for taken in elsewhere.values() for line in taken}
     own = [line for line in lines if id(line) not in moved]

@@ -176,7 +176,24 @@ def _evaluate_purchase(
                 "proportional",
             )
         )
-    _bonuses(plan, route, profile, state, today, at_utc, amount, base_points, partner, candidates)
+    held = _bonuses(
+        plan,
+        route,
+        profile,
+        state,
+        today,
+        at_utc,
+        amount,
+        base_points,
+        partner,
+        candidates,
+        purchase.customer_id,
+    )
+    if held is not None:
+        notes.extend(
+            f"held out of campaign {rule_id} (its control group): would have earned {points}"
+            for rule_id, points in held
+        )
     next_count = state.purchase_count + 1
     next_spend = state.cumulative_spend_minor + amount
     reached = _milestones_reached(plan, state, next_count, next_spend, candidates)
@@ -225,6 +242,7 @@ def _evaluate_purchase(
         currency,
         partner,
         tuple(too_late) if too_late else (),
+        () if held is None else tuple(held),
     )
 
 
@@ -262,10 +280,16 @@ def _bonuses(
     base_points: int,
     partner: str | None,
     candidates: list[Candidate],
-) -> None:
-    """Add the candidate lines of the campaigns, first-partner bonuses and reactivations."""
+    customer_id: str,
+) -> list[tuple[str, int]] | None:
+    """Add the candidate lines of the campaigns, first-partner bonuses and reactivations.
+
+    Returns the (campaign id, points) a customer in a campaign's holdout would have earned
+    from this purchase, before caps (points/rules/holdout.py), or None: no list is made for
+    the usual purchase."""
     # Days since the last purchase: reactivations always need it, dormant audiences may.
     idle = _days_since_purchase(plan, profile, state, today) if plan.reactivations else None
+    held: list[tuple[str, int]] | None = None
 
     for campaign in route.campaigns:
         if (
@@ -280,6 +304,12 @@ def _bonuses(
                 points = base_points * campaign.extra_percent // 100
             else:
                 points = campaign.fixed_points
+            holdout = campaign.holdout
+            if holdout is not None and holdout.holds(customer_id):
+                if held is None:
+                    held = []
+                held.append((campaign.head.id, points))
+                continue
             candidates.append(
                 (
                     campaign.head.index,
@@ -317,6 +347,7 @@ def _bonuses(
                         "full_refund",
                     )
                 )
+    return held
 
 
 def _milestones_reached(

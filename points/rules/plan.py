@@ -33,6 +33,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from points.rules.days import Calendar
+from points.rules.holdout import HoldoutSplit
 from points.rules.memo import MEMO_LIMIT
 from points.rules.ruleset import (
     Audience,
@@ -158,6 +159,7 @@ class CampaignPlan:
     fixed_points: int
     explanation: str
     policy: Policy
+    holdout: HoldoutSplit | None = None  # holdout_percent's split (points/rules/holdout.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +386,9 @@ class RulePlan:
                         rule.fixed_points or 0,
                         head.describe(why),
                         policy,
+                        None
+                        if rule.holdout_percent is None
+                        else HoldoutSplit(rule.id, rule.holdout_percent),
                     )
                 )
             elif isinstance(rule, FirstPartnerPurchaseRule):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from points.events import (
@@ -183,6 +184,9 @@ class EarningRecord:
     lines: tuple[Line, ...]
     refunded_minor: int = 0
     clawed: Mapping[str, int] = field(default_factory=dict)
+    #: campaign id -> the points this purchase would have earned from it had the customer not
+    #: been in the campaign's holdout (points/rules/holdout.py); kept for the uplift report
+    held_out: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def points(self) -> int:
@@ -192,7 +196,7 @@ class EarningRecord:
         # Once per purchase: each line's dict is built inline (Line.to_json's shape), and an
         # empty ``clawed`` (every record until a refund) skips the sort.
         clawed = self.clawed
-        return {
+        out: dict[str, Any] = {
             "event_id": self.event_id,
             "customer_id": self.customer_id,
             "ruleset_version": self.ruleset_version,
@@ -212,10 +216,14 @@ class EarningRecord:
             "refunded_minor": self.refunded_minor,
             "clawed": dict(sorted(clawed.items())) if clawed else {},
         }
+        if self.held_out:  # absent on the usual record: records before holdouts look the same
+            out["held_out"] = dict(self.held_out)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EarningRecord:
         partner = data["partner_id"]
+        held_out = data.get("held_out")
         return cls(
             event_id=str(data["event_id"]),
             customer_id=str(data["customer_id"]),
@@ -226,6 +234,7 @@ class EarningRecord:
             lines=tuple(line_from_json(line) for line in data["lines"]),
             refunded_minor=int(data["refunded_minor"]),
             clawed={str(k): int(v) for k, v in data["clawed"].items()},
+            held_out={str(k): int(v) for k, v in held_out.items()} if held_out else {},
         )
 
 
@@ -248,6 +257,8 @@ class Evaluation:
     #: period is older than the streak remembers; "caps": its day's or month's counters are
     #: gone); the earning service records it as a refusal (docs/rules.md, "Late events")
     too_late_for: tuple[str, ...] = ()
+    #: (campaign id, points) the customer would have earned but for the campaign's holdout
+    held_out: tuple[tuple[str, int], ...] = ()
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -271,6 +282,7 @@ class Evaluation:
                 "lines": self.lines,
                 "refunded_minor": 0,
                 "clawed": {},
+                "held_out": dict(self.held_out) if self.held_out else _NOTHING_HELD,
             },
         )
         return record
@@ -283,6 +295,9 @@ class Evaluation:
         out += [f"  note: {note}" for note in self.notes]
         return "\n".join(out)
 
+
+#: the ``held_out`` of every record outside a holdout (shared, read-only: no dict per purchase)
+_NOTHING_HELD: Mapping[str, int] = MappingProxyType({})
 
 _POLICIES = frozenset({"proportional", "full_refund", "milestone", "kept"})
 
@@ -348,6 +363,7 @@ def build_evaluation(
     currency: str | None = None,
     partner_id: str | None = None,
     too_late_for: tuple[str, ...] = (),
+    held_out: tuple[tuple[str, int], ...] = (),
 ) -> Evaluation:
     """``Evaluation(...)`` with the same fields, built faster."""
     evaluation = _new(Evaluation)
@@ -367,6 +383,7 @@ def build_evaluation(
             "currency": currency,
             "partner_id": partner_id,
             "too_late_for": too_late_for,
+            "held_out": held_out,
         },
     )
     return evaluation

@@ -166,6 +166,10 @@ class CampaignRule(_RuleBase):
     match: SpendMatch = SpendMatch()
     extra_percent: Annotated[int, Field(gt=0, le=10_000, strict=True)] | None = None
     fixed_points: PosInt | None = None
+    #: Percent of customers (1 to 50) kept out of the campaign to measure its uplift: they get
+    #: none of its points, and their earning records keep what they would have earned
+    #: (points/rules/holdout.py, docs/rules.md "Holdouts", docs/marketing.md).
+    holdout_percent: Annotated[int, Field(ge=1, le=50, strict=True)] | None = None
 
     @model_validator(mode="after")
     def _one_award(self) -> CampaignRule:

@@ -12,6 +12,7 @@ Where the docs are silent the choice made here is written down in /work/notes/mo
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -234,6 +235,8 @@ def _purchase(rules: RuleFile, c: Customer, out: Outcome, p: dict[str, Any]) -> 
             if partner not in c.partners_seen and amount >= rule.get("min_amount_minor", 0):
                 candidates.append((index, rule, rule["points"], "full_refund"))
         elif kind == "campaign" and _campaign_applies(rules, c, rule, p, at, day, idle_days):
+            if _held_out(rule, p["customer_id"]):
+                continue  # "Holdouts": none of the campaign's points
             if "extra_percent" in rule:
                 candidates.append(
                     (index, rule, base_points * rule["extra_percent"] // 100, "proportional")
@@ -269,6 +272,16 @@ def _purchase(rules: RuleFile, c: Customer, out: Outcome, p: dict[str, Any]) -> 
         c.partners_seen.add(partner)
     c.records[p["event_id"]] = PurchaseRecord(amount, partner, lines)
     _post(out, c, candidates, lines)
+
+
+def _held_out(rule: dict[str, Any], customer_id: str) -> bool:
+    """docs/rules.md "Holdouts": bucket = 64-bit BLAKE2b of the customer id keyed by the
+    campaign id, big-endian, modulo 10,000; held out below holdout_percent x 100."""
+    percent = rule.get("holdout_percent")
+    if percent is None:
+        return False
+    digest = hashlib.blake2b(customer_id.encode(), digest_size=8, key=rule["id"].encode())
+    return int.from_bytes(digest.digest(), "big") % 10_000 < percent * 100
 
 
 def _idle_days(c: Customer, day: date) -> int:

@@ -16,6 +16,7 @@ import typer
 
 from points.cli.context import ops_of
 from points.cli.errors import BadInput
+from points.cli.options import CostPerPointMinor, PerPoints
 from points.cli.output import ProgressTask, fmt_signed, table
 from points.events import CustomerOnboarded, CustomerProfile
 from points.rules import Profile, load_ruleset
@@ -84,10 +85,8 @@ def command(
     profiles: Annotated[Path | None, typer.Option(
         "--profiles", help="bank.customers messages (JSON lines) to seed profiles.",
         exists=True, dir_okay=False, show_default=False)] = None,
-    cost_minor: Annotated[int, typer.Option(
-        "--cost-per-point-minor", min=0, help="Cost: N minor units per --per-points points.")
-    ] = 1,
-    per_points: Annotated[int, typer.Option("--per-points", min=1)] = 1,
+    cost_minor: CostPerPointMinor = 1,
+    per_points: PerPoints = 1,
 ) -> None:
     """Compare what a candidate rule set would have awarded with the current one."""
     ops = ops_of(ctx)

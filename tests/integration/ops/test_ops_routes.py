@@ -26,7 +26,7 @@ from .seeding import RULES, seed_day
 
 TOKEN = "ops-token-for-tests-0123456789abcdef"
 SECTIONS = {"generated_at", "lag", "events", "points", "swaps", "referrals", "dlq", "verify",
-            "took_ms"}
+            "campaigns", "took_ms"}
 
 
 def _app(url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, token: str | None = TOKEN,
@@ -140,6 +140,27 @@ def test_summary_has_every_section_of_the_seeded_day(ops: tuple[TestClient, Engi
         body = client.get("/ops/api/summary", headers=headers).json()
     assert body["verify"]["status"] == "ok" and body["verify"]["violation_count"] == 0
     assert body["lag"]["status"] == "unavailable" and body["lag"]["error"]
+
+
+def test_campaign_uplift_panel_shows_what_the_cli_reports(
+    ops: tuple[TestClient, Engine], migrated_url: str
+) -> None:
+    """The dashboard's campaign section holds, for every campaign of the rule set with a
+    holdout (rules/default.yaml: young-lifestyle-2026, long-tail-groceries), the same report
+    as `points-ledger --json campaigns report ID`; the page has its panel."""
+    from tests.integration.cli.support import cli_json
+
+    client, _ = ops
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    section = client.get("/ops/api/summary", headers=headers).json()["campaigns"]
+    assert section["status"] == "ok", section
+    by_id = {c["campaign"]: c for c in section["campaigns"]}
+    assert list(by_id) == ["young-lifestyle-2026", "long-tail-groceries"]
+    for campaign_id, shown in by_id.items():
+        reported = cli_json(migrated_url, "campaigns", "report", campaign_id, "--rules", str(RULES))
+        assert shown == reported
+    assert by_id["young-lifestyle-2026"]["treated"]["customers"] > 0
+    assert "Campaign uplift" in client.get("/ops", headers=headers).text
 
 
 def test_a_broken_section_does_not_fail_the_summary(ops: tuple[TestClient, Engine]) -> None:
