@@ -192,8 +192,8 @@ def activity_cursors(url: str, customers: int) -> dict[str, str]:
             ) x WHERE n = total / 2
         """)).all()
     engine.dispose()
-    encode = lambda e: base64.urlsafe_b64encode(f"e:{e}".encode()).decode().rstrip("=")  # noqa: E731
-    return {str(owner): encode(int(entry)) for owner, entry in rows}
+    return {str(owner): base64.urlsafe_b64encode(f"e:{int(entry)}".encode()).decode()
+            .rstrip("=") for owner, entry in rows}
 
 
 def free_port() -> int:
