@@ -24,6 +24,7 @@ import yaml
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic_core import to_json
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
@@ -394,11 +395,17 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
         customer_id: Customer,
         limit: Annotated[int, Query(ge=1, le=ctx.api.activity_page_max)] = 20,
         cursor: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    ) -> ActivityPage:
-        views.decode_cursor(cursor)  # refuse a bad cursor before touching the database
-        return await ctx.read(
-            lambda c: views.activity(c, ctx.ruleset, customer_id, cursor=cursor, limit=limit)
-        )
+    ) -> Response:
+        before = views.decode_cursor(cursor)  # refuse a bad cursor before the database
+        if ctx.pg is not None:
+            page, more, records, targets = await ctx.pg.activity_page(
+                customer_id, before_entry_id=before, limit=limit)
+            body = views.activity_body(ctx.ruleset, page, more, records, targets)
+        else:
+            body = await ctx.read(lambda c: views.activity(
+                c, ctx.ruleset, customer_id, cursor=cursor, limit=limit))
+        # pydantic's serializer (datetimes exactly as the ActivityPage model writes them)
+        return Response(to_json(body), media_type="application/json")
 
     @app.post("/v1/me/earning-preview", tags=["points"], response_model=EarningPreview,
               responses={**_PROBLEMS, 400: {"model": Problem, "content": {PROBLEM_JSON: {}}}},
