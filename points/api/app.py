@@ -24,7 +24,6 @@ import yaml
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic_core import to_json
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
@@ -34,7 +33,7 @@ from points.api import idempotency, reads, views
 from points.api.auth import TokenVerifier
 from points.api.errors import IdempotencyKeyReused, NotConfigured, NotFound, NotReady
 from points.api.exchange import build_exchange
-from points.api.fastpath import BALANCE_PATH, BalanceFastPath
+from points.api.fastpath import ACTIVITY_PATH, BALANCE_PATH, ActivityFastPath, BalanceFastPath
 from points.api.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from points.api.ops import ops_router
 from points.api.pgread import PgReader
@@ -270,6 +269,8 @@ def create_app(
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.
     app.add_middleware(BalanceFastPath, ctx=ctx, route=balance_route)
+    activity_route = next(r for r in app.routes if getattr(r, "path", None) == ACTIVITY_PATH)
+    app.add_middleware(ActivityFastPath, ctx=ctx, route=activity_route)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
@@ -404,8 +405,7 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
         else:
             body = await ctx.read(lambda c: views.activity(
                 c, ctx.ruleset, customer_id, cursor=cursor, limit=limit))
-        # pydantic's serializer (datetimes exactly as the ActivityPage model writes them)
-        return Response(to_json(body), media_type="application/json")
+        return Response(views.activity_json(body), media_type="application/json")
 
     @app.post("/v1/me/earning-preview", tags=["points"], response_model=EarningPreview,
               responses={**_PROBLEMS, 400: {"model": Problem, "content": {PROBLEM_JSON: {}}}},

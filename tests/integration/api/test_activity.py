@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from points.api.schemas import ActivityPage
 from points.ledger import Earn, Hold, Reason, Rejected, Spend, VoidHold, apply_batch
 
-from .conftest import NOW, Api, assert_problem
+from .conftest import NOW, Api, assert_problem, bearer
 
 
 def test_a_purchase_line_explains_every_rule_that_fired(api: Api) -> None:
@@ -147,3 +148,50 @@ def test_the_body_is_byte_for_byte_what_the_schema_writes(api: Api) -> None:
     page = ActivityPage.model_validate_json(response.content)
     assert page.model_dump_json().encode() == response.content
     assert page.next_cursor is not None
+
+
+def test_the_postgresql_fast_path_answers_exactly_as_the_portable_route(
+    api: Api, migrated_url: str
+) -> None:
+    """On PostgreSQL the activity is one statement served by points.api.fastpath; with it
+    switched off, the FastAPI route reads the same pages through the portable reads (five
+    statements): byte-identical answers for first pages, cursor pages, refusals (bad limit,
+    bad cursor, repeated or unknown parameters, no token) and another customer."""
+    api.earn([api.feed.purchase("p1", "alice", 12_345, mcc="5812")])
+    api.earn([api.feed.refund("r1", "alice", "p1", 12_345)])
+    api.earn([api.feed.check_in("c1", "alice", NOW - timedelta(hours=2))])
+    api.apply([Earn("a-1", "alice", 100, NOW + timedelta(days=100)),
+               Hold("h-1", "alice", 30, NOW + timedelta(days=1), to_partner="ridehail"),
+               Spend("s-1", "alice", 20),
+               VoidHold("v-1", "h-1"),
+               Earn("promo-1", "alice", 30, NOW + timedelta(days=300),
+                    reason=Reason(rule_ids=("double-days",), campaign="double-days-2026",
+                                  source_event="promo-evt-1", note="a note")),
+               Earn("b-1", "bob", 7, NOW + timedelta(days=100))])
+    ctx = api.client.app.state.ctx  # type: ignore[attr-defined]
+    middle = api.get("/v1/me/activity", limit=3).json()["next_cursor"]
+    queries = ["", "?limit=3", f"?cursor={middle}", f"?limit=2&cursor={middle}",
+               f"?cursor={middle}&limit=100", "?limit=0", "?limit=101", "?limit=x",
+               "?cursor=!!!", "?cursor=eDox", "?limit=2&limit=3", "?limit=2&other=1"]
+    requests = [(q, bearer("alice")) for q in queries] + [
+        ("", bearer("bob")), (f"?cursor={middle}", bearer("bob")), ("", {}),
+        ("?limit=2", {"Authorization": "Bearer x.y.z"})]
+
+    def answers() -> list[tuple[int, str, str]]:
+        out = []
+        for query, headers in requests:
+            r = api.client.get(f"/v1/me/activity{query}", headers=headers)
+            out.append((r.status_code, r.headers["content-type"], r.text))
+        return out
+
+    fast = answers()
+    reader, ctx.pg = ctx.pg, None
+    try:
+        plain = answers()
+    finally:
+        ctx.pg = reader
+    assert fast == plain
+    assert (reader is not None) == migrated_url.startswith("postgresql")
+    assert [status for status, _, _ in fast] == [200] * 5 + [422] * 5 + [200, 200] + [
+        200, 200, 401, 401]
+    assert len(json.loads(fast[1][2])["items"]) == 3
