@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -56,8 +57,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 
 from points.db import make_engine
+from points.earning.tables import earning_records
 from points.exchange.tables import partner_links
-from points.ledger import Earn, Hold, Operation, Reason, apply_batch
+from points.ledger import Earn, Hold, Operation, Reason, Spend, apply_batch
 from points.migrate import upgrade
 
 SCHEMA = "bench_api"
@@ -66,6 +68,8 @@ CUSTOMERS = 100_000
 BATCH = 10_000
 TOKENS = 20_000
 CONNECTIONS = 50
+ACTIVE_CUSTOMERS = 2_000
+"""Customers with a long history (50-500 entries each) whose activity the bench reads."""
 FLOORS = {"balance_rps": 1_500, "balance_p99_ms": 50}
 AUDIENCE = "points-api"
 ISSUER = "https://auth.bank.example"
@@ -116,6 +120,80 @@ def seed(pg_url: str, customers: int) -> str:
     log(f"seeded {customers} customers ({len(ops)} operations) "
         f"in {time.perf_counter() - start:.1f} s")
     return url
+
+
+def active_customer_id(i: int) -> str:
+    return f"active-{i:05d}"
+
+
+def entries_of(i: int) -> int:
+    """50 to 500 entries, spread evenly over the active customers."""
+    return 50 + (i * 37) % 451
+
+
+def seed_active(url: str, customers: int) -> None:
+    """Customers with 50-500 entries each, their entries interleaved with everyone else's
+    (one round adds the next entry of every customer that still has one), as a year of
+    purchases would leave them: purchases with an earning record (the explanation join),
+    app earnings explained from the rules, and a small spend every 15th line."""
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    ops: list[Operation] = []
+    records: list[dict[str, Any]] = []
+    for n in range(max((entries_of(i) for i in range(customers)), default=0)):
+        for i in range(customers):
+            if n >= entries_of(i):
+                continue
+            c = active_customer_id(i)
+            event = f"atx-{i}-{n}"
+            if n % 15 == 14:
+                ops.append(Spend(f"aseed:{i}:{n}", c, 1 + n % 7,
+                                 reason=Reason(note="bench spend")))
+                continue
+            points = 10 + (i + n) % 90
+            ops.append(Earn(f"aseed:{i}:{n}", c, points, now + timedelta(days=200 + n % 100),
+                            reason=Reason(rule_ids=("base-everyday",),
+                                          ruleset_version="2026.11-1", source_event=event)))
+            if n % 3 != 2:  # two purchases in three have a record; the rest are app earnings
+                records.append({"event_id": event, "customer_id": c, "record": {
+                    "event_id": event, "customer_id": c, "ruleset_version": "2026.11-1",
+                    "amount_minor": points * 100, "currency": "EUR", "partner_id": None,
+                    "lines": [{"rule_id": "base-everyday", "kind": "base", "points": points,
+                               "explanation": "1 point per 100 minor units",
+                               "clawback": True}],
+                    "refunded_minor": 0, "clawed": {}}, "updated_at": now})
+    start = time.perf_counter()
+    for offset in range(0, len(ops), BATCH):
+        with engine.begin() as conn:
+            apply_batch(conn, ops[offset:offset + BATCH], now=now)
+    for offset in range(0, len(records), BATCH):
+        with engine.begin() as conn:
+            conn.execute(earning_records.insert(), records[offset:offset + BATCH])
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+    log(f"seeded {customers} active customers ({len(ops)} entries, {len(records)} records) "
+        f"in {time.perf_counter() - start:.1f} s")
+
+
+def activity_cursors(url: str, customers: int) -> dict[str, str]:
+    """For each active customer, a cursor into the middle of their history (the cursor a
+    customer gets after paging halfway down): ``e:<entry id>`` as the API encodes it."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT owner, entry_id FROM (
+              SELECT a.owner, l.entry_id,
+                     row_number() OVER (PARTITION BY a.owner ORDER BY l.entry_id DESC) AS n,
+                     count(*) OVER (PARTITION BY a.owner) AS total
+              FROM ledger_legs l
+              JOIN ledger_accounts a ON a.id = l.credit_account_id OR a.id = l.debit_account_id
+              WHERE a.kind = 'wallet' AND a.owner LIKE 'active-%'
+            ) x WHERE n = total / 2
+        """)).all()
+    engine.dispose()
+    return {str(owner): base64.urlsafe_b64encode(f"e:{int(entry)}".encode()).decode()
+            .rstrip("=") for owner, entry in rows}
 
 
 def free_port() -> int:
@@ -201,10 +279,30 @@ end
 """
 
 
-def run_wrk(wrk: str, port: int, path: str, tokens: Path, seconds: int, workdir: Path
-            ) -> dict[str, Any]:
+# Activity: every other request is a cursor page (halfway down the customer's history).
+ACTIVITY_LUA = """
+local tokens, cursors = {}, {}
+for line in io.lines("%(tokens)s") do
+  local t, c = line:match("^(%%S+) (%%S+)$")
+  tokens[#tokens + 1] = t
+  cursors[#cursors + 1] = c
+end
+math.randomseed(%(seed)d)
+local n = 0
+request = function()
+  local i = math.random(#tokens)
+  local path = "%(path)s"
+  n = n + 1
+  if n %% 2 == 0 then path = path .. "?cursor=" .. cursors[i] end
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. tokens[i]})
+end
+""" + LUA[LUA.index("done = function"):]
+
+
+def run_wrk(wrk: str, port: int, path: str, tokens: Path, seconds: int, workdir: Path,
+            lua: str = LUA) -> dict[str, Any]:
     script = workdir / f"load{path.replace('/', '_')}.lua"
-    script.write_text(LUA % {"tokens": tokens, "seed": 7, "path": path})
+    script.write_text(lua % {"tokens": tokens, "seed": 7, "path": path})
     out = subprocess.run(
         [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script),
          f"http://127.0.0.1:{port}{path}"],
@@ -286,8 +384,7 @@ async def drive_swaps(port: int, tokens: list[str], seconds: int) -> dict[str, A
             "seconds": round(elapsed, 1)}
 
 
-def make_tokens(workdir: Path, customers: int) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def make_tokens(workdir: Path, customers: int, key: rsa.RSAPrivateKey) -> tuple[Path, Path]:
     public = workdir / "issuer.pem"
     public.write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
@@ -302,26 +399,45 @@ def make_tokens(workdir: Path, customers: int) -> tuple[Path, Path]:
     return public, tokens
 
 
+def make_active_tokens(workdir: Path, cursors: dict[str, str], key: rsa.RSAPrivateKey
+                       ) -> Path:
+    """``token cursor`` lines, one per active customer, for the activity Lua script."""
+    exp = int(time.time()) + 3600
+    path = workdir / "active-tokens.txt"
+    path.write_text("\n".join(
+        jwt.encode({"sub": c, "aud": AUDIENCE, "iss": ISSUER, "exp": exp}, key,
+                   algorithm="RS256") + " " + cursor
+        for c, cursor in sorted(cursors.items())) + "\n")
+    return path
+
+
 def measure(url: str, workers: int, wrk: str, workdir: Path, public: Path, tokens: Path,
-            seconds: int, swap_tokens: list[str]) -> dict[str, Any]:
+            seconds: int, swap_tokens: list[str], active_tokens: Path) -> dict[str, Any]:
     port = free_port()
     api = start_api(url, port, workers, public)
     try:
         run_wrk(wrk, port, "/v1/me/balance", tokens, 3, workdir)  # warm-up: pools, caches
+        # the raw limit of this stack: a trivial route (no token, no database)
+        health = run_wrk(wrk, port, "/health", tokens, max(3, seconds // 3), workdir)
         balance = run_wrk(wrk, port, "/v1/me/balance", tokens, seconds, workdir)
-        activity = run_wrk(wrk, port, "/v1/me/activity", tokens, max(5, seconds // 2),
-                           workdir)
+        run_wrk(wrk, port, "/v1/me/activity", active_tokens, 2, workdir, ACTIVITY_LUA)
+        activity = run_wrk(wrk, port, "/v1/me/activity", active_tokens, max(5, seconds // 2),
+                           workdir, ACTIVITY_LUA)
         swaps = asyncio.run(drive_swaps(port, swap_tokens, max(5, seconds // 2)))
     finally:
         stop(api)
-    log(f"workers={workers}: balance {balance}, activity {activity}, swaps {swaps}")
-    return {"workers": workers, "balance": balance, "activity": activity, "swaps": swaps}
+    log(f"workers={workers}: health {health}, balance {balance}, activity {activity}, "
+        f"swaps {swaps}")
+    return {"workers": workers, "health": health, "balance": balance, "activity": activity,
+            "swaps": swaps}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pg-url", default=os.environ.get("POINTS_BENCH_PG_URL"))
     parser.add_argument("--customers", type=int, default=CUSTOMERS)
+    parser.add_argument("--active-customers", type=int, default=ACTIVE_CUSTOMERS,
+                        help="customers with 50-500 entries, whose activity is read")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--compare-workers", action="store_true",
@@ -335,9 +451,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     load_before = os.getloadavg()
     url = seed(args.pg_url, args.customers)
+    seed_active(url, args.active_customers)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         workdir = Path(tmp)
-        public, tokens = make_tokens(workdir, args.customers)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public, tokens = make_tokens(workdir, args.customers, key)
+        active_tokens = make_active_tokens(
+            workdir, activity_cursors(url, args.active_customers), key)
         all_tokens = tokens.read_text().split()
         link_customers(url, [jwt.decode(t, options={"verify_signature": False})["sub"]
                              for t in all_tokens])
@@ -347,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
             # every run swaps for customers no earlier run touched (one swap per customer)
             share = all_tokens[n::len(counts)]
             runs[workers] = measure(url, workers, wrk, workdir, public, tokens, args.seconds,
-                                    share)
+                                    share, active_tokens)
     chosen = runs[args.workers]
     result: dict[str, Any] = {
         "customers": args.customers,
@@ -358,6 +478,10 @@ def main(argv: list[str] | None = None) -> None:
         "balance_p50_ms": chosen["balance"]["p50_ms"],
         "activity_rps": chosen["activity"]["rps"],
         "activity_p99_ms": chosen["activity"]["p99_ms"],
+        "activity_p50_ms": chosen["activity"]["p50_ms"],
+        "activity_customers": args.active_customers,
+        "health_rps": chosen["health"]["rps"],
+        "health_p99_ms": chosen["health"]["p99_ms"],
         "errors": chosen["balance"]["non2xx"] + chosen["balance"]["socket_errors"]
         + chosen["activity"]["non2xx"] + chosen["activity"]["socket_errors"],
         "by_workers": {str(w): {"balance_rps": r["balance"]["rps"],

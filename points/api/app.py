@@ -33,7 +33,7 @@ from points.api import idempotency, reads, views
 from points.api.auth import TokenVerifier
 from points.api.errors import IdempotencyKeyReused, NotConfigured, NotFound, NotReady
 from points.api.exchange import build_exchange
-from points.api.fastpath import BALANCE_PATH, BalanceFastPath
+from points.api.fastpath import ACTIVITY_PATH, BALANCE_PATH, ActivityFastPath, BalanceFastPath
 from points.api.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from points.api.ops import ops_router
 from points.api.pgread import PgReader
@@ -270,6 +270,8 @@ def create_app(
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.
     app.add_middleware(BalanceFastPath, ctx=ctx, route=balance_route)
+    activity_route = next(r for r in app.routes if getattr(r, "path", None) == ACTIVITY_PATH)
+    app.add_middleware(ActivityFastPath, ctx=ctx, route=activity_route)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
@@ -395,11 +397,16 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
         customer_id: Customer,
         limit: Annotated[int, Query(ge=1, le=ctx.api.activity_page_max)] = 20,
         cursor: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    ) -> ActivityPage:
-        views.decode_cursor(cursor)  # refuse a bad cursor before touching the database
-        return await ctx.read(
-            lambda c: views.activity(c, ctx.ruleset, customer_id, cursor=cursor, limit=limit)
-        )
+    ) -> Response:
+        before = views.decode_cursor(cursor)  # refuse a bad cursor before the database
+        if ctx.pg is not None:
+            page, more, records, targets = await ctx.pg.activity_page(
+                customer_id, before_entry_id=before, limit=limit)
+            body = views.activity_body(ctx.ruleset, page, more, records, targets)
+        else:
+            body = await ctx.read(lambda c: views.activity(
+                c, ctx.ruleset, customer_id, cursor=cursor, limit=limit))
+        return Response(views.activity_json(body), media_type="application/json")
 
     @app.post("/v1/me/earning-preview", tags=["points"], response_model=EarningPreview,
               responses={**_PROBLEMS, 400: {"model": Problem, "content": {PROBLEM_JSON: {}}}},

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, func, select
 
 from points.api import reads
 from points.api.errors import InvalidCursor
 from points.api.schemas import (
-    ActivityLine,
-    ActivityPage,
     Badge,
     ChallengeProgress,
     EarningPreview,
-    Explanation,
     MilestoneProgress,
     PartnerProgram,
     PartnerPrograms,
@@ -39,6 +38,8 @@ from points.rules.ruleset import ChallengeRule, MilestoneRule, StreakRule
 
 __all__ = [
     "activity",
+    "activity_body",
+    "activity_json",
     "balance_body",
     "decode_cursor",
     "earning_preview",
@@ -102,23 +103,26 @@ _SUMMARIES = {
 
 
 def _rule_lines_from_ruleset(ruleset: RuleSet, rule_ids: tuple[str, ...], amount: int
-                             ) -> list[RuleLine]:
+                             ) -> list[dict[str, Any]]:
     lines = []
     for rule_id in rule_ids:
         rule = ruleset.rule(rule_id)
-        lines.append(RuleLine(
-            rule_id=rule_id,
-            kind=rule.kind if rule is not None else "unknown",
-            points=amount if len(rule_ids) == 1 else None,
-            explanation=(rule.description if rule is not None and rule.description
-                         else rule_id),
-        ))
+        lines.append({
+            "rule_id": rule_id,
+            "kind": rule.kind if rule is not None else "unknown",
+            "points": amount if len(rule_ids) == 1 else None,
+            "explanation": (rule.description if rule is not None and rule.description
+                            else rule_id),
+        })
     return lines
 
 
 def activity(
     conn: Connection, ruleset: RuleSet, customer_id: str, *, cursor: str | None, limit: int
-) -> ActivityPage:
+) -> dict[str, Any]:
+    """The page through the portable reads (SQLite; PostgreSQL reads it in one statement,
+    :meth:`points.api.pgread.PgReader.activity_page`); both build it with
+    :func:`activity_body`."""
     before = decode_cursor(cursor)
     page, more = reads.activity_page(conn, customer_id, before_entry_id=before, limit=limit)
     targets = reads.source_events_of(
@@ -126,40 +130,62 @@ def activity(
     )
     events = {e.reason.source_event for e in page if e.reason.source_event}
     records = reads.earning_records_for(conn, customer_id, events)
+    return activity_body(ruleset, page, more, records, targets)
+
+
+def activity_body(
+    ruleset: RuleSet,
+    page: list[reads.ActivityEntry],
+    more: bool,
+    records: Mapping[str, Mapping[str, Any]],
+    targets: Mapping[int, str | None],
+) -> dict[str, Any]:
+    """The ``ActivityPage`` as plain JSON-ready values (``at`` a datetime): built without
+    model validation (the response model re-validated every line of every page); the
+    integration tests validate every page they read against the schema.
+
+    ``records``: earning records by source event id (at least ``lines``, ``amount_minor``,
+    ``currency``); ``targets``: the source event of each clawed-back entry."""
     items = []
     for e in page:
         reason = e.reason
-        summary = _SUMMARIES.get(e.kind, e.kind)
-        rules: list[RuleLine] = []
-        record = records.get(reason.source_event or "") if e.kind == "earn" else None
+        kind = e.kind
+        summary = _SUMMARIES.get(kind, kind)
+        rules: list[dict[str, Any]] = []
+        record = records.get(reason.source_event or "") if kind == "earn" else None
         if record is not None:
             rules = [
-                RuleLine(rule_id=str(line["rule_id"]), kind=str(line["kind"]),
-                         points=int(line["points"]), explanation=str(line["explanation"]))
+                {"rule_id": str(line["rule_id"]), "kind": str(line["kind"]),
+                 "points": int(line["points"]), "explanation": str(line["explanation"])}
                 for line in record.get("lines", [])
             ]
             summary = (f"{summary} on a purchase of {int(record['amount_minor'])} "
                        f"{record['currency']} minor units")
-        elif e.kind in ("earn", "referral") and reason.rule_ids:
+        elif kind in ("earn", "referral") and reason.rule_ids:
             rules = _rule_lines_from_ruleset(ruleset, reason.rule_ids, e.wallet_delta)
-        if e.kind == "clawback":
+        if kind == "clawback":
             original = targets.get(e.target_entry_id or 0)
             if original:
                 summary = f"{summary} ({reason.source_event} refunds {original})"
         if reason.campaign:
             summary = f"{summary}; campaign {reason.campaign}"
-        items.append(ActivityLine(
-            entry_id=e.entry_id, kind=e.kind,  # type: ignore[arg-type]
-            at=e.created_at, points=e.wallet_delta, held_delta=e.held_delta,
-            debt_delta=e.debt_delta,
-            explanation=Explanation(
-                summary=summary, rules=rules, rule_ids=list(reason.rule_ids),
-                campaign=reason.campaign, ruleset_version=reason.ruleset_version,
-                source_event=reason.source_event, note=reason.note,
-            ),
-        ))
+        items.append({
+            "entry_id": e.entry_id, "kind": kind, "at": e.created_at,
+            "points": e.wallet_delta, "held_delta": e.held_delta, "debt_delta": e.debt_delta,
+            "explanation": {
+                "summary": summary, "rules": rules, "rule_ids": list(reason.rule_ids),
+                "campaign": reason.campaign, "ruleset_version": reason.ruleset_version,
+                "source_event": reason.source_event, "note": reason.note,
+            },
+        })
     next_cursor = encode_cursor(page[-1].entry_id) if more and page else None
-    return ActivityPage(items=items, next_cursor=next_cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def activity_json(body: dict[str, Any]) -> bytes:
+    """The page's JSON bytes, exactly as pydantic writes the ActivityPage model (UTC as
+    ``Z``; a test compares them byte for byte), by orjson (faster than pydantic here)."""
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
 
 # --------------------------------------------------------------------------- rules-backed

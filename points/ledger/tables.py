@@ -141,10 +141,14 @@ legs = Table(
     metadata,
     Column("entry_id", BigId, nullable=False),
     Column("leg_no", SmallInteger, nullable=False),
-    Column("debit_account_id", BigId, nullable=False, index=True),
-    Column("credit_account_id", BigId, nullable=False, index=True),
+    Column("debit_account_id", BigId, nullable=False),
+    Column("credit_account_id", BigId, nullable=False),
     Column("amount", BigInteger, nullable=False),
     PrimaryKeyConstraint("entry_id", "leg_no"),
+    # An account's legs in entry order: a customer's activity page is a short range read
+    # backwards from its cursor on each side (migration 0013).
+    Index("ix_ledger_legs_debit_account_entry", "debit_account_id", "entry_id"),
+    Index("ix_ledger_legs_credit_account_entry", "credit_account_id", "entry_id"),
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
 )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 from points.api.schemas import ActivityPage
-from points.ledger import Earn, Reason
+from points.ledger import Earn, Hold, Reason, Rejected, Spend, VoidHold, apply_batch
 
-from .conftest import NOW, Api, assert_problem
+from .conftest import NOW, Api, assert_problem, bearer
 
 
 def test_a_purchase_line_explains_every_rule_that_fired(api: Api) -> None:
@@ -84,3 +85,114 @@ def test_a_bad_cursor_or_limit_is_a_problem(api: Api) -> None:
 def test_a_customer_without_entries_gets_an_empty_page(api: Api) -> None:
     """No accounts, no lines, no cursor."""
     assert api.get("/v1/me/activity").json() == {"items": [], "next_cursor": None}
+
+
+def test_rejected_requests_never_appear(api: Api) -> None:
+    """A spend the wallet cannot cover is recorded as rejected by the ledger: the activity
+    lists committed entries only (it has a header but moved nothing)."""
+    api.apply([Earn("a-1", "alice", 10, NOW + timedelta(days=100))])
+    with api.engine.begin() as conn:
+        (result,) = apply_batch(conn, [Spend("s-too-much", "alice", 500)], now=NOW)
+    assert isinstance(result, Rejected)
+    body = api.get("/v1/me/activity").json()
+    assert [(i["kind"], i["points"]) for i in body["items"]] == [("earn", 10)]
+
+
+def test_a_cursor_pages_the_same_lines_when_newer_entries_commit(api: Api) -> None:
+    """Entries committed after the first page was read do not shift the next page: the
+    cursor names an entry, and the next page is exactly the older ones, each once."""
+    api.apply([Earn(f"e-{i}", "alice", i + 1, NOW + timedelta(days=100)) for i in range(5)])
+    first = api.get("/v1/me/activity", limit=2).json()
+    api.apply([Earn(f"late-{i}", "alice", 100 + i, NOW + timedelta(days=100))
+               for i in range(3)])
+    rest = api.get("/v1/me/activity", limit=10, cursor=first["next_cursor"]).json()
+    assert [i["points"] for i in first["items"]] == [5, 4]
+    assert [i["points"] for i in rest["items"]] == [3, 2, 1]
+    assert rest["next_cursor"] is None
+    newest = api.get("/v1/me/activity", limit=3).json()
+    assert [i["points"] for i in newest["items"]] == [102, 101, 100]
+
+
+def test_lines_between_the_customers_own_accounts_show_both_sides(api: Api) -> None:
+    """A hold moves points from available to held (one line, both deltas); a spend and an
+    expired hold are their own lines; paging by one gives the same lines as one page."""
+    api.apply([Earn("a-1", "alice", 100, NOW + timedelta(days=100)),
+               Hold("h-1", "alice", 30, NOW + timedelta(days=1), to_partner="ridehail"),
+               Spend("s-1", "alice", 20),
+               VoidHold("v-1", "h-1")])
+    body = api.get("/v1/me/activity").json()
+    lines = [(i["kind"], i["points"], i["held_delta"], i["debt_delta"]) for i in body["items"]]
+    assert lines == [("void", 30, -30, 0), ("spend", -20, 0, 0), ("hold", -30, 30, 0),
+                     ("earn", 100, 0, 0)]
+    one_by_one = []
+    cursor = None
+    while True:
+        page = api.get("/v1/me/activity", limit=1, **({"cursor": cursor} if cursor else {}))
+        one_by_one += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert one_by_one == body["items"]
+
+
+def test_the_body_is_byte_for_byte_what_the_schema_writes(api: Api) -> None:
+    """The page is serialised without the response model (speed): it must still be exactly
+    the documented ActivityPage, as pydantic would have written it."""
+    api.earn([api.feed.purchase("p1", "alice", 12_345, mcc="5812")])
+    api.earn([api.feed.refund("r1", "alice", "p1", 12_345)])
+    api.apply([Earn("promo-1", "alice", 30, NOW + timedelta(days=300),
+                    reason=Reason(rule_ids=("double-days",), campaign="double-days-2026",
+                                  source_event="promo-evt-1", note="a note"))]
+              + [Earn(f"e-{i}", "alice", i + 1, NOW + timedelta(days=100)) for i in range(3)])
+    response = api.get("/v1/me/activity", limit=4)
+    assert response.headers["content-type"] == "application/json"
+    page = ActivityPage.model_validate_json(response.content)
+    assert page.model_dump_json().encode() == response.content
+    assert page.next_cursor is not None
+
+
+def test_the_postgresql_fast_path_answers_exactly_as_the_portable_route(
+    api: Api, migrated_url: str
+) -> None:
+    """On PostgreSQL the activity is one statement served by points.api.fastpath; with it
+    switched off, the FastAPI route reads the same pages through the portable reads (five
+    statements): byte-identical answers for first pages, cursor pages, refusals (bad limit,
+    bad cursor, repeated or unknown parameters, no token) and another customer."""
+    api.earn([api.feed.purchase("p1", "alice", 12_345, mcc="5812")])
+    api.earn([api.feed.refund("r1", "alice", "p1", 12_345)])
+    api.earn([api.feed.check_in("c1", "alice", NOW - timedelta(hours=2))])
+    api.apply([Earn("a-1", "alice", 100, NOW + timedelta(days=100)),
+               Hold("h-1", "alice", 30, NOW + timedelta(days=1), to_partner="ridehail"),
+               Spend("s-1", "alice", 20),
+               VoidHold("v-1", "h-1"),
+               Earn("promo-1", "alice", 30, NOW + timedelta(days=300),
+                    reason=Reason(rule_ids=("double-days",), campaign="double-days-2026",
+                                  source_event="promo-evt-1", note="a note")),
+               Earn("b-1", "bob", 7, NOW + timedelta(days=100))])
+    ctx = api.client.app.state.ctx  # type: ignore[attr-defined]
+    middle = api.get("/v1/me/activity", limit=3).json()["next_cursor"]
+    queries = ["", "?limit=3", f"?cursor={middle}", f"?limit=2&cursor={middle}",
+               f"?cursor={middle}&limit=100", "?limit=0", "?limit=101", "?limit=x",
+               "?cursor=!!!", "?cursor=eDox", "?limit=2&limit=3", "?limit=2&other=1"]
+    requests = [(q, bearer("alice")) for q in queries] + [
+        ("", bearer("bob")), (f"?cursor={middle}", bearer("bob")), ("", {}),
+        ("?limit=2", {"Authorization": "Bearer x.y.z"})]
+
+    def answers() -> list[tuple[int, str, str]]:
+        out = []
+        for query, headers in requests:
+            r = api.client.get(f"/v1/me/activity{query}", headers=headers)
+            out.append((r.status_code, r.headers["content-type"], r.text))
+        return out
+
+    fast = answers()
+    reader, ctx.pg = ctx.pg, None
+    try:
+        plain = answers()
+    finally:
+        ctx.pg = reader
+    assert fast == plain
+    assert (reader is not None) == migrated_url.startswith("postgresql")
+    assert [status for status, _, _ in fast] == [200] * 5 + [422] * 5 + [200, 200] + [
+        200, 200, 401, 401]
+    assert len(json.loads(fast[1][2])["items"]) == 3
