@@ -657,7 +657,7 @@ class Journey:
             yield client
 
     # --- Kafka -----------------------------------------------------------------------------
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka properties of this journey's own clients (``kafka_env``)."""
         return {"bootstrap.servers": self.bootstrap, **librdkafka_security(self.kafka_env)}
 

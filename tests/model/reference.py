@@ -277,7 +277,7 @@ def _purchase(rules: RuleFile, c: Customer, out: Outcome, p: dict[str, Any]) -> 
 def _held_out(rule: dict[str, Any], customer_id: str) -> bool:
     """docs/rules.md "Holdouts": bucket = 64-bit BLAKE2b of the customer id keyed by the
     campaign id, big-endian, modulo 10,000; held out below holdout_percent x 100."""
-    percent = rule.get("holdout_percent")
+    percent: int | None = rule.get("holdout_percent")
     if percent is None:
         return False
     digest = hashlib.blake2b(customer_id.encode(), digest_size=8, key=rule["id"].encode())
