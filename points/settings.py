@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from points.gifts.policy import GiftSettings
 from points.ledger.model import AMOUNT_MAX
 
 __all__ = [
@@ -131,6 +132,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     rules: RulesSettings = RulesSettings()
     ops: OpsSettings = OpsSettings()
+    gifts: GiftSettings = GiftSettings()
 
     @field_validator("data_dir")
     @classmethod
