@@ -59,6 +59,7 @@ __all__ = [
     "record_refusal",
     "send_gift",
     "sweep",
+    "utc",
     "void_packet",
 ]
 
@@ -217,7 +218,7 @@ def _source_lots(conn: Connection, hold_key: str, points: int) -> list[list[Any]
         if need == 0:
             break
         n = min(int(taken), need)
-        when = _utc(expires_at)
+        when = utc(expires_at)
         out.append([int(lot_id), n, when.isoformat()])
         need -= n
     if need:
@@ -225,7 +226,7 @@ def _source_lots(conn: Connection, hold_key: str, points: int) -> list[list[Any]
     return out
 
 
-def _utc(value: object) -> datetime:
+def utc(value: object) -> datetime:
     """A stored time as an aware datetime (SQLite gives naive UTC times, or text)."""
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
@@ -275,8 +276,8 @@ def _gift(conn: Connection, gift_id: str) -> GiftView | None:
     if row is None:
         return None
     return GiftView(row["gift_id"], row["sender_id"], row["recipient_id"], int(row["points"]),
-                    row["message"], row["status"], _utc(row["accept_by"]),
-                    _utc(row["created_at"]),
+                    row["message"], row["status"], utc(row["accept_by"]),
+                    utc(row["created_at"]),
                     row["lineage"])
 
 
@@ -394,7 +395,7 @@ def packet_row(conn: Connection, *, packet_id: str | None = None,
     out = dict(row)
     for name in ("expires_at", "created_at", "resolved_at"):
         if out[name] is not None:
-            out[name] = _utc(out[name])
+            out[name] = utc(out[name])
     return out
 
 
