@@ -1,5 +1,5 @@
 """Gifts and red packets (points/gifts/tables.py): ``gifts``, ``red_packets``,
-``packet_claims``. The points themselves stay in the ledger (holds, lots); these rows name
+``packet_claims``, and for fission ``packet_reservations`` and ``packet_referrals``. The points themselves stay in the ledger (holds, lots); these rows name
 the ledger keys of each gift, packet and claim. One claim per identity per packet is a unique
 constraint.
 
@@ -93,7 +93,36 @@ def upgrade() -> None:
     op.create_index("ix_packet_claims_claimant", "packet_claims", ["claimant_id", "claimed_at"])
 
 
+    op.create_table(
+        "packet_reservations",
+        sa.Column("packet_id", sa.String(64), nullable=False),
+        sa.Column("contact_hash", sa.String(64), nullable=False),
+        sa.Column("reserved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reserved_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_by", sa.String(64), nullable=True),
+        sa.PrimaryKeyConstraint("packet_id", "contact_hash", name="pk_packet_reservations"),
+    )
+    op.create_index("ix_packet_reservations_until", "packet_reservations",
+                    ["packet_id", "reserved_until"])
+    op.create_table(
+        "packet_referrals",
+        sa.Column("referee_id", sa.String(64), nullable=False),
+        sa.Column("referrer_id", sa.String(64), nullable=False),
+        sa.Column("packet_id", sa.String(64), nullable=False),
+        sa.Column("generation", sa.Integer, nullable=False),
+        sa.Column("referral_id", sa.String(64), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("referee_id", name="pk_packet_referrals"),
+        sa.CheckConstraint("generation >= 1", name="ck_packet_referrals_generation_positive"),
+    )
+    op.create_index("ix_packet_referrals_referrer", "packet_referrals", ["referrer_id"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_packet_referrals_referrer", table_name="packet_referrals")
+    op.drop_table("packet_referrals")
+    op.drop_index("ix_packet_reservations_until", table_name="packet_reservations")
+    op.drop_table("packet_reservations")
     op.drop_index("ix_packet_claims_claimant", table_name="packet_claims")
     op.drop_table("packet_claims")
     op.drop_index("ix_red_packets_open_expiry", table_name="red_packets")

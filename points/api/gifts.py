@@ -20,7 +20,7 @@ from sqlalchemy import Connection, or_, select
 
 from points.api import idempotency
 from points.api.errors import NotFound
-from points.gifts import desk
+from points.gifts import desk, fission, split
 from points.gifts.policy import GiftSettings
 from points.gifts.tables import gifts, packet_claims, red_packets
 
@@ -127,6 +127,21 @@ class PacketList(BaseModel):
     items: list[Packet]
 
 
+class ReservationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contact_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description=(
+        "The identity hash core banking will send when this person opens an account"))
+
+
+class Reservation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    reserved_until: datetime = Field(description="Open an account with the code before this "
+                                                 "time to receive the share")
+
+
 class ClaimList(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -171,7 +186,8 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
     Code = Annotated[str, PathParam(min_length=6, max_length=24, pattern=r"^[A-Za-z0-9 -]+$")]
     Id = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
-    async def refusable(request: Request, customer_id: str, fn: Callable[[Connection], T]) -> T:
+    async def refusable(request: Request, customer_id: str | None,
+                        fn: Callable[[Connection], T]) -> T:
         ctx = request.app.state.ctx
         try:
             result: T = await ctx.write(fn)
@@ -316,5 +332,16 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
             c, claimant_id=customer_id, code=code, now=now))
         return PacketClaim(share_no=row["share_no"], claimant_id=row["claimant_id"],
                            points=int(row["points"]), claimed_at=desk.utc(row["claimed_at"]))
+
+    @router.post("/public/packets/{code}/reservations", response_model=Reservation,
+                 status_code=201, responses={k: v for k, v in problems.items() if k != 401},
+                 summary="A non-customer keeps a share until they open an account with the code")
+    async def reserve(request: Request, code: Code, body: ReservationRequest) -> Reservation:
+        ctx = request.app.state.ctx
+        now = ctx.clock()
+        row = await refusable(request, None, lambda c: fission.reserve_share(
+            c, code=code, contact_hash=body.contact_hash, now=now, policy=policy))
+        return Reservation(code=split.normalise_claim_code(code),
+                           reserved_until=desk.utc(row["reserved_until"]))
 
     return router

@@ -32,7 +32,7 @@ from points.errors import LedgerInvariantViolated, RequestRejected
 from points.exchange.tables import known_customers, referral_codes
 from points.gifts import split
 from points.gifts.policy import GiftSettings
-from points.gifts.tables import gifts, packet_claims, red_packets
+from points.gifts.tables import gifts, packet_claims, packet_reservations, red_packets
 from points.ledger import (
     BANK,
     AlreadyApplied,
@@ -87,6 +87,9 @@ REFUSAL_TEXT: Final[dict[str, str]] = {
     "already_claimed": "You have already claimed a share of this packet.",
     "own_packet": "You cannot claim your own packet.",
     "unknown_gift": "No such gift for you.",
+    "already_a_customer": "You are already a customer.",
+    "shares_reserved": "The shares left are kept for friends who are opening an account.",
+    "already_reserved": "A share of this packet is already kept for you.",
     "gift_not_pending": "This gift is no longer waiting to be accepted.",
 }
 
@@ -104,7 +107,7 @@ class GiftRefused(RequestRejected):
         super().__init__(f"{reason_code}: {REFUSAL_TEXT.get(reason_code, '')} {detail}".strip())
 
 
-def record_refusal(conn: Connection, error: GiftRefused, customer_id: str,
+def record_refusal(conn: Connection, error: GiftRefused, customer_id: str | None,
                    now: datetime) -> None:
     """Record the refusal (its own transaction: the refused one was rolled back)."""
     key = f"gifts:{error.subject}:{error.subject_id}:{customer_id}:{error.reason_code}"
@@ -427,8 +430,17 @@ def claim_packet(conn: Connection, *, claimant_id: str, code: str,
     sender_identity, _ = _identity(conn, packet["sender_id"])
     if claimant_id == packet["sender_id"] or identity == sender_identity:
         raise refuse("own_packet")
+    reserved_for_others = conn.execute(
+        select(func.count()).select_from(packet_reservations).where(
+            packet_reservations.c.packet_id == packet_id,
+            packet_reservations.c.used_by.is_(None),
+            packet_reservations.c.reserved_until > now,
+            packet_reservations.c.contact_hash != identity)
+    ).scalar_one()
     if packet["status"] == "claimed" or packet["claimed_count"] >= packet["shares"]:
         raise refuse("packet_empty")
+    if int(packet["claimed_count"]) + int(reserved_for_others) >= int(packet["shares"]):
+        raise refuse("shares_reserved")
     if packet["status"] != "open":
         raise refuse("packet_closed", f"({packet['status']})")
     if now >= packet["expires_at"]:
@@ -453,6 +465,10 @@ def claim_packet(conn: Connection, *, claimant_id: str, code: str,
                         to_partner=GIFT_CLEARING, reason=reason))
     ops.extend(_credits(prefix, claimant_id, lineage, reason))
     _apply(conn, ops, now)
+    conn.execute(update(packet_reservations).where(
+        packet_reservations.c.packet_id == packet_id,
+        packet_reservations.c.contact_hash == identity,
+        packet_reservations.c.used_by.is_(None)).values(used_by=claimant_id))
     conn.execute(packet_claims.insert().values(
         packet_id=packet_id, share_no=share_no, claimant_id=claimant_id, identity=identity,
         points=points, remaining_before=remaining, lineage=lineage, claimed_at=now))

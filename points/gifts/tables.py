@@ -19,7 +19,7 @@ from sqlalchemy import (
 
 from points.db import metadata
 
-__all__ = ["gifts", "packet_claims", "red_packets"]
+__all__ = ["gifts", "packet_claims", "packet_referrals", "packet_reservations", "red_packets"]
 
 gifts = Table(
     "gifts",
@@ -91,4 +91,31 @@ packet_claims = Table(
     UniqueConstraint("packet_id", "identity", name="uq_packet_claims_identity"),
     UniqueConstraint("packet_id", "claimant_id", name="uq_packet_claims_claimant"),
     Index("ix_packet_claims_claimant", "claimant_id", "claimed_at"),
+)
+
+# Fission: a share kept for a non-customer (by the identity hash they gave) until they onboard
+# with the packet's code on bank.customers, or the reservation lapses.
+packet_reservations = Table(
+    "packet_reservations",
+    metadata,
+    Column("packet_id", String(64), primary_key=True),
+    Column("contact_hash", String(64), primary_key=True),
+    Column("reserved_at", DateTime(timezone=True), nullable=False),
+    Column("reserved_until", DateTime(timezone=True), nullable=False),
+    Column("used_by", String(64), nullable=True),  # the customer id that claimed it
+    Index("ix_packet_reservations_until", "packet_id", "reserved_until"),
+)
+
+# Who a packet brought to the bank, and at which generation of the sender's own chain.
+packet_referrals = Table(
+    "packet_referrals",
+    metadata,
+    Column("referee_id", String(64), primary_key=True),
+    Column("referrer_id", String(64), nullable=False),
+    Column("packet_id", String(64), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("referral_id", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("generation >= 1", name="generation_positive"),
+    Index("ix_packet_referrals_referrer", "referrer_id"),
 )

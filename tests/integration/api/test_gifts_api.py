@@ -88,3 +88,20 @@ def test_a_packet_is_created_opened_claimed_and_shows_who_claimed_what(api: Api)
     assert (status["claimed_points"], status["status"]) == (34, "open")
     assert api.get(f"/v1/me/packets/{packet['packet_id']}", sub="bob").status_code == 404
     assert api.get("/v1/me/balance").json()["held"] == 66
+
+
+def test_a_non_customer_reserves_a_share_without_a_token(api: Api) -> None:
+    """POST /public/packets/{code}/reservations keeps a share for an identity hash; a
+    reservation for someone who is already a customer is refused already_a_customer."""
+    known(api.engine, "alice")
+    known(api.engine, "bob", identity="b" * 64)
+    api.fund("alice", 100)
+    code = api.post("/v1/me/packets", {"total": 10, "shares": 2}, "pkt-r").json()["code"]
+    first = api.client.post(f"/public/packets/{code}/reservations",
+                            json={"contact_hash": "a" * 64})
+    assert first.status_code == 201, first.text
+    assert first.json()["code"] == code
+    taken = api.client.post(f"/public/packets/{code}/reservations",
+                            json={"contact_hash": "b" * 64})
+    assert assert_problem(taken, 409, "gift_refused")["detail"].startswith(
+        "already_a_customer")
