@@ -34,6 +34,11 @@ from points.cli.commands import (
     links_list,
     links_show,
     migrate,
+    packets_approve_void,
+    packets_list,
+    packets_show,
+    packets_sweep,
+    packets_void,
     referrals_list,
     referrals_show,
     refusals_list,
@@ -205,6 +210,16 @@ referrals_app = typer.Typer(
 referrals_app.command("list")(referrals_list.command)
 referrals_app.command("show")(referrals_show.command)
 app.add_typer(referrals_app, name="referrals")
+
+packets_app = typer.Typer(
+    help="Red packets: list, show, void (maker-checker), sweep expired packets and gifts.",
+    no_args_is_help=True)
+packets_app.command("list")(packets_list.command)
+packets_app.command("show")(packets_show.command)
+packets_app.command("void")(packets_void.command)
+packets_app.command("approve-void")(packets_approve_void.command)
+packets_app.command("sweep")(packets_sweep.command)
+app.add_typer(packets_app, name="packets")
 
 api_app = typer.Typer(
     help="The customer API's own tables: stored Idempotency-Key responses.", no_args_is_help=True

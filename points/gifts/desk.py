@@ -57,6 +57,7 @@ __all__ = [
     "gift_id_for",
     "packet_id_for",
     "record_refusal",
+    "request_void",
     "send_gift",
     "sweep",
     "utc",
@@ -87,6 +88,9 @@ REFUSAL_TEXT: Final[dict[str, str]] = {
     "already_claimed": "You have already claimed a share of this packet.",
     "own_packet": "You cannot claim your own packet.",
     "unknown_gift": "No such gift for you.",
+    "void_already_requested": "A void of this packet already waits for approval.",
+    "void_not_requested": "No operator asked to void this packet.",
+    "same_operator": "The operator who asked for the void cannot approve it.",
     "already_a_customer": "You are already a customer.",
     "shares_reserved": "The shares left are kept for friends who are opening an account.",
     "already_reserved": "A share of this packet is already kept for you.",
@@ -495,9 +499,7 @@ def _close(conn: Connection, packet: dict[str, Any], status: str, by: str | None
                  .values(status=status, resolved_at=now, resolved_by=by))
 
 
-def void_packet(conn: Connection, *, packet_id: str, operator: str,
-                now: datetime) -> dict[str, Any]:
-    """An operator closes an open packet: the unclaimed points return to the sender."""
+def _open_packet(conn: Connection, packet_id: str) -> dict[str, Any]:
     conn.execute(update(red_packets).where(red_packets.c.packet_id == packet_id)
                  .values(claimed_count=red_packets.c.claimed_count))
     packet = packet_row(conn, packet_id=packet_id)
@@ -506,6 +508,33 @@ def void_packet(conn: Connection, *, packet_id: str, operator: str,
     if packet["status"] != "open":
         raise GiftRefused("packet_closed", f"({packet['status']})", subject="red_packet",
                           subject_id=packet_id)
+    return packet
+
+
+def request_void(conn: Connection, *, packet_id: str, operator: str, reason: str,
+                 now: datetime) -> dict[str, Any]:
+    """The maker's half: an operator asks for an open packet to be voided, with a reason."""
+    packet = _open_packet(conn, packet_id)
+    if packet["void_requested_by"] is not None:
+        raise GiftRefused("void_already_requested", f"(by {packet['void_requested_by']})",
+                          subject="red_packet", subject_id=packet_id)
+    conn.execute(update(red_packets).where(red_packets.c.packet_id == packet_id).values(
+        void_requested_by=operator, void_reason=reason[:500], void_requested_at=now))
+    row = packet_row(conn, packet_id=packet_id)
+    assert row is not None
+    return row
+
+
+def void_packet(conn: Connection, *, packet_id: str, operator: str,
+                now: datetime) -> dict[str, Any]:
+    """The checker's half: another operator approves the void; the unclaimed points return
+    to the sender (the table's CHECK refuses a void approved by its own requester too)."""
+    packet = _open_packet(conn, packet_id)
+    if packet["void_requested_by"] is None:
+        raise GiftRefused("void_not_requested", "", subject="red_packet", subject_id=packet_id)
+    if packet["void_requested_by"] == operator:
+        raise GiftRefused("same_operator", "(another operator must approve)",
+                          subject="red_packet", subject_id=packet_id)
     _close(conn, packet, "voided", operator, now)
     row = packet_row(conn, packet_id=packet_id)
     assert row is not None

@@ -64,7 +64,13 @@ red_packets = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     Column("resolved_by", String(64), nullable=True),
+    # Maker-checker: an operator asks to void (maker), another approves (checker).
+    Column("void_requested_by", String(64), nullable=True),
+    Column("void_reason", String(500), nullable=True),
+    Column("void_requested_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("total >= shares AND shares >= 1", name="every_share_a_point"),
+    CheckConstraint("status <> 'voided' OR resolved_by <> void_requested_by",
+                    name="four_eyes_void"),
     CheckConstraint("split IN ('equal', 'random')", name="split"),
     CheckConstraint("status IN ('open', 'claimed', 'expired', 'voided')", name="status"),
     CheckConstraint("claimed_count >= 0 AND claimed_count <= shares", name="claims_in_range"),

@@ -204,7 +204,8 @@ def test_a_packet_claimed_out_gives_exactly_its_total(engine: Engine) -> None:
 
 
 def test_an_operator_void_returns_the_rest(engine: Engine) -> None:
-    """An operator voids an open packet: what was not claimed returns, the packet closes."""
+    """Maker-checker void: ops-1 asks, ops-1 cannot approve, ops-2 approves; what was not
+    claimed returns and the packet closes."""
     customer(engine, "sender", points=100)
     customer(engine, "f0")
     with engine.begin() as conn:
@@ -214,8 +215,13 @@ def test_an_operator_void_returns_the_rest(engine: Engine) -> None:
     with engine.begin() as conn:
         first = int(desk.claim_packet(conn, claimant_id="f0", code=code, now=NOW)["points"])
     with engine.begin() as conn:
-        row = desk.void_packet(conn, packet_id="p3", operator="ops-1", now=NOW)
-    assert (row["status"], row["resolved_by"]) == ("voided", "ops-1")
+        desk.request_void(conn, packet_id="p3", operator="ops-1", reason="spam", now=NOW)
+    with pytest.raises(GiftRefused, match="same_operator"), engine.begin() as conn:
+        desk.void_packet(conn, packet_id="p3", operator="ops-1", now=NOW)
+    assert held(engine, "sender") == 50 - first
+    with engine.begin() as conn:
+        row = desk.void_packet(conn, packet_id="p3", operator="ops-2", now=NOW)
+    assert (row["status"], row["resolved_by"]) == ("voided", "ops-2")
     assert (wallet(engine, "sender"), held(engine, "sender")) == (100 - first, 0)
     assert_clean(engine)
 
