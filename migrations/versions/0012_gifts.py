@@ -1,7 +1,7 @@
 """Gifts and red packets (points/gifts/tables.py): ``gifts``, ``red_packets``,
-``packet_claims``, and for fission ``packet_reservations`` and ``packet_referrals``. The points themselves stay in the ledger (holds, lots); these rows name
-the ledger keys of each gift, packet and claim. One claim per identity per packet is a unique
-constraint.
+``packet_claims``, and for fission ``packet_reservations`` and ``packet_referrals``. The points
+themselves stay in the ledger (holds, lots); these rows name the ledger keys of each gift,
+packet and claim. One claim per identity per packet is a unique constraint.
 
 Revision ID: 0012
 Revises: 0011
