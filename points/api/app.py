@@ -267,7 +267,8 @@ def create_app(
     # /ops: the dashboard
     app.include_router(ops_router(engine, settings, api, lag_reader=lag_reader, clock=clock))
     app.include_router(refusals_router(_customer, ctx.api.activity_page_max, _PROBLEMS))
-    app.include_router(gifts_router(_customer, settings.gifts, _EXCHANGE_POST_PROBLEMS))
+    app.include_router(gifts_router(_customer, settings.gifts, _EXCHANGE_POST_PROBLEMS,
+                                    settings.kafka.topics.points_ledger))
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.
     app.add_middleware(BalanceFastPath, ctx=ctx, route=balance_route)

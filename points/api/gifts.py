@@ -176,8 +176,9 @@ def _packet_body(row: dict[str, Any], claims: list[PacketClaim] | None = None) -
 
 
 def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
-                 problems: dict[int | str, dict[str, Any]]) -> APIRouter:
-    """The routes, given the API's customer dependency and the gift limits."""
+                 problems: dict[int | str, dict[str, Any]], ledger_topic: str) -> APIRouter:
+    """The routes, given the API's customer dependency, the gift limits and the topic the
+    gift and claim notifications go to (through the outbox)."""
     router = APIRouter(tags=["gifts"])
     Customer = Annotated[str, Depends(customer)]
     Key = Annotated[str, Header(alias="Idempotency-Key", pattern=idempotency.KEY_PATTERN,
@@ -207,7 +208,7 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
             c, sender_id=customer_id, gift_id=gift_id, points=payload.points,
             message=payload.message, now=now, policy=policy,
             referral_code=payload.recipient_referral_code,
-            contact_hash=payload.recipient_contact_hash))
+            contact_hash=payload.recipient_contact_hash, ledger_topic=ledger_topic))
         if view.sender_id != customer_id:
             raise NotFound("no such resource")
         body: Gift = await request.app.state.ctx.read(lambda c: _gift_body(
@@ -221,7 +222,7 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
                           _key: Key) -> Gift:
         now = request.app.state.ctx.clock()
         await refusable(request, customer_id, lambda c: desk.accept_gift(
-            c, recipient_id=customer_id, gift_id=gift_id, now=now))
+            c, recipient_id=customer_id, gift_id=gift_id, now=now, ledger_topic=ledger_topic))
         body: Gift = await request.app.state.ctx.read(lambda c: _gift_body(
             c.execute(select(gifts).where(gifts.c.gift_id == gift_id)).mappings().one(),
             customer_id))
@@ -258,7 +259,7 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
         row = await refusable(request, customer_id, lambda c: desk.create_packet(
             c, sender_id=customer_id, packet_id=packet_id, total=body.total,
             shares=body.shares, split_mode=body.split, message=body.message, now=now,
-            policy=policy, expires_in=expires_in))
+            policy=policy, expires_in=expires_in, ledger_topic=ledger_topic))
         return _packet_body(row, [])
 
     @router.get("/v1/me/packets", response_model=PacketList, responses=problems,
@@ -329,7 +330,7 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
                     _key: Key) -> PacketClaim:
         now = request.app.state.ctx.clock()
         row = await refusable(request, customer_id, lambda c: desk.claim_packet(
-            c, claimant_id=customer_id, code=code, now=now))
+            c, claimant_id=customer_id, code=code, now=now, ledger_topic=ledger_topic))
         return PacketClaim(share_no=row["share_no"], claimant_id=row["claimant_id"],
                            points=int(row["points"]), claimed_at=desk.utc(row["claimed_at"]))
 

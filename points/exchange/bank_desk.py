@@ -170,7 +170,7 @@ class BankDesk:
         if referral_id in work.rows or self._referrals.load(conn, [referral_id]):
             return  # a replay: this onboarding's outcome is already recorded
         fission.onboard(conn, packet=packet, customer_id=event.customer_id, now=now,
-                        event_id=event.event_id)
+                        event_id=event.event_id, ledger_topic=self._topics.points_ledger)
         referral = rl.invite(referral_id=referral_id, origin=rl.Origin.CUSTOMER_INVITE,
                              referrer=rl.Party("customer", packet["sender_id"]), now=now)
         outcome = self._referrals.sign_up(

@@ -22,6 +22,7 @@ operations (``points-ledger refusals list``).
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -46,6 +47,7 @@ from points.ledger import (
     VoidHold,
     apply_batch,
 )
+from points.outbox import enqueue
 from points.refusals import Refusal, record_refusals
 
 __all__ = [
@@ -262,6 +264,29 @@ def _apply(conn: Connection, ops: list[Operation], now: datetime) -> None:
         assert isinstance(result, Applied | AlreadyApplied)
 
 
+# ------------------------------------------------------------------------ notifications
+
+
+def _notify(conn: Connection, topic: str | None, notes: list[dict[str, Any]]) -> None:
+    """Queue ``points.ledger`` messages (docs/gifts.md "Notifications") in this transaction;
+    whichever worker's outbox relay holds the lease publishes them. A retried request queues
+    nothing twice (the dedupe key is the entry's key and the customer)."""
+    if topic is None or not notes:
+        return
+    enqueue(conn, [{
+        "topic": topic, "message_key": note["customer_id"].encode(),
+        "message_value": json.dumps(note, separators=(",", ":"), ensure_ascii=False).encode(),
+        "headers": {"content-type": "application/json"},
+        "dedupe_key": f"ledger:{note['entry_key']}:{note['customer_id']}"[:200],
+    } for note in notes])
+
+
+def _note(entry_key: str, kind: str, customer_id: str, points: int, source: str,
+          **about: Any) -> dict[str, Any]:
+    return {"entry_key": entry_key, "kind": kind, "customer_id": customer_id, "points": points,
+            "source_event": source, **about}
+
+
 # -------------------------------------------------------------------------------- gifts
 
 
@@ -290,7 +315,7 @@ def _gift(conn: Connection, gift_id: str) -> GiftView | None:
 
 def send_gift(conn: Connection, *, sender_id: str, gift_id: str, points: int, message: str,
               now: datetime, policy: GiftSettings, referral_code: str | None = None,
-              contact_hash: str | None = None) -> GiftView:
+              contact_hash: str | None = None, ledger_topic: str | None = None) -> GiftView:
     """Hold the sender's points for the recipient (or deliver them at once, by policy)."""
     existing = _gift(conn, gift_id)
     if existing is not None:
@@ -313,14 +338,18 @@ def send_gift(conn: Connection, *, sender_id: str, gift_id: str, points: int, me
         gift_id=gift_id, sender_id=sender_id, recipient_id=recipient, points=points,
         message=message, status="pending", hold_key=hold_key, accept_by=accept_by,
         created_at=now))
+    _notify(conn, ledger_topic, [_note(hold_key, "hold", sender_id, -points, gift_id, gift={
+        "gift_id": gift_id, "role": "sender", "counterparty_id": recipient,
+        "status": "pending", "message": message})])
     if policy.delivery == "immediate":
-        return _deliver(conn, gift_id, now)
+        return _deliver(conn, gift_id, now, ledger_topic)
     view = _gift(conn, gift_id)
     assert view is not None
     return view
 
 
-def _deliver(conn: Connection, gift_id: str, now: datetime) -> GiftView:
+def _deliver(conn: Connection, gift_id: str, now: datetime,
+             ledger_topic: str | None) -> GiftView:
     gift = _gift(conn, gift_id)
     assert gift is not None
     hold_key = f"gift:{gift_id}:hold"
@@ -330,13 +359,20 @@ def _deliver(conn: Connection, gift_id: str, now: datetime) -> GiftView:
                   *_credits(f"gift:{gift_id}", gift.recipient_id, lineage, reason)], now)
     conn.execute(update(gifts).where(gifts.c.gift_id == gift_id).values(
         status="accepted", lineage=lineage, resolved_at=now))
+    about = {"gift_id": gift_id, "status": "accepted", "message": gift.message}
+    _notify(conn, ledger_topic, [
+        _note(f"gift:{gift_id}:post", "post", gift.sender_id, 0, gift_id,
+              gift={**about, "role": "sender", "counterparty_id": gift.recipient_id}),
+        _note(f"gift:{gift_id}:post", "earn", gift.recipient_id, gift.points, gift_id,
+              gift={**about, "role": "recipient", "counterparty_id": gift.sender_id,
+                    "lots": lineage})])
     view = _gift(conn, gift_id)
     assert view is not None
     return view
 
 
 def accept_gift(conn: Connection, *, recipient_id: str, gift_id: str,
-                now: datetime) -> GiftView:
+                now: datetime, ledger_topic: str | None = None) -> GiftView:
     """The recipient takes the gift: the hold is posted to them, lots and expiry kept."""
     # The UPDATE takes the row's lock (PostgreSQL) or the write lock (SQLite) first.
     conn.execute(update(gifts).where(gifts.c.gift_id == gift_id).values(status=gifts.c.status))
@@ -348,7 +384,7 @@ def accept_gift(conn: Connection, *, recipient_id: str, gift_id: str,
     if gift.status != "pending" or now > gift.accept_by:
         raise GiftRefused("gift_not_pending", f"({gift.status})", subject="gift",
                           subject_id=gift_id)
-    return _deliver(conn, gift_id, now)
+    return _deliver(conn, gift_id, now, ledger_topic)
 
 
 # -------------------------------------------------------------------------- red packets
@@ -356,7 +392,8 @@ def accept_gift(conn: Connection, *, recipient_id: str, gift_id: str,
 
 def create_packet(conn: Connection, *, sender_id: str, packet_id: str, total: int,
                   shares: int, split_mode: split.SplitMode, message: str, now: datetime,
-                  policy: GiftSettings, expires_in: timedelta | None = None) -> dict[str, Any]:
+                  policy: GiftSettings, expires_in: timedelta | None = None,
+                  ledger_topic: str | None = None) -> dict[str, Any]:
     """Hold the packet's whole total; the row carries a fresh claim code and draw seed."""
     existing = packet_row(conn, packet_id=packet_id)
     if existing is not None:
@@ -384,6 +421,9 @@ def create_packet(conn: Connection, *, sender_id: str, packet_id: str, total: in
         shares=shares, split=split_mode, message=message, seed=split.new_seed(),
         status="open", claimed_count=0, claimed_points=0, hold_key=hold_key,
         expires_at=expires_at, created_at=now))
+    _notify(conn, ledger_topic, [_note(hold_key, "hold", sender_id, -total, packet_id,
+                                       red_packet={"packet_id": packet_id, "role": "sender",
+                                                   "shares": shares, "split": split_mode})])
     row = packet_row(conn, packet_id=packet_id)
     assert row is not None
     return row
@@ -407,7 +447,7 @@ def packet_row(conn: Connection, *, packet_id: str | None = None,
 
 
 def claim_packet(conn: Connection, *, claimant_id: str, code: str,
-                 now: datetime) -> dict[str, Any]:
+                 now: datetime, ledger_topic: str | None = None) -> dict[str, Any]:
     """Claim the next share: drawn now from the recorded seed, posted to the claimant."""
     wanted = split.normalise_claim_code(code)
     # Lock the packet first (row lock on PostgreSQL, the write lock on SQLite): claims of one
@@ -480,6 +520,13 @@ def claim_packet(conn: Connection, *, claimant_id: str, code: str,
         claimed_count=share_no, claimed_points=int(packet["claimed_points"]) + points,
         hold_key=next_hold, status="claimed" if not rest else "open",
         resolved_at=now if not rest else None))
+    about = {"packet_id": packet_id, "share_no": share_no, "sender_id": packet["sender_id"]}
+    _notify(conn, ledger_topic, [
+        _note(f"{prefix}:post", "post", packet["sender_id"], 0, packet_id,
+              red_packet={**about, "role": "sender", "claimant_id": claimant_id,
+                          "share_points": points}),
+        _note(f"{prefix}:post", "earn", claimant_id, points, packet_id,
+              red_packet={**about, "role": "claimant", "lots": lineage})])
     claim = conn.execute(select(packet_claims).where(
         packet_claims.c.packet_id == packet_id, packet_claims.c.share_no == share_no)
     ).mappings().one()

@@ -80,11 +80,12 @@ def generation_of(conn: Connection, customer_id: str) -> int:
 
 
 def onboard(conn: Connection, *, packet: dict[str, Any], customer_id: str, now: datetime,
-            event_id: str) -> dict[str, Any] | None:
+            event_id: str, ledger_topic: str | None = None) -> dict[str, Any] | None:
     """Claim a share of ``packet`` for a customer who just onboarded with its code; the
     claim, or None after recording why not (the onboarding itself is never refused)."""
     try:
-        return desk.claim_packet(conn, claimant_id=customer_id, code=packet["code"], now=now)
+        return desk.claim_packet(conn, claimant_id=customer_id, code=packet["code"], now=now,
+                                 ledger_topic=ledger_topic)
     except GiftRefused as refused:
         desk.record_refusal(conn, refused, customer_id, now)
         return None

@@ -9,7 +9,7 @@ the tenth share is not claimed, and after the expiry the gifts timer (`points-le
 sweep`) returns it to alice. The shares sum to the total, the two friends are referrals of
 alice at generation 1 (operations: `points-ledger packets show`), and a friend of theirs
 brought by their own packet is generation 2. Everything through the API, the topics and the
-CLI; `points-ledger verify` is clean at the end.
+CLI; each claim is announced on `points.ledger`; `points-ledger verify` is clean at the end.
 """
 
 from __future__ import annotations
@@ -120,6 +120,15 @@ def test_a_random_packet_brings_two_new_customers_and_a_second_generation(
     listed = journey.cli_json("referrals", "list", "--customer", "alice")["referrals"]
     assert sorted((r["referee_id"], r["state"]) for r in listed) == [
         ("nina", "signed_up"), ("omar", "signed_up")]
+    # Every claim is announced on points.ledger, to the claimant and to the sender.
+    def claim_note(record: Any) -> bool:
+        body = record.json()
+        return bool(body.get("red_packet", {}).get("packet_id") == packet_id
+                    and body["red_packet"]["role"] == "claimant")
+
+    notes = journey.read_topic(journey.topics.points_ledger, at_least=9, match=claim_note)
+    assert sorted((r.json()["customer_id"], r.json()["points"]) for r in notes) == sorted(
+        shares.items())
     wait_until(lambda: journey.cli_json("verify")["ok"] is True, timeout_s=30,
                what="verify clean")
     journey.check_alive()

@@ -65,7 +65,8 @@ def test_a_refused_gift_is_a_problem_and_a_listed_refusal(api: Api) -> None:
 def test_a_packet_is_created_opened_claimed_and_shows_who_claimed_what(api: Api) -> None:
     """alice drops 100 points in 3 equal shares; bob opens and claims; a second claim by bob
     is the same share; alice's status shows bob's 34 points; carol's double identity is
-    refused already_claimed."""
+    refused already_claimed; points.ledger notes go to the outbox (creation, the claim on both
+    sides), once."""
     known(api.engine, "alice")
     known(api.engine, "bob", identity="bob-person")
     known(api.engine, "bobby", identity="bob-person")
@@ -88,6 +89,10 @@ def test_a_packet_is_created_opened_claimed_and_shows_who_claimed_what(api: Api)
     assert (status["claimed_points"], status["status"]) == (34, "open")
     assert api.get(f"/v1/me/packets/{packet['packet_id']}", sub="bob").status_code == 404
     assert api.get("/v1/me/balance").json()["held"] == 66
+    notes = [(r["body"]["customer_id"], r["body"]["kind"], r["body"]["points"])
+             for r in api.outbox() if r["topic"] == "points.ledger"
+             and "red_packet" in r["body"]]
+    assert notes == [("alice", "hold", -100), ("alice", "post", 0), ("bob", "earn", 34)]
 
 
 def test_a_non_customer_reserves_a_share_without_a_token(api: Api) -> None:
