@@ -17,6 +17,7 @@ TABLE_MODULES = (
     "points.exchange.tables",
     "points.api.tables",
     "points.refusals",
+    "points.gifts.tables",
 )
 
 

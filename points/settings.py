@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from points.gifts.policy import GiftSettings
 from points.ledger.model import AMOUNT_MAX
 
 __all__ = [
@@ -227,6 +228,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     rules: RulesSettings = RulesSettings()
     ops: OpsSettings = OpsSettings()
+    gifts: GiftSettings = GiftSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -34,6 +34,7 @@ from points.api.auth import TokenVerifier
 from points.api.errors import IdempotencyKeyReused, NotConfigured, NotFound, NotReady
 from points.api.exchange import build_exchange
 from points.api.fastpath import ACTIVITY_PATH, BALANCE_PATH, ActivityFastPath, BalanceFastPath
+from points.api.gifts import gifts_router
 from points.api.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from points.api.ops import ops_router
 from points.api.pgread import PgReader
@@ -267,6 +268,8 @@ def create_app(
     app.include_router(ops_router(engine, settings, api, lag_reader=lag_reader, clock=clock,
                                   ruleset=ctx.ruleset))
     app.include_router(refusals_router(_customer, ctx.api.activity_page_max, _PROBLEMS))
+    app.include_router(gifts_router(_customer, settings.gifts, _EXCHANGE_POST_PROBLEMS,
+                                    settings.kafka.topics.points_ledger))
     balance_route = next(r for r in app.routes if getattr(r, "path", None) == BALANCE_PATH)
     # Added last = outermost: metrics see every response, the fast path's too.
     app.add_middleware(BalanceFastPath, ctx=ctx, route=balance_route)

@@ -87,6 +87,8 @@ STATUS_BY_CODE: dict[str, tuple[int, str]] = {
     "quote_mismatch": (422, "Quote does not match the request"),
     "member_not_linked": (409, "Partner membership not linked"),
     "membership_already_linked": (409, "Partner membership linked to another customer"),
+    # gifts and red packets (points.gifts.desk): the detail starts with the reason code
+    "gift_refused": (409, "Gift or packet refused"),
     # the exchange's swaps desk (points.exchange.swap_desk)
     "exchange_error": (422, "Exchange refused the request"),
     "unknown_quote": (404, "Unknown quote"),

@@ -35,6 +35,11 @@ from points.cli.commands import (
     links_list,
     links_show,
     migrate,
+    packets_approve_void,
+    packets_list,
+    packets_show,
+    packets_sweep,
+    packets_void,
     referrals_list,
     referrals_show,
     refusals_list,
@@ -211,6 +216,15 @@ campaigns_app = typer.Typer(help="Campaigns: uplift against their holdout.",
                             no_args_is_help=True)
 campaigns_app.command("report")(campaigns_report.command)
 app.add_typer(campaigns_app, name="campaigns")
+packets_app = typer.Typer(
+    help="Red packets: list, show, void (maker-checker), sweep expired packets and gifts.",
+    no_args_is_help=True)
+packets_app.command("list")(packets_list.command)
+packets_app.command("show")(packets_show.command)
+packets_app.command("void")(packets_void.command)
+packets_app.command("approve-void")(packets_approve_void.command)
+packets_app.command("sweep")(packets_sweep.command)
+app.add_typer(packets_app, name="packets")
 
 api_app = typer.Typer(
     help="The customer API's own tables: stored Idempotency-Key responses.", no_args_is_help=True

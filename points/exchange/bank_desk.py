@@ -43,6 +43,7 @@ from points.exchange.referral_records import (
     write_work,
 )
 from points.exchange.store import aware
+from points.gifts import fission
 from points.ports import PartnerDirectory, ReferralSignupNotice
 from points.settings import TopicNames
 
@@ -135,6 +136,10 @@ class BankDesk:
         """An onboarding with a code ends in a referral row (signed up, or refused by a guard)
         or, when the code names no one, a recorded refusal ``referral:<event_id>``."""
         assert event.referral_code is not None
+        packet = fission.packet_for_code(conn, event.referral_code)
+        if packet is not None:
+            self._on_packet_onboarded(conn, work, event, packet, now)
+            return
         try:
             code = rl.normalise_code(event.referral_code)
         except rl.InvalidReferralCode:
@@ -156,6 +161,25 @@ class BankDesk:
             conn, work, referral, event.customer_id, now, identity_hash=event.identity_hash,
             joined_at=aware(event.joined_at), event_id=event.event_id,
         )
+
+    def _on_packet_onboarded(self, conn: Connection, work: Work, event: CustomerOnboarded,
+                             packet: dict[str, Any], now: datetime) -> None:
+        """Onboarded with a red packet's code (points/gifts/fission.py): the new customer
+        claims a share, and the packet's sender is their referrer, through the same guards."""
+        referral_id = new_referral_id("pk", packet["packet_id"], event.customer_id)
+        if referral_id in work.rows or self._referrals.load(conn, [referral_id]):
+            return  # a replay: this onboarding's outcome is already recorded
+        fission.onboard(conn, packet=packet, customer_id=event.customer_id, now=now,
+                        event_id=event.event_id, ledger_topic=self._topics.points_ledger)
+        referral = rl.invite(referral_id=referral_id, origin=rl.Origin.CUSTOMER_INVITE,
+                             referrer=rl.Party("customer", packet["sender_id"]), now=now)
+        outcome = self._referrals.sign_up(
+            conn, work, referral, event.customer_id, now, identity_hash=event.identity_hash,
+            joined_at=aware(event.joined_at), event_id=event.event_id,
+        )
+        if outcome.referral.status != rl.ReferralStatus.REFUSED:
+            fission.record_generation(conn, packet=packet, customer_id=event.customer_id,
+                                      referral_id=referral_id, now=now)
 
     # ------------------------------------------------------------------ partner referrals
 

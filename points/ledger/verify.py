@@ -151,6 +151,12 @@ CHECKS: Final[dict[str, str]] = {
 }
 
 
+def _has_table(conn: Connection, table: str) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(conn).has_table(table))
+
+
 def _count(conn: Connection, table: str) -> int:
     return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
@@ -180,6 +186,10 @@ def verify(conn: Connection) -> VerifyReport:
     for name, sql in CHECKS.items():
         rows = conn.execute(text(f"{sql} LIMIT {VIOLATIONS_PER_CHECK_MAX}")).all()
         violations.extend(Violation(name, str(subject), str(detail)) for subject, detail in rows)
+    if _has_table(conn, "red_packets"):
+        from points.gifts.checks import gift_violations  # gifts build on the ledger
+
+        violations.extend(Violation(*v) for v in gift_violations(conn, VIOLATIONS_PER_CHECK_MAX))
     if restore is not None:
         conn.execute(text(f"SET LOCAL enable_nestloop = {'on' if restore == 'on' else 'off'}"))
     return VerifyReport(
