@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+import psutil
+from sqlalchemy import Engine, func, select, text
 
 from points.db import make_engine
 from points.decoding import RawMessage
@@ -201,17 +202,16 @@ def with_descendants(pids: list[int]) -> list[int]:
     return sorted(found)
 
 
-def postgres_pids() -> list[int]:
-    """Every PostgreSQL process on this machine (the stack's server and its backends)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(b"postgres"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+def postgres_pids(engine: Engine) -> list[int]:
+    """The stack's PostgreSQL server and its backends: the parent of this connection's backend
+    and that server's children. Only this server: other PostgreSQL servers on the machine (a
+    second checkout's stack, another project's) must not count in the CPU per event."""
+    with engine.connect() as connection:
+        backend_pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    server = psutil.Process(backend_pid).parent()
+    if server is None:
+        raise SystemExit(f"PostgreSQL backend {backend_pid} has no parent process to measure")
+    return [server.pid, *(child.pid for child in server.children(recursive=True))]
 
 
 def wait_for(
@@ -387,14 +387,14 @@ def main() -> None:
         first_count = count_rows(engine, inbound_events)
         first_at = time.perf_counter()
         worker_pids = with_descendants([w.pid for w in workers])
-        cpu_before = (process_cpu_s(worker_pids), process_cpu_s(postgres_pids()))
+        cpu_before = (process_cpu_s(worker_pids), process_cpu_s(postgres_pids(engine)))
         progress = InboxProgress(engine, expected)
         wait_for(progress.done, 900, "all events", worker, progress.interval_s)
         events_per_s = (expected - first_count) / (time.perf_counter() - first_at)
         # Where the CPU went per event in the sustained run (PostgreSQL includes its
         # background processes): the two cores are shared, so this says what to cut.
         worker_cpu = process_cpu_s(worker_pids) - cpu_before[0]
-        postgres_cpu = process_cpu_s(postgres_pids()) - cpu_before[1]
+        postgres_cpu = process_cpu_s(postgres_pids(engine)) - cpu_before[1]
         per_event = 1e6 / (expected - first_count)
 
         log(f"latency at 1,000 events/s for {args.latency_seconds} s")

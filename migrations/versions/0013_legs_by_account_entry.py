@@ -12,7 +12,7 @@ On a large existing ledger, build the new indexes with ``CREATE INDEX CONCURRENT
 running this migration (it then only drops the old ones; ``if_not_exists`` below).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-05
 """
 
