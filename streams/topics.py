@@ -136,6 +136,30 @@ async def create_topics(
     """Create the missing topics of ``wanted`` (name -> partitions) with the cluster's
     :class:`Replication` and ``configs`` per name; check all of them. Returns the names created
     and the replication. Raises :class:`TopicsUnusable`."""
+    # A topic just created on a multi-broker cluster may be missing from the answering broker's
+    # metadata for a moment (seen on the secured 3-broker cluster under load): a topic that
+    # "does not exist" after a create that was not refused gets another create and check.
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            return await _create_and_check(kafka, wanted, configs)
+        except TopicsUnusable as unusable:
+            problems = unusable.problems.values()
+            only_missing = all(why.startswith("does not exist") for why in problems)
+            if not only_missing or attempt == _CREATE_ATTEMPTS - 1:
+                raise
+            log.warning("%s; creating and checking again", unusable)
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+_CREATE_ATTEMPTS = 5
+
+
+async def _create_and_check(
+    kafka: KafkaSettings,
+    wanted: Mapping[str, int],
+    configs: Mapping[str, Mapping[str, str]] | None,
+) -> tuple[list[str], Replication]:
     admin = kafka_clients.admin_client(kafka)
     await admin.start()
     try:
