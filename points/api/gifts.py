@@ -198,6 +198,13 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
             raise
         return result
 
+    async def read_gift(request: Request, gift_id: str, customer_id: str) -> Gift:
+        """The gift as ``customer_id`` sees it, read after the write that made or moved it."""
+        body: Gift = await request.app.state.ctx.read(lambda c: _gift_body(
+            c.execute(select(gifts).where(gifts.c.gift_id == gift_id)).mappings().one(),
+            customer_id))
+        return body
+
     @router.post("/v1/me/gifts", response_model=Gift, status_code=201, responses=problems,
                  summary="Send points to another customer (held until they accept)")
     async def post_gift(request: Request, payload: GiftRequest, customer_id: Customer,
@@ -211,10 +218,7 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
             contact_hash=payload.recipient_contact_hash, ledger_topic=ledger_topic))
         if view.sender_id != customer_id:
             raise NotFound("no such resource")
-        body: Gift = await request.app.state.ctx.read(lambda c: _gift_body(
-            c.execute(select(gifts).where(gifts.c.gift_id == gift_id)).mappings().one(),
-            customer_id))
-        return body
+        return await read_gift(request, gift_id, customer_id)
 
     @router.post("/v1/me/gifts/{gift_id}/accept", response_model=Gift, responses=problems,
                  summary="Accept a gift: the points arrive with their original expiry")
@@ -223,10 +227,7 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
         now = request.app.state.ctx.clock()
         await refusable(request, customer_id, lambda c: desk.accept_gift(
             c, recipient_id=customer_id, gift_id=gift_id, now=now, ledger_topic=ledger_topic))
-        body: Gift = await request.app.state.ctx.read(lambda c: _gift_body(
-            c.execute(select(gifts).where(gifts.c.gift_id == gift_id)).mappings().one(),
-            customer_id))
-        return body
+        return await read_gift(request, gift_id, customer_id)
 
     @router.get("/v1/me/gifts", response_model=GiftList, responses=problems,
                 summary="Gifts sent and received, newest first")

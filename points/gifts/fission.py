@@ -9,6 +9,8 @@ no packet brought is generation 0, so their recruits are generation 1). The refe
 goes through the referral desk's guards and rules like any customer invite.
 """
 
+# `desk` is imported as a module, not its names: desk imports points.exchange, whose bank desk
+# imports this module, so desk is only partly initialised while this one loads.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -19,7 +21,6 @@ from sqlalchemy import Connection, func, select
 from points.db import insert_ignore
 from points.exchange.tables import known_customers
 from points.gifts import desk, split
-from points.gifts.desk import GiftRefused
 from points.gifts.policy import GiftSettings
 from points.gifts.tables import packet_claims, packet_referrals, packet_reservations
 
@@ -41,8 +42,8 @@ def reserve_share(conn: Connection, *, code: str, contact_hash: str, now: dateti
     """Keep a share for a non-customer until they onboard (or the reservation lapses)."""
     wanted = split.normalise_claim_code(code)
 
-    def refuse(reason: str, detail: str = "") -> GiftRefused:
-        return GiftRefused(reason, detail, subject="red_packet", subject_id=wanted)
+    def refuse(reason: str, detail: str = "") -> desk.GiftRefused:
+        return desk.GiftRefused(reason, detail, subject="red_packet", subject_id=wanted)
 
     packet = desk.packet_row(conn, code=wanted)
     if packet is None:
@@ -86,7 +87,7 @@ def onboard(conn: Connection, *, packet: dict[str, Any], customer_id: str, now: 
     try:
         return desk.claim_packet(conn, claimant_id=customer_id, code=packet["code"], now=now,
                                  ledger_topic=ledger_topic)
-    except GiftRefused as refused:
+    except desk.GiftRefused as refused:
         desk.record_refusal(conn, refused, customer_id, now)
         return None
 
