@@ -14,24 +14,33 @@ database (dropped and recreated each run). Steps:
    ``GET /v1/me/activity``. wrk is installed with apt-get when missing (or the run says so).
 
 4. swaps (after the reads): the customers behind the tokens get a ``linked`` ridehail
-   membership seeded straight into ``partner_links``; 50 concurrent HTTP/1.1 keep-alive
-   connections (an asyncio httpx client in this process, not the API's) each take the next
-   unused customer and do ``POST /v1/me/swaps/quote`` (400 points) then ``POST
-   /v1/me/swaps`` with its quote id, each POST with a fresh Idempotency-Key. One swap
-   request = that pair, from quote sent to swap answered (202, points held, outbox row).
+   membership seeded straight into ``partner_links``; ``benchmarks.swap_load``, a process of
+   its own, opens 50 keep-alive HTTP/1.1 connections, each taking the next unused customer
+   and doing ``POST /v1/me/swaps/quote`` (400 points) then ``POST /v1/me/swaps`` with its
+   quote id, each POST with a fresh Idempotency-Key. One swap request = that pair, from quote
+   sent to swap answered (202, points held, outbox row). Before it, the same generator sends
+   pairs of ``GET /health`` for 2 s (the raw limit of generator + server) and 1 s of swaps to
+   warm up. Over the measured run the CPU of the API process, of this stack's PostgreSQL
+   (server and backends) and of the generator are read from /proc and reported per pair.
+   ``--profile-swaps FILE`` records the API with py-spy meanwhile (collapsed stacks).
+
+The activity run reports the CPU the API and PostgreSQL spent per request the same way
+(``activity_api_cpu_us_per_request``, ``activity_postgres_cpu_us_per_request``);
+``--profile-activity FILE`` records the API with py-spy during it.
 
 The API, PostgreSQL and the load generators share the machine's cores (2 here); the JSON
 records the load average before and after. The last line printed is one JSON object:
 ``balance_rps``, ``balance_p99_ms``, ``activity_rps``, ``activity_p99_ms``,
 ``swap_request_rps`` (quote+request pairs per second), ``swap_request_p99_ms``,
-``swap_errors``, ``floors_ok`` (balance_rps >= 1,500 and balance_p99_ms <= 50; the swap
-figure has no floor yet).
+``swap_errors``, ``swap_api_cpu_us_per_pair``, ``swap_postgres_cpu_us_per_pair``,
+``swap_load_generator_cpu_us_per_pair``, the raw limits ``health_rps`` and
+``swap_raw_pairs_rps``, and ``floors_ok`` (balance_rps >= 1,500 and balance_p99_ms <= 50;
+the swap figure has no floor yet).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
@@ -43,8 +52,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,8 +61,10 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
+from benchmarks import profiling
+from benchmarks.bench_pipeline import postgres_pids, process_cpu_s, with_descendants
 from points.db import make_engine
 from points.earning.tables import earning_records
 from points.exchange.tables import partner_links
@@ -68,6 +77,8 @@ CUSTOMERS = 100_000
 BATCH = 10_000
 TOKENS = 20_000
 CONNECTIONS = 50
+SWAP_WARMUP = 300
+"""Customers whose swaps warm the API up before the measured swap run (not counted)."""
 ACTIVE_CUSTOMERS = 2_000
 """Customers with a long history (50-500 entries each) whose activity the bench reads."""
 FLOORS = {"balance_rps": 1_500, "balance_p99_ms": 50}
@@ -334,54 +345,40 @@ def link_customers(url: str, customers: list[str]) -> None:
     engine.dispose()
 
 
-async def drive_swaps(port: int, tokens: list[str], seconds: int) -> dict[str, Any]:
-    """CONNECTIONS tasks, each a keep-alive connection: quote then swap, one customer each."""
-    unused = iter(tokens)
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                 timeout=10) as client:
-        deadline = time.perf_counter() + seconds
+def run_swap_load(port: int, tokens: list[str], seconds: int, workdir: Path, *,
+                  raw: bool = False) -> dict[str, Any]:
+    """``benchmarks.swap_load`` in its own process (its CPU is its own, reported apart)."""
+    path = workdir / ("raw-tokens.txt" if raw else "swap-tokens.txt")
+    path.write_text("\n".join(tokens) + "\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.swap_load", "--port", str(port), "--tokens",
+         str(path), "--seconds", str(seconds), "--connections", str(CONNECTIONS),
+         *(["--raw"] if raw else [])],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
-        async def connection() -> None:
-            while time.perf_counter() < deadline:
-                token = next(unused, None)
-                if token is None:
-                    return
-                auth = {"Authorization": f"Bearer {token}"}
-                started = time.perf_counter()
-                try:
-                    q = await client.post(
-                        "/v1/me/swaps/quote", json={"partner_id": "ridehail", "points": 400},
-                        headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
-                    if q.status_code != 201:
-                        errors[f"quote:{q.status_code}"] += 1
-                        continue
-                    r = await client.post(
-                        "/v1/me/swaps", json={"quote_id": q.json()["quote_id"]},
-                        headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
-                except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] += 1
-                    continue
-                if r.status_code != 202 or r.json().get("status") != "pending":
-                    errors[f"swap:{r.status_code}"] += 1
-                    continue
-                latencies.append(time.perf_counter() - started)
 
-        begun = time.perf_counter()
-        await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
-        elapsed = time.perf_counter() - begun
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        if not latencies:
-            return 0.0
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
-
-    return {"rps": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99), "swaps": len(latencies), "errors": dict(errors),
-            "seconds": round(elapsed, 1)}
+def measure_swaps(engine: Engine, api: subprocess.Popen[bytes], port: int,
+                  tokens: list[str], seconds: int, workdir: Path,
+                  profile: Path | None) -> dict[str, Any]:
+    """The swap pairs, with the CPU the API, PostgreSQL and the generator spent on them."""
+    api_pids = with_descendants([api.pid])
+    pg_pids = postgres_pids(engine)
+    spy = None
+    if profile is not None:
+        spy = profiling.record(api.pid, profile, rate=200, gil=True, seconds=seconds)
+    before = (process_cpu_s(api_pids), process_cpu_s(pg_pids))
+    swaps = run_swap_load(port, tokens, seconds, workdir)
+    api_cpu = process_cpu_s(api_pids) - before[0]
+    pg_cpu = process_cpu_s(pg_pids) - before[1]
+    if spy is not None:
+        spy.wait()
+    per_pair = 1e6 / max(1, swaps["pairs"])
+    swaps["api_cpu_us_per_pair"] = round(api_cpu * per_pair)
+    swaps["postgres_cpu_us_per_pair"] = round(pg_cpu * per_pair)
+    swaps["load_generator_cpu_us_per_pair"] = round(swaps["cpu_s"] * per_pair)
+    return swaps
 
 
 def make_tokens(workdir: Path, customers: int, key: rsa.RSAPrivateKey) -> tuple[Path, Path]:
@@ -411,8 +408,34 @@ def make_active_tokens(workdir: Path, cursors: dict[str, str], key: rsa.RSAPriva
     return path
 
 
+def measure_activity(url: str, api: subprocess.Popen[bytes], wrk: str, port: int,
+                     active_tokens: Path, seconds: int, workdir: Path,
+                     profile: Path | None) -> dict[str, Any]:
+    """Activity pages under wrk, with the CPU the API and PostgreSQL spent per request."""
+    engine = make_engine(url)
+    try:
+        api_pids, pg_pids = with_descendants([api.pid]), postgres_pids(engine)
+    finally:
+        engine.dispose()
+    spy = None
+    if profile is not None:
+        spy = profiling.record(api.pid, profile, rate=200, gil=True, seconds=seconds)
+    before = (process_cpu_s(api_pids), process_cpu_s(pg_pids))
+    activity = run_wrk(wrk, port, "/v1/me/activity", active_tokens, seconds, workdir,
+                       ACTIVITY_LUA)
+    per_request = 1e6 / max(1, activity["requests"])
+    activity["api_cpu_us_per_request"] = round((process_cpu_s(api_pids) - before[0]) * per_request)
+    activity["postgres_cpu_us_per_request"] = round(
+        (process_cpu_s(pg_pids) - before[1]) * per_request)
+    if spy is not None:
+        spy.wait()
+    return activity
+
+
 def measure(url: str, workers: int, wrk: str, workdir: Path, public: Path, tokens: Path,
-            seconds: int, swap_tokens: list[str], active_tokens: Path) -> dict[str, Any]:
+            seconds: int, swap_tokens: list[str], active_tokens: Path,
+            profile: Path | None = None,
+            activity_profile: Path | None = None) -> dict[str, Any]:
     port = free_port()
     api = start_api(url, port, workers, public)
     try:
@@ -421,9 +444,22 @@ def measure(url: str, workers: int, wrk: str, workdir: Path, public: Path, token
         health = run_wrk(wrk, port, "/health", tokens, max(3, seconds // 3), workdir)
         balance = run_wrk(wrk, port, "/v1/me/balance", tokens, seconds, workdir)
         run_wrk(wrk, port, "/v1/me/activity", active_tokens, 2, workdir, ACTIVITY_LUA)
-        activity = run_wrk(wrk, port, "/v1/me/activity", active_tokens, max(5, seconds // 2),
-                           workdir, ACTIVITY_LUA)
-        swaps = asyncio.run(drive_swaps(port, swap_tokens, max(5, seconds // 2)))
+        activity = measure_activity(url, api, wrk, port, active_tokens, max(5, seconds // 2),
+                                    workdir, activity_profile)
+        # the generator's and the server's own ceiling: two GET /health per "pair"
+        swap_raw = run_swap_load(port, swap_tokens, 2, workdir, raw=True)
+        # warm-up (statements prepared, pools full) on customers the measured run leaves alone
+        warmup = min(SWAP_WARMUP, len(swap_tokens) // 4)  # a small run keeps most to measure
+        run_swap_load(port, swap_tokens[:warmup], 1, workdir)
+        engine = make_engine(url)
+        try:
+            swaps = measure_swaps(engine, api, port, swap_tokens[warmup:],
+                                  max(5, seconds // 2), workdir, profile)
+        finally:
+            engine.dispose()
+        swaps["raw_pairs_rps"] = swap_raw["rps"]
+        swaps["raw_load_generator_cpu_us_per_pair"] = round(
+            swap_raw["cpu_s"] * 1e6 / max(1, swap_raw["pairs"]))
     finally:
         stop(api)
     log(f"workers={workers}: health {health}, balance {balance}, activity {activity}, "
@@ -442,6 +478,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--compare-workers", action="store_true",
                         help="measure 1 and 2 worker processes; report the chosen --workers")
+    parser.add_argument("--profile-swaps", type=Path, default=None, metavar="FILE",
+                        help="py-spy the API during the measured swap run (collapsed stacks)")
+    parser.add_argument("--profile-activity", type=Path, default=None, metavar="FILE",
+                        help="py-spy the API during the measured activity run")
     args = parser.parse_args(argv)
     if not args.pg_url:
         raise SystemExit("set POINTS_BENCH_PG_URL or pass --pg-url")
@@ -467,7 +507,9 @@ def main(argv: list[str] | None = None) -> None:
             # every run swaps for customers no earlier run touched (one swap per customer)
             share = all_tokens[n::len(counts)]
             runs[workers] = measure(url, workers, wrk, workdir, public, tokens, args.seconds,
-                                    share, active_tokens)
+                                    share, active_tokens,
+                                    args.profile_swaps if workers == args.workers else None,
+                                    args.profile_activity if workers == args.workers else None)
     chosen = runs[args.workers]
     result: dict[str, Any] = {
         "customers": args.customers,
@@ -479,6 +521,9 @@ def main(argv: list[str] | None = None) -> None:
         "activity_rps": chosen["activity"]["rps"],
         "activity_p99_ms": chosen["activity"]["p99_ms"],
         "activity_p50_ms": chosen["activity"]["p50_ms"],
+        "activity_api_cpu_us_per_request": chosen["activity"]["api_cpu_us_per_request"],
+        "activity_postgres_cpu_us_per_request":
+            chosen["activity"]["postgres_cpu_us_per_request"],
         "activity_customers": args.active_customers,
         "health_rps": chosen["health"]["rps"],
         "health_p99_ms": chosen["health"]["p99_ms"],
@@ -492,10 +537,20 @@ def main(argv: list[str] | None = None) -> None:
         "swap_request_rps": chosen["swaps"]["rps"],
         "swap_request_p50_ms": chosen["swaps"]["p50_ms"],
         "swap_request_p99_ms": chosen["swaps"]["p99_ms"],
-        "swaps": chosen["swaps"]["swaps"],
+        "swap_request_max_ms": chosen["swaps"]["max_ms"],
+        "swaps": chosen["swaps"]["pairs"],
         "swap_errors": chosen["swaps"]["errors"],
-        "load_generator": "wrk -t1 -c50 (reads), httpx asyncio 50 connections (swaps), on "
-                          "the same 2 cores",
+        # where the CPU of one pair went (the two cores are shared by all three)
+        "swap_api_cpu_us_per_pair": chosen["swaps"]["api_cpu_us_per_pair"],
+        "swap_postgres_cpu_us_per_pair": chosen["swaps"]["postgres_cpu_us_per_pair"],
+        "swap_load_generator_cpu_us_per_pair":
+            chosen["swaps"]["load_generator_cpu_us_per_pair"],
+        # the raw limit of the same generator and server: two GET /health per pair
+        "swap_raw_pairs_rps": chosen["swaps"]["raw_pairs_rps"],
+        "swap_raw_load_generator_cpu_us_per_pair":
+            chosen["swaps"]["raw_load_generator_cpu_us_per_pair"],
+        "load_generator": "wrk -t1 -c50 (reads); benchmarks.swap_load, its own process, 50 "
+                          "connections (swaps); on the same 2 cores",
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }

@@ -4,7 +4,25 @@ Measured in one run, on whatever machine runs it (the whole stack included):
 - ``raw_consume_per_s``: plain aiokafka ``getmany`` over the same topic (the broker's limit);
 - ``db_only_per_s``: ``EarningService.process`` fed the same messages from memory (the
   database path's limit);
-- ``events_per_s``: one worker, from its first committed batch to its last (sustained);
+- ``raw_batched_sql_per_s``: the rows an earning makes (entry, lot, leg and the balance the
+  trigger keeps) written by plain batched SQL in batches of 1,000, no ledger logic
+  (``benchmarks.bench_ledger``), interleaved with the ledger's own batch earn
+  (``ledger_earn_per_s``); the issue's floor for one worker is half the raw figure
+  (``target_events_per_s``);
+- ``events_per_s``: one worker, from its first committed batch to its last (sustained); with
+  ``--workers N``, from the moment the consumer group is stable with all N members;
+- where the two cores went per event in the sustained run: ``worker_cpu_us_per_event`` (the
+  worker and its lane processes), ``postgres_cpu_us_per_event`` (this stack's server and its
+  backends, less the bench's own progress polls: ``bench_poll_cpu_us_per_event``; its
+  background processes apart in ``postgres_background_cpu_us_per_event``),
+  ``broker_cpu_us_per_event``, ``other_cpu_us_per_event`` (the rest of the machine: the OS,
+  neighbours) and ``idle_cpu_us_per_event``; they add up to cores x 1,000,000 /
+  ``events_per_s``. ``postgres_statement_us_per_event`` splits PostgreSQL's share by statement
+  (pg_stat_statements execution time, benchmarks/pg_statements.py; the bench's polls left out);
+- ``events_per_transaction`` (events per inbox COPY, one per earning transaction),
+  ``replayed_events`` (events the inbox's replay check found already stored: the simulated
+  day's duplicate deliveries, plus any a rebalance replays) and ``context_switches_per_event``
+  (the whole machine's): what tells per-transaction, replay and concurrency costs apart;
 - ``p50_ms`` / ``p99_ms``: publish → committed, at a fixed 1,000 events/s, where "committed"
   is the moment a poller (every 5 ms) first sees the event's inbox row: a commit is the only
   way a row becomes visible, so this never under-reports.
@@ -17,6 +35,8 @@ import argparse
 import asyncio
 import json
 import os
+import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +50,7 @@ from typing import Any
 import psutil
 from sqlalchemy import Engine, func, select, text
 
+from benchmarks import bench_ledger, pg_statements, profiling
 from points.db import make_engine
 from points.decoding import RawMessage
 from points.earning import EarningService
@@ -81,6 +102,7 @@ def isolated_env(url: str, bootstrap: str, suffix: str, batch_size_max: int) -> 
         "customer_activity",
         "points_ledger",
         "points_dlq",
+        "customer_nudges",
     ):
         env[f"POINTS_KAFKA__TOPICS__{name.upper()}"] = f"b{suffix}.{name.replace('_', '.')}"
     return env
@@ -214,6 +236,54 @@ def postgres_pids(engine: Engine) -> list[int]:
     return [server.pid, *(child.pid for child in server.children(recursive=True))]
 
 
+def postgres_background_pids(pids: list[int]) -> list[int]:
+    """Of the server's processes, those that serve no client: the checkpointer, WAL writer,
+    background writer, autovacuum (a client backend's title is ``postgres: user db host``)."""
+    background = []
+    for pid in pids:
+        try:
+            title = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            continue
+        if "127.0.0.1(" not in title and "[local]" not in title:
+            background.append(pid)
+    return background
+
+
+def backend_clients(engine: Engine) -> dict[int, int]:
+    """Backend pid -> the pid of the local process on the other end of its connection (by the
+    client's TCP port), for this database's client backends."""
+    with engine.connect() as conn:
+        ports = {
+            int(port): int(pid)
+            for pid, port in conn.execute(text(
+                "SELECT pid, client_port FROM pg_stat_activity"
+                " WHERE datname = current_database() AND client_port > 0"
+            ))
+        }  # fmt: skip
+    owners: dict[int, int] = {}
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.laddr and connection.pid and connection.laddr.port in ports:
+            owners[ports[connection.laddr.port]] = connection.pid
+    return owners
+
+
+def broker_pids(bootstrap: str) -> list[int]:
+    """The processes listening on the bootstrap address's port (this stack's broker)."""
+    port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+    return sorted({
+        c.pid for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+    })  # fmt: skip
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """Busy and idle CPU seconds of the whole machine so far (all cores)."""
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return sum(times) - idle, idle
+
+
 def wait_for(
     predicate: Any,
     timeout_s: float,
@@ -234,19 +304,36 @@ def wait_for(
 class InboxProgress:
     """How many events the worker has committed, polled without loading the database under
     test: ``count(*)`` over a growing inbox is a scan (tens of ms at 200k rows), so it runs
-    once a second until the end is near, then every 50 ms to time the end precisely."""
+    once a second until the end is near, then every 50 ms to time the end precisely.
+
+    It polls on one connection of its own, whose backend's CPU (``poll_cpu_s``) the bench
+    takes out of PostgreSQL's share: a run whose end comes slowly (two workers finishing
+    unevenly) polls longer, and that is the bench's cost, not the pipeline's."""
 
     def __init__(self, engine: Any, expected: int) -> None:
-        self._engine = engine
         self._expected = expected
         self.count = 0
+        self._conn = engine.connect()
+        self.backend_pid = int(self._conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        self._conn.rollback()
+        self._cpu_at_start = process_cpu_s([self.backend_pid])
 
     def done(self) -> bool:
-        self.count = count_rows(self._engine, inbound_events)
+        # marked: left out of the per-statement figures (benchmarks/pg_statements.py)
+        self.count = int(self._conn.execute(text(
+            f"SELECT count(*) FROM inbound_events {pg_statements.BENCH_MARKER}"
+        )).scalar_one())  # fmt: skip
+        self._conn.rollback()  # no snapshot held between polls
         return self.count >= self._expected
 
     def interval_s(self) -> float:
         return 0.05 if self.count >= self._expected * 0.97 else 1.0
+
+    def poll_cpu_s(self) -> float:
+        return process_cpu_s([self.backend_pid]) - self._cpu_at_start
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 async def latency_run(
@@ -318,6 +405,46 @@ async def latency_run(
     return [(seen_at[k] - sent_at[k]) * 1000 for k in sent_at if k in seen_at]
 
 
+def database_limits(pg_url: str, reps: int = 3) -> tuple[float, float]:
+    """The ledger's batch earn and plain batched SQL of the same rows, in batches of 1,000 on
+    20,000 customers in a schema of their own: medians of ``reps`` interleaved runs."""
+    url = bench_ledger.fresh_pg(pg_url)
+    engine = make_engine(url, pool_size=2)
+    try:
+        customers = [f"c{i}" for i in range(20_000)]
+        keys = bench_ledger.Keys("k-")
+        rng = random.Random(1)
+        bench_ledger.create_customers(engine, customers, keys)
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+        bench_ledger.ledger_vs_raw(engine, customers, keys, 1, rng)  # warm-up
+        runs = [bench_ledger.ledger_vs_raw(engine, customers, keys, 5, rng) for _ in range(reps)]
+    finally:
+        engine.dispose()
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+async def wait_for_stable_group(
+    kafka: KafkaSettings, group: str, members: int, timeout_s: float = 120.0
+) -> None:
+    """Until the consumer group is Stable with ``members`` members (the broker's DescribeGroups)."""
+    admin = kafka_clients.admin_client(kafka)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for response in await admin.describe_consumer_groups([group]):
+                for described in response.groups:
+                    state, group_members = described[2], described[5]
+                    if state == "Stable" and len(group_members) == members:
+                        log(f"group {group} stable with {members} members")
+                        return
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    raise SystemExit(f"group {group} did not become stable with {members} members in {timeout_s} s")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -340,6 +467,13 @@ def main() -> None:
         help="extra POINTS_ setting for the worker, e.g. WORKER__DB_LANES=1 (repeatable)",
     )
     parser.add_argument("--pg-url", default=os.environ.get("POINTS_BENCH_PG_URL"))
+    parser.add_argument(
+        "--profile-worker",
+        type=Path,
+        metavar="FILE",
+        help="py-spy the first worker and its lane processes during the sustained run "
+        "(collapsed stacks, CPU samples only); the figures of a profiled run are lower",
+    )
     args = parser.parse_args()
     if not args.pg_url:
         raise SystemExit(
@@ -373,6 +507,9 @@ def main() -> None:
     log("database path fed from memory")
     db_per_s = db_only(args.pg_url, settings, day.transactions, day.customers, args.batch_size)
 
+    log("raw batched SQL and the ledger's batch earn, interleaved (bench_ledger)")
+    ledger_per_s, raw_sql_per_s = database_limits(args.pg_url)
+
     log("one worker through the broker")
     reset_database(args.pg_url)
     engine = make_engine(args.pg_url)
@@ -384,17 +521,82 @@ def main() -> None:
     expected = expected_profiles + day.distinct_valid_transactions
     try:
         wait_for(lambda: count_rows(engine, inbound_events) > 0, 120, "the first batch", worker)
+        if args.workers > 1:
+            # The first worker to join takes every partition; each later one triggers a
+            # rebalance. Measure from the moment the group is stable with all of them: the
+            # steady state, not the one-off hand-over (whose replays `replayed_events` shows).
+            asyncio.run(wait_for_stable_group(settings.kafka, env["POINTS_WORKER__APP_ID"],
+                                              args.workers))  # fmt: skip
         first_count = count_rows(engine, inbound_events)
+        if first_count >= expected:
+            raise SystemExit(
+                "every event was committed before the measurement began (the group became "
+                "stable too late): run with more --transactions"
+            )
         first_at = time.perf_counter()
         worker_pids = with_descendants([w.pid for w in workers])
-        cpu_before = (process_cpu_s(worker_pids), process_cpu_s(postgres_pids(engine)))
+        statements = pg_statements.available(engine)
+        if statements:
+            pg_statements.reset(engine)
+        else:
+            log("pg_stat_statements is not loaded: restart the stack for PostgreSQL's breakdown")
+        spy = None
+        if args.profile_worker:
+            spy = profiling.record(worker.pid, args.profile_worker, rate=100, gil=False)
+        kafka_pids = broker_pids(bootstrap)
         progress = InboxProgress(engine, expected)
+        switches_before = psutil.cpu_stats().ctx_switches
+        cpu_before = (process_cpu_s(worker_pids), process_cpu_s(postgres_pids(engine)))
+        backends_before = {pid: process_cpu_s([pid]) for pid in backend_clients(engine)}
+        background_before = {
+            pid: process_cpu_s([pid]) for pid in postgres_background_pids(postgres_pids(engine))
+        }
+        broker_before, machine_before = process_cpu_s(kafka_pids), machine_cpu_s()
         wait_for(progress.done, 900, "all events", worker, progress.interval_s)
         events_per_s = (expected - first_count) / (time.perf_counter() - first_at)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(timeout=120)
+        switches = psutil.cpu_stats().ctx_switches - switches_before
+        statement_us = (
+            pg_statements.per_event_us(engine, expected - first_count) if statements else {}
+        )
+        # Each earning batch is one transaction with one inbox COPY: events per transaction
+        # says whether the per-transaction costs were spread as thinly as the batch size allows.
+        batches, _ = (
+            pg_statements.calls_and_rows(engine, "COPY inbound_events") if statements else (0, 0)
+        )
+        # The replay check's hits: events consumed a second time (after a rebalance moved a
+        # partition before its offsets were committed) cost CPU but add nothing.
+        _, replayed = (
+            pg_statements.calls_and_rows(engine, "SELECT inbound_events") if statements else (0, 0)
+        )
+        for name, us in statement_us.items():
+            log(f"  PostgreSQL {name}: {us} us/event")
         # Where the CPU went per event in the sustained run (PostgreSQL includes its
         # background processes): the two cores are shared, so this says what to cut.
         worker_cpu = process_cpu_s(worker_pids) - cpu_before[0]
-        postgres_cpu = process_cpu_s(postgres_pids(engine)) - cpu_before[1]
+        poll_cpu = progress.poll_cpu_s()
+        progress.close()
+        server_pids = postgres_pids(engine)
+        # PostgreSQL's CPU by whom it served: the worker processes (relay, timers, consumer
+        # side) or their lane processes (the earning transactions).
+        clients = backend_clients(engine)
+        main_pids = {w.pid for w in workers}
+        served: dict[str, float] = {"lane_processes": 0.0, "worker_processes": 0.0}
+        for backend, client in clients.items():
+            if client in worker_pids:
+                cpu = process_cpu_s([backend]) - backends_before.get(backend, 0.0)
+                served["worker_processes" if client in main_pids else "lane_processes"] += cpu
+        postgres_cpu = process_cpu_s(server_pids) - cpu_before[1] - poll_cpu
+        background_cpu = sum(
+            process_cpu_s([pid]) - background_before.get(pid, 0.0)
+            for pid in postgres_background_pids(server_pids)
+        )
+        broker_cpu = process_cpu_s(kafka_pids) - broker_before
+        machine_busy, machine_idle = (
+            now - before for now, before in zip(machine_cpu_s(), machine_before, strict=True)
+        )
         per_event = 1e6 / (expected - first_count)
 
         log(f"latency at 1,000 events/s for {args.latency_seconds} s")
@@ -420,9 +622,30 @@ def main() -> None:
         "latency_lost": sent - len(latencies),
         "raw_consume_per_s": round(raw_per_s),
         "db_only_per_s": round(db_per_s),
+        "raw_batched_sql_per_s": round(raw_sql_per_s),
+        "ledger_earn_per_s": round(ledger_per_s),
+        "target_events_per_s": round(raw_sql_per_s / 2),
         "produce_per_s": round(produce_per_s),
         "worker_cpu_us_per_event": round(worker_cpu * per_event, 1),
         "postgres_cpu_us_per_event": round(postgres_cpu * per_event, 1),
+        "broker_cpu_us_per_event": round(broker_cpu * per_event, 1),
+        # of which the server's background processes (checkpoints, WAL writing, autovacuum)
+        "postgres_background_cpu_us_per_event": round(background_cpu * per_event, 1),
+        # of which client backends serving the workers' lanes and the workers' main processes
+        "postgres_cpu_us_per_event_serving": {
+            name: round(cpu * per_event, 1) for name, cpu in served.items()
+        },
+        # the bench's own count(*) polls of the inbox (not in PostgreSQL's figure above)
+        "bench_poll_cpu_us_per_event": round(poll_cpu * per_event, 1),
+        # everything else that ran: this bench's poller, the OS, other processes on the machine
+        "other_cpu_us_per_event": round(
+            (machine_busy - worker_cpu - postgres_cpu - broker_cpu - poll_cpu) * per_event, 1
+        ),
+        "idle_cpu_us_per_event": round(machine_idle * per_event, 1),
+        "postgres_statement_us_per_event": statement_us,
+        "events_per_transaction": round((expected - first_count) / batches) if batches else None,
+        "replayed_events": replayed if statements else None,
+        "context_switches_per_event": round(switches * per_event / 1e6, 2),
         "worker_vs_db_only": round(events_per_s / db_per_s, 2),
         "worker_vs_raw_consume": round(events_per_s / raw_per_s, 3),
         "batch_size_max": args.batch_size,

@@ -34,7 +34,8 @@ from adapters.config import load_partners_config
 from demo import services
 from demo.campaigns import check_campaigns, demo_effects
 from demo.exchange_day import partner_env, run_exchange_day
-from demo.summary import collect, render, render_campaigns, render_exchange
+from demo.packets_day import run_packets_day
+from demo.summary import collect, render, render_campaigns, render_exchange, render_packets
 from demo.tokens import api_env, demo_token, exchange_day_sample_customer, ops_token
 from points.api.settings import ApiSharedSettings
 from points.db import make_engine
@@ -141,6 +142,9 @@ def run(customers: int, transactions: int) -> int:
         "POINTS_DATABASE__URL": settings.database_url,
         **partner_env(settings.data_dir),
         **api_env(settings.data_dir),
+        # The day lasts minutes: the newcomers packets bring send packets of their own too
+        # (the second generation), so the demo's API waives the 7-day account age to send.
+        "POINTS_GIFTS__MIN_ACCOUNT_AGE_DAYS": "0",
     }
     exchange = build_exchange_service(settings, env)
     ensure_partner_topics(settings, exchange)
@@ -209,6 +213,11 @@ def run(customers: int, transactions: int) -> int:
             partner_signup_env=(env, settings.kafka),
         )
         render_exchange(console, exchange_day)
+        console.rule("[bold]Red packets: customers bring customers")
+        packets_day = run_packets_day(
+            engine, prefix, console, ApiSharedSettings().url,
+            lambda customer: demo_token(settings.data_dir, customer), publish_now, topics)
+        render_packets(console, packets_day)
         with engine.connect() as conn:
             report = verify(conn)
         verdict = "[green]clean" if report.ok else f"[red]{len(report.violations)} violations"

@@ -145,7 +145,7 @@ def partner_member_signups(
                     "partner_id": partner_id,
                     "occurred_at": now.isoformat(),
                     "referral_code": code,
-                    "partner_member_id": f"PM{i:05d}",
+                    "partner_member_id": f"PM{prefix}{i:05d}",
                 }
             )
             signed.append((customer.encode(), body, list(sign(body, key, now))))
@@ -259,7 +259,9 @@ def run_exchange_day(
     for customer, partner, _ in plan:
         # Joining the partner's program from the bank app: a bank-originated cross-referral
         # plus the member-link request the partner must confirm before any swap.
-        service.join_partner(customer, partner, f"M{customer[-7:]}", member_name="Demo Member")
+        # The run's prefix keeps member ids unique across demo runs on one data folder.
+        service.join_partner(customer, partner, f"M{prefix}{customer[-7:]}",
+                             member_name="Demo Member")
     like = f"{prefix}%"
     invite_friends(service, [c for c, _, _ in plan[:invites]], prefix, publish, topics)
     if partner_signup_env is not None:

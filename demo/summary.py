@@ -214,3 +214,26 @@ def render_exchange(console: Console, day: object) -> None:
             "yes" if st.reconciled else "NO",
         )
     console.print(settle)
+
+
+def render_packets(console: Console, day: object) -> None:
+    """The fission funnel of this run's red packets, by generation (docs/gifts.md)."""
+    from demo.packets_day import PacketsDay
+
+    assert isinstance(day, PacketsDay)
+    funnel = Table(title="Red packets: the fission funnel, by generation (this run)",
+                   title_justify="left")
+    for column in ("senders", "sent", "points", "opened", "claimed", "points claimed",
+                   "new customers"):
+        funnel.add_column(column, justify="left" if column == "senders" else "right")
+    for g in [*day.funnel["generations"], {"generation": None, **day.funnel["total"]}]:
+        who = "all" if g["generation"] is None else f"generation {g['generation']}"
+        funnel.add_row(who, *(f"{int(g[k]):,}" for k in (
+            "sent", "points_sent", "opened", "claimed", "points_claimed", "new_customers")))
+    console.print(funnel)
+    console.print(f"  sent → opened → claimed → new customers, through the API and "
+                  f"bank.customers: {day.requests:,} API requests in {day.took_s:.1f} s; "
+                  "new customers of generation g's packets are generation g + 1")
+    if day.refused:
+        console.print(_table("Packet requests refused (as the customer saw them)",
+                             ("reason", "requests"), sorted(day.refused.items())))

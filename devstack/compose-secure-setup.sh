@@ -22,6 +22,7 @@ scram worker "$(cat /secrets/worker.password)"
 scram partner-worker "$(cat /secrets/partner-worker.password)"
 scram api "$(cat /secrets/api.password)"
 scram operations "$(cat /secrets/operations.password)"
+scram push "$(cat /secrets/push.password)"
 acl --allow-principal User:worker --operation Write --topic 'bank.transactions' --resource-pattern-type literal
 acl --allow-principal User:worker --operation Describe --topic 'bank.transactions' --resource-pattern-type literal
 acl --allow-principal User:worker --operation Create --topic 'bank.transactions' --resource-pattern-type literal
@@ -37,6 +38,9 @@ acl --allow-principal User:worker --operation Create --topic 'points.ledger' --r
 acl --allow-principal User:worker --operation Write --topic 'points.dlq' --resource-pattern-type literal
 acl --allow-principal User:worker --operation Describe --topic 'points.dlq' --resource-pattern-type literal
 acl --allow-principal User:worker --operation Create --topic 'points.dlq' --resource-pattern-type literal
+acl --allow-principal User:worker --operation Write --topic 'customer.nudges' --resource-pattern-type literal
+acl --allow-principal User:worker --operation Describe --topic 'customer.nudges' --resource-pattern-type literal
+acl --allow-principal User:worker --operation Create --topic 'customer.nudges' --resource-pattern-type literal
 acl --allow-principal User:worker --operation Write --topic 'partner.' --resource-pattern-type prefixed
 acl --allow-principal User:worker --operation Describe --topic 'partner.' --resource-pattern-type prefixed
 acl --allow-principal User:worker --operation Create --topic 'partner.' --resource-pattern-type prefixed
@@ -61,6 +65,9 @@ acl --allow-principal User:partner-worker --operation Create --topic 'points.led
 acl --allow-principal User:partner-worker --operation Write --topic 'points.dlq' --resource-pattern-type literal
 acl --allow-principal User:partner-worker --operation Describe --topic 'points.dlq' --resource-pattern-type literal
 acl --allow-principal User:partner-worker --operation Create --topic 'points.dlq' --resource-pattern-type literal
+acl --allow-principal User:partner-worker --operation Write --topic 'customer.nudges' --resource-pattern-type literal
+acl --allow-principal User:partner-worker --operation Describe --topic 'customer.nudges' --resource-pattern-type literal
+acl --allow-principal User:partner-worker --operation Create --topic 'customer.nudges' --resource-pattern-type literal
 acl --allow-principal User:partner-worker --operation Write --topic 'partner.' --resource-pattern-type prefixed
 acl --allow-principal User:partner-worker --operation Describe --topic 'partner.' --resource-pattern-type prefixed
 acl --allow-principal User:partner-worker --operation Create --topic 'partner.' --resource-pattern-type prefixed
@@ -75,6 +82,7 @@ acl --allow-principal User:api --operation Describe --topic 'bank.customers' --r
 acl --allow-principal User:api --operation Describe --topic 'customer.activity' --resource-pattern-type literal
 acl --allow-principal User:api --operation Describe --topic 'points.ledger' --resource-pattern-type literal
 acl --allow-principal User:api --operation Describe --topic 'points.dlq' --resource-pattern-type literal
+acl --allow-principal User:api --operation Describe --topic 'customer.nudges' --resource-pattern-type literal
 acl --allow-principal User:api --operation Describe --topic 'partner.' --resource-pattern-type prefixed
 acl --allow-principal User:api --operation Describe --group 'points-exchange' --resource-pattern-type prefixed
 acl --allow-principal User:operations --operation Read --topic 'bank.transactions' --resource-pattern-type literal
@@ -87,8 +95,13 @@ acl --allow-principal User:operations --operation Read --topic 'points.ledger' -
 acl --allow-principal User:operations --operation Describe --topic 'points.ledger' --resource-pattern-type literal
 acl --allow-principal User:operations --operation Read --topic 'points.dlq' --resource-pattern-type literal
 acl --allow-principal User:operations --operation Describe --topic 'points.dlq' --resource-pattern-type literal
+acl --allow-principal User:operations --operation Read --topic 'customer.nudges' --resource-pattern-type literal
+acl --allow-principal User:operations --operation Describe --topic 'customer.nudges' --resource-pattern-type literal
 acl --allow-principal User:operations --operation Read --topic 'partner.' --resource-pattern-type prefixed
 acl --allow-principal User:operations --operation Describe --topic 'partner.' --resource-pattern-type prefixed
 acl --allow-principal User:operations --operation Describe --group 'points-exchange' --resource-pattern-type prefixed
 acl --allow-principal User:operations --operation Read --group 'points-ops' --resource-pattern-type prefixed
+acl --allow-principal User:push --operation Read --topic 'customer.nudges' --resource-pattern-type literal
+acl --allow-principal User:push --operation Describe --topic 'customer.nudges' --resource-pattern-type literal
+acl --allow-principal User:push --operation Read --group 'points-push' --resource-pattern-type prefixed
 echo "kafka-setup: SCRAM users and ACLs in place"

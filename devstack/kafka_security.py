@@ -35,7 +35,9 @@ PARTNER_APP_ID = f"{APP_ID}-partners"
 # (resource type, name, pattern, operation). Patterns: "literal" or "prefixed".
 
 BANK_SOURCE_TOPICS = ("bank.transactions", "bank.customers", "customer.activity")
-BANK_OUTPUT_TOPICS = ("points.ledger", "points.dlq")
+BANK_OUTPUT_TOPICS = ("points.ledger", "points.dlq", "customer.nudges")
+NUDGES_TOPIC = "customer.nudges"
+PUSH_GROUP = "points-push"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,12 @@ BANK_ACLS: dict[str, list[Grant]] = {
         *_grants("topic", ["partner."], "prefixed", "read", "describe"),
         *_grants("group", [APP_ID], "prefixed", "describe"),
         *_grants("group", ["points-ops"], "prefixed", "read"),
+    ],
+    # The bank's push service: reads the nudges the exchange publishes (docs/marketing.md,
+    # section 6) in its own groups; sees nothing else.
+    "push": [
+        *_grants("topic", [NUDGES_TOPIC], "literal", "read", "describe"),
+        *_grants("group", [PUSH_GROUP], "prefixed", "read"),
     ],
 }
 BANK_USERS = tuple(BANK_ACLS)

@@ -16,6 +16,8 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,15 @@ APP_PASSWORD = "points"
 DATABASES = ("points", "points_test", "points_bench")
 CONF_NAME = "points_stack.conf"
 START_TIMEOUT_S = 60
+# After a crash (a killed machine, `kill -9`) PostgreSQL replays the WAL written since the last
+# checkpoint before it accepts connections: with max_wal_size 4GB that can take minutes on a
+# small machine. A start waits that long while the replay is visibly in progress.
+RECOVERY_TIMEOUT_S = 1800
+RECOVERY_POLL_S = 1.0
+# How long a server that pg_ctl gave up on may take to show a replay in its log (or to have
+# written its pid file) before the start counts as failed.
+START_GRACE_S = 10.0
+RECOVERY_REPORT_EVERY_S = 30.0
 PORT_HINT = "set POINTS_STACK_PG_PORT to a free port"
 # A Unix socket path is limited to 107 bytes; the socket is "<dir>/.s.PGSQL.<port>".
 MAX_SOCKET_DIR = 90
@@ -64,6 +75,11 @@ def render_conf(config: StackConfig) -> str:
         "checkpoint_timeout": "15min",
         "wal_compression": "lz4",  # Debian builds PostgreSQL 15+ with lz4
         "jit": "off",
+        # Per-statement execution times (benchmarks.bench_pipeline's breakdown of PostgreSQL's
+        # share per event; an operator's first look at a slow database). Top-level statements
+        # only: a trigger's work counts in the statement that fired it.
+        "shared_preload_libraries": "'pg_stat_statements'",
+        "pg_stat_statements.track": "top",
     }
     lines = ["# Written by devstack (python -m devstack up); edits are overwritten on each up."]
     lines += [f"{key} = {value}" for key, value in settings.items()]
@@ -208,6 +224,29 @@ def _admin_sql(config: StackConfig) -> None:
             row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if row is None:
                 conn.execute(f"CREATE DATABASE {name} OWNER {APP_ROLE}")
+    for name in DATABASES:
+        _statement_stats(config, name)
+
+
+STATS_SCHEMA = "pgstats"
+
+
+def _statement_stats(config: StackConfig, database: str) -> None:
+    """pg_stat_statements in a schema of its own (the benchmarks drop and re-create
+    ``public``), readable and resettable by the application role."""
+    import psycopg
+
+    with psycopg.connect(
+        host=HOST, port=config.pg_port, user=SUPERUSER, dbname=database,
+        autocommit=True, connect_timeout=10,
+    ) as conn:  # fmt: skip
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATS_SCHEMA}")
+        conn.execute(f"CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA {STATS_SCHEMA}")
+        conn.execute(f"GRANT USAGE ON SCHEMA {STATS_SCHEMA} TO {APP_ROLE}")
+        conn.execute(
+            f"GRANT EXECUTE ON FUNCTION {STATS_SCHEMA}.pg_stat_statements_reset(oid, oid, bigint)"
+            f" TO {APP_ROLE}"
+        )
 
 
 def server_version(config: StackConfig) -> str | None:
@@ -256,13 +295,74 @@ def start(config: StackConfig) -> tuple[PgStatus, bool]:
         str(bin_dir / "pg_ctl"), "-D", str(config.pg_data_dir), "-l", str(config.pg_log),
         "-w", "-t", str(START_TIMEOUT_S), "start",
     ], new_session=True)  # fmt: skip
-    if result.returncode != 0:
+    if result.returncode != 0 and not _wait_through_crash_recovery(config, bin_dir):
         raise StackError(
             f"pg_ctl start failed (exit {result.returncode}): {result.stdout}{result.stderr}\n"
             f"last lines of {config.pg_log}:\n{process.tail(config.pg_log)}"
         )
     _admin_sql(config)
     return status(config), True
+
+
+RECOVERY_MARKERS = ("automatic recovery in progress", "redo starts at", "redo in progress")
+
+
+def recovery_in_progress(log_text: str) -> bool:
+    """Whether the server's latest start (the log after its last "starting PostgreSQL" line)
+    is replaying WAL and has not yet said it is ready."""
+    start = log_text.rfind("starting PostgreSQL")
+    latest = log_text[start:] if start >= 0 else log_text
+    if "database system is ready to accept connections" in latest:
+        return False
+    return any(marker in latest for marker in RECOVERY_MARKERS)
+
+
+def _wait_through_crash_recovery(config: StackConfig, bin_dir: Path) -> bool:
+    """After pg_ctl gave up waiting: True once the server accepts connections, waiting up to
+    RECOVERY_TIMEOUT_S while its log shows a WAL replay in progress. False when the server has
+    exited, or shows no replay for START_GRACE_S (the caller then reports pg_ctl's failure)."""
+    started = time.monotonic()
+    reported: float | None = None
+    while True:
+        if _accepts_connections(config, bin_dir):
+            return True
+        now = time.monotonic()
+        try:
+            log_text = config.pg_log.read_text(errors="replace")
+        except OSError:
+            log_text = ""
+        recovering = recovery_in_progress(log_text)
+        if now - started > START_GRACE_S and (
+            not recovering or postmaster_info(config) is None
+        ):
+            return False
+        if now - started > RECOVERY_TIMEOUT_S:
+            raise StackError(
+                f"PostgreSQL still replays its WAL after {START_TIMEOUT_S + RECOVERY_TIMEOUT_S} s "
+                f"(left running; `down` stops it); last lines of {config.pg_log}:\n"
+                f"{process.tail(config.pg_log)}"
+            )
+        if recovering and (reported is None or now - reported >= RECOVERY_REPORT_EVERY_S):
+            print(
+                "postgres: recovering from an unclean shutdown (replaying WAL), waiting: "
+                f"{_last_line(log_text)}",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+            reported = now
+        time.sleep(RECOVERY_POLL_S)
+
+
+def _accepts_connections(config: StackConfig, bin_dir: Path) -> bool:
+    ready = bin_dir / "pg_isready"
+    command = [str(ready), "-h", HOST, "-p", str(config.pg_port), "-t", "3"]
+    if ready.exists():
+        return subprocess.run(command, capture_output=True, check=False).returncode == 0
+    return server_version(config) is not None
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def stop(config: StackConfig) -> str:

@@ -1,8 +1,11 @@
-"""Generate the published event contracts from the pydantic models in :mod:`points.events`.
+"""Generate the published event contracts from the pydantic models in :mod:`points.events`
+(what the exchange consumes) and :mod:`points.gifts.notices` (the gifts' ``points.ledger``
+notifications it publishes).
 
 ``python -m points.contracts_docs`` writes ``docs/schemas/<topic>.schema.json`` (JSON Schema
-2020-12, one per topic) and ``docs/asyncapi.yaml`` (AsyncAPI 3.0); ``--check`` writes nothing
-and exits 1 when a file is missing or differs from what the models say. Output is
+2020-12, one per topic or outbound message family) and ``docs/asyncapi.yaml`` (AsyncAPI 3.0:
+``receive`` operations for the inbound topics, ``send`` for the outbound); ``--check`` writes
+nothing and exits 1 when a file is missing or differs from what the models say. Output is
 deterministic: sorted keys, fixed indentation, a trailing newline.
 """
 
@@ -22,6 +25,8 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from points import events
+from points.gifts import notices
+from points.nudges.contract import NudgeMessage, nudge_message_adapter
 from points.settings import TopicNames
 
 __all__ = ["TOPICS", "Topic", "generate", "main"]
@@ -44,6 +49,8 @@ class Topic:
     adapter: TypeAdapter[Any]
     models: tuple[type[BaseModel], ...]
     parameters: tuple[tuple[str, str], ...] = ()
+    #: "receive": the exchange consumes the topic; "send": it publishes it
+    action: str = "receive"
 
 
 _names = TopicNames()
@@ -64,8 +71,9 @@ TOPICS: tuple[Topic, ...] = (
         file_stem=_names.bank_customers,
         producer="core banking",
         description=(
-            "Customer profiles (segment, joined_at, birth_year, status) and onboarding with an "
-            "optional referral code. Compacted: the latest message per customer_id is kept."
+            "Customer profiles (segment, joined_at, birth_year, status, marketing_consent) and "
+            "onboarding with an optional referral code. Compacted: the latest message per "
+            "customer_id is kept."
         ),
         adapter=events.bank_customer_adapter,
         models=(events.CustomerProfile, events.CustomerOnboarded),
@@ -101,10 +109,46 @@ TOPICS: tuple[Topic, ...] = (
         ),
         parameters=(("partner_id", "The partner program's id, e.g. ridehail, eshop, airline."),),
     ),
+    Topic(
+        channel_id="customerNudges",
+        address=_names.customer_nudges,
+        file_stem=_names.customer_nudges,
+        producer="the exchange (through its outbox), for the bank's push service",
+        description=(
+            "Nudges to push to customers now (rule file's nudges: milestone near, first "
+            "partner purchase, streak at risk, points expiring, lifecycle at risk), after "
+            "consent, quiet hours and frequency caps. At most one message per nudge_id; the "
+            "dedupe_key header is nudge:<nudge_id>."
+        ),
+        adapter=nudge_message_adapter,
+        models=(NudgeMessage,),
+        action="send",
+    ),
+    Topic(
+        channel_id="pointsLedger",
+        address=_names.points_ledger,
+        file_stem=f"{_names.points_ledger}.gifts",
+        producer="the exchange (its outbox relay)",
+        description=(
+            "What was posted, for the bank's apps and analytics. Documented here: the "
+            "notifications of gifts and red packets (docs/gifts.md, \"Notifications\"): one "
+            "to each customer concerned, written in the same transaction as the ledger entries "
+            "and published once by the outbox relay; a consumer deduplicates on entry_key and "
+            "customer_id. The earning pipeline's journal notifications on this topic are "
+            "described in docs/architecture.md."
+        ),
+        adapter=notices.gift_notice_adapter,
+        models=(notices.GiftNotice, notices.RedPacketNotice),
+        action="send",
+    ),
 )
 
 
 def _event_type(model: type[BaseModel]) -> str:
+    """The message's name: its event_type (inbound), or its ``message_name`` (outbound
+    notifications, which carry no discriminator field)."""
+    if "event_type" not in model.model_fields:
+        return str(model.message_name)  # type: ignore[attr-defined]
     (value,) = get_args(model.model_fields["event_type"].annotation)
     return str(value)
 
@@ -125,7 +169,8 @@ def topic_schema(topic: Topic) -> dict[str, Any]:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    """An AsyncAPI 3.0 document describing the topics the exchange receives."""
+    """An AsyncAPI 3.0 document: the topics the exchange receives, and the notifications it
+    sends."""
     all_models = [model for topic in TOPICS for model in topic.models]
     _, definitions = models_json_schema(
         [(model, "validation") for model in all_models],
@@ -162,10 +207,11 @@ def asyncapi_document() -> dict[str, Any]:
         if topic.parameters:
             channel["parameters"] = {name: {"description": text} for name, text in topic.parameters}
         channels[topic.channel_id] = channel
-        operations[f"receive{topic.channel_id[0].upper()}{topic.channel_id[1:]}"] = {
-            "action": "receive",
+        verb = "consumes" if topic.action == "receive" else "publishes"
+        operations[f"{topic.action}{topic.channel_id[0].upper()}{topic.channel_id[1:]}"] = {
+            "action": topic.action,
             "channel": {"$ref": f"#/channels/{topic.channel_id}"},
-            "summary": f"The exchange consumes {topic.address}.",
+            "summary": f"The exchange {verb} {topic.address}.",
             "messages": [
                 {"$ref": f"#/channels/{topic.channel_id}/messages/{event_type}"}
                 for event_type in channel_messages
@@ -177,11 +223,14 @@ def asyncapi_document() -> dict[str, Any]:
             "title": "Points Exchange event contracts",
             "version": str(events.SCHEMA_VERSION),
             "description": (
-                "Kafka topics the points exchange consumes. Every message is JSON, carries "
-                "schema_version and an event_type discriminator, rejects unknown fields, uses "
-                "integer minor units for money and integer points, and times with a zone. "
-                "Generated from points/events.py by `python -m points.contracts_docs`; "
-                "do not edit by hand."
+                "Kafka topics the points exchange consumes, and those it publishes: "
+                "customer.nudges for the bank's push service and the points.ledger "
+                "notifications of gifts and red packets. Every consumed message is JSON, "
+                "carries schema_version and an event_type discriminator, rejects unknown "
+                "fields, uses integer minor units for money and integer points, and times "
+                "with a zone. Generated from points/events.py, points/nudges/contract.py and "
+                "points/gifts/notices.py by `python -m points.contracts_docs`; do not edit "
+                "by hand."
             ),
         },
         "defaultContentType": "application/json",
@@ -196,7 +245,8 @@ def _json_text(data: Any) -> str:
 
 
 def _yaml_text(data: Any) -> str:
-    header = "# Generated by `python -m points.contracts_docs` from points/events.py.\n"
+    header = ("# Generated by `python -m points.contracts_docs` from points/events.py and "
+              "points/gifts/notices.py.\n")
     body = yaml.safe_dump(
         data, sort_keys=True, allow_unicode=True, default_flow_style=False, width=100
     )

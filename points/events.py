@@ -174,6 +174,10 @@ class CustomerProfile(_CustomerEvent):
     birth_year: Annotated[int | None, Field(ge=1900, le=2100, strict=True)] = None
     status: CustomerStatus
     identity_hash: IdentityHash | None = None
+    #: Whether the customer agreed to marketing messages (nudges on customer.nudges). Absent
+    #: means not asked: treated as no (opt-in; docs/rules.md "Nudges"). Optional, so producers
+    #: that do not send it stay valid.
+    marketing_consent: Annotated[bool | None, Field(strict=True)] = None
 
 
 class CustomerOnboarded(_CustomerEvent):
@@ -190,6 +194,10 @@ class CustomerOnboarded(_CustomerEvent):
         str | None, Field(min_length=4, max_length=32, pattern=r"^[A-Z0-9]+$")
     ] = None
     identity_hash: IdentityHash | None = None
+    #: Whether the customer agreed to marketing messages (nudges on customer.nudges). Absent
+    #: means not asked: treated as no (opt-in; docs/rules.md "Nudges"). Optional, so producers
+    #: that do not send it stay valid.
+    marketing_consent: Annotated[bool | None, Field(strict=True)] = None
 
 
 BankCustomerEvent = Annotated[

@@ -18,6 +18,7 @@ TABLE_MODULES = (
     "points.api.tables",
     "points.refusals",
     "points.gifts.tables",
+    "points.nudges.tables",
 )
 
 

@@ -42,6 +42,7 @@ class TopicNames(BaseModel):
     customer_activity: str = "customer.activity"
     points_ledger: str = "points.ledger"
     points_dlq: str = "points.dlq"
+    customer_nudges: str = "customer.nudges"
 
     def partner_events(self, partner_id: str) -> str:
         return f"partner.{partner_id}.events"
@@ -54,7 +55,7 @@ class TopicNames(BaseModel):
         return [self.bank_transactions, self.bank_customers, self.customer_activity]
 
     def output_topics(self) -> list[str]:
-        return [self.points_ledger, self.points_dlq]
+        return [self.points_ledger, self.points_dlq, self.customer_nudges]
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -195,6 +196,11 @@ class WorkerSettings(BaseModel):
     # processes (see streams/runtime.py): the default 700 made collections a third of the
     # worker's CPU. Lane processes do not use it: they collect between batches instead.
     gc_gen0_threshold: int = Field(default=50_000, ge=700, le=10_000_000)
+    # How often the group leader looks for time-based nudges (points/nudges/timers.py).
+    nudge_timer_interval_s: float = Field(default=30.0, ge=0.1, le=3600.0)
+    # How often its later rounds of a day look again, at the customers written since, for
+    # streaks and lifecycle stages newly at risk (the day's first round looks at everyone).
+    nudge_rescan_interval_s: float = Field(default=600.0, ge=0.1, le=86_400.0)
     # How long a worker keeps retrying while the database is unreachable (a batch's
     # transaction, the outbox relay; the relay waits as long for the broker) before it exits
     # with code 75 for its supervisor to restart it. Covers a PostgreSQL restart or fail-over.

@@ -17,6 +17,7 @@ from points.earning import EarningService
 from points.outbox import OutboxStore
 from points.settings import Settings, load_settings
 from streams.agents.earning import register_earning_agent
+from streams.agents.nudges import register_nudge_timer
 from streams.app import create_app
 from streams.codecs import require_codecs
 from streams.fastpath import BatchingApp
@@ -44,6 +45,7 @@ def build_worker_app(settings: Settings) -> tuple[BatchingApp, LaneProcesses | N
         sign=_partner_request_signer(settings),
         outage_tolerance_s=settings.worker.db_outage_tolerance_s,
     )
+    register_nudge_timer(app, settings, engine)
     return app, lane_processes
 
 

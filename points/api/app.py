@@ -29,16 +29,24 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from points.api import exchange as exchange_views
-from points.api import idempotency, reads, views
+from points.api import exchange_once, idempotency, reads, views
 from points.api.auth import TokenVerifier
-from points.api.errors import IdempotencyKeyReused, NotConfigured, NotFound, NotReady
+from points.api.errors import NotConfigured, NotFound, NotReady
 from points.api.exchange import build_exchange
-from points.api.fastpath import ACTIVITY_PATH, BALANCE_PATH, ActivityFastPath, BalanceFastPath
+from points.api.fastpath import (
+    ACTIVITY_PATH,
+    BALANCE_PATH,
+    QUOTE_PATH,
+    SWAP_PATH,
+    ActivityFastPath,
+    BalanceFastPath,
+    ExchangeFastPath,
+)
 from points.api.gifts import gifts_router
 from points.api.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from points.api.ops import ops_router
 from points.api.pgread import PgReader
-from points.api.problems import PROBLEM_JSON, error_response, install_problem_handlers, status_for
+from points.api.problems import PROBLEM_JSON, install_problem_handlers
 from points.api.ratelimit import RateLimiter
 from points.api.refusals import refusals_router
 from points.api.schemas import (
@@ -60,8 +68,9 @@ from points.api.schemas import (
     SwapRequest,
 )
 from points.api.settings import ApiSettings, load_api_settings
+from points.api.swap_batches import SwapBatches
 from points.db import make_engine
-from points.errors import PointsError, error_for_code
+from points.errors import PointsError
 from points.exchange import ExchangeService
 from points.exchange.swap_desk import SwapNotFound
 from points.ops_metrics import ConsumerLagReader
@@ -119,6 +128,7 @@ class ApiContext:
             if engine.dialect.name == "postgresql"
             else None
         )
+        self.swap_batches = SwapBatches(lambda: self.exchange, self.pg, self.call, clock)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a pooled connection in a worker thread; a read-only, short use."""
@@ -139,6 +149,19 @@ class ApiContext:
     async def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` (an exchange call with its own transaction) in a worker thread."""
         return await anyio.to_thread.run_sync(fn, limiter=self._threads)
+
+    async def quote_once(self, customer_id: str, key: str, partner_id: str,
+                         points: int) -> exchange_once.Answer:
+        """``POST /v1/me/swaps/quote`` (:func:`points.api.exchange_once.quote_once`)."""
+        return await exchange_once.quote_once(
+            self.exchange, self.swap_batches.store_quote if self.pg is not None else None,
+            self.call, customer_id, key, partner_id, points, self.clock())
+
+    async def swap_once(self, customer_id: str, key: str, quote_id: str
+                        ) -> exchange_once.Answer:
+        """``POST /v1/me/swaps``, in the next batch of this process's swap requests
+        (:mod:`points.api.swap_batches`): one transaction, one worker thread per batch."""
+        return await self.swap_batches.accept(customer_id, key, quote_id)
 
     @property
     def exchange(self) -> ExchangeService:
@@ -275,6 +298,10 @@ def create_app(
     app.add_middleware(BalanceFastPath, ctx=ctx, route=balance_route)
     activity_route = next(r for r in app.routes if getattr(r, "path", None) == ACTIVITY_PATH)
     app.add_middleware(ActivityFastPath, ctx=ctx, route=activity_route)
+    exchange_routes = {path: r for r in app.routes
+                       if (path := getattr(r, "path", None)) in (QUOTE_PATH, SWAP_PATH)
+                       and "POST" in getattr(r, "methods", ())}
+    app.add_middleware(ExchangeFastPath, ctx=ctx, routes=exchange_routes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
@@ -313,6 +340,13 @@ IdempotencyKey = Annotated[
 ]
 
 
+def answer_response(answer: exchange_once.Answer) -> Response:
+    """An idempotent POST's answer, with ``Idempotent-Replayed: true`` when it is replayed."""
+    return Response(answer.body, status_code=answer.status_code,
+                    media_type=answer.content_type,
+                    headers={"Idempotent-Replayed": "true"} if answer.replayed else None)
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(
         json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
@@ -339,12 +373,7 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
                     digest, status, result.model_dump_json(), "application/json"
                 )
             except PointsError as exc:
-                if status_for(exc)[0] >= 500:
-                    raise
-                refused = error_response(exc)
-                response = idempotency.StoredResponse(
-                    digest, refused.status_code, bytes(refused.body).decode(), PROBLEM_JSON
-                )
+                response = exchange_once.refusal(exc, digest)
             now = ctx.clock()
             inserted = await ctx.write(lambda c: idempotency.store(
                 c, customer_id, key, method="POST", route=route, response=response, now=now))
@@ -353,13 +382,7 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
                                 media_type=response.content_type)
             stored = await ctx.read(lambda c: idempotency.lookup(c, customer_id, key))
             assert stored is not None
-        if stored.request_hash != digest:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was used for a different request; use a new key"
-            )
-        return Response(stored.body, status_code=stored.status_code,
-                        media_type=stored.content_type,
-                        headers={"Idempotent-Replayed": "true"})
+        return answer_response(exchange_once.replay(stored, digest))
 
     # ------------------------------------------------------------------ operations
 
@@ -403,9 +426,9 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
     ) -> Response:
         before = views.decode_cursor(cursor)  # refuse a bad cursor before the database
         if ctx.pg is not None:
-            page, more, records, targets = await ctx.pg.activity_page(
-                customer_id, before_entry_id=before, limit=limit)
-            body = views.activity_body(ctx.ruleset, page, more, records, targets)
+            rows, more = await ctx.pg.activity_page(customer_id, before_entry_id=before,
+                                                    limit=limit)
+            body = views.activity_body(ctx.ruleset, rows, more)
         else:
             body = await ctx.read(lambda c: views.activity(
                 c, ctx.ruleset, customer_id, cursor=cursor, limit=limit))
@@ -493,38 +516,22 @@ def _routes(app: FastAPI, ctx: ApiContext, metrics: Metrics) -> None:
         ctx.exchange  # noqa: B018 - 503 when the exchange is not configured
         return await ctx.read(lambda c: exchange_views.customer_links(c, customer_id))
 
-    @app.post("/v1/me/swaps/quote", tags=["exchange"], response_model=SwapQuote,
+    @app.post(exchange_once.QUOTE_ROUTE, tags=["exchange"], response_model=SwapQuote,
               status_code=201, responses=_EXCHANGE_POST_PROBLEMS,
               summary="Price a swap of points to a partner: rate, fee, partner units, expiry")
     async def post_quote(
         body: SwapQuoteRequest, customer_id: Customer, key: IdempotencyKey
     ) -> Response:
-        async def compute() -> SwapQuote:
-            quote = await exchange_call(
-                lambda ex: ex.quote(customer_id, body.partner_id, body.points))
-            return exchange_views.quote_body(quote)
+        return answer_response(await ctx.quote_once(customer_id, key, body.partner_id,
+                                                    body.points))
 
-        return await run_idempotent(customer_id, key, "/v1/me/swaps/quote",
-                                    body.model_dump(mode="json"), compute, status=201)
-
-    @app.post("/v1/me/swaps", tags=["exchange"], response_model=Swap, status_code=202,
-              responses=_EXCHANGE_POST_PROBLEMS,
+    @app.post(exchange_once.SWAP_ROUTE, tags=["exchange"], response_model=Swap,
+              status_code=202, responses=_EXCHANGE_POST_PROBLEMS,
               summary="Accept a quote: the points are held and the partner is asked")
     async def post_swap(
         body: SwapRequest, customer_id: Customer, key: IdempotencyKey
     ) -> Response:
-        async def compute() -> Swap:
-            view = await exchange_call(lambda ex: ex.request_swap(customer_id, body.quote_id))
-            if (view.state == "rejected" and view.status == "rejected"
-                    and not view.reason.startswith("partner_rejected")):
-                # The ledger refused the hold (insufficient_points): the swap is stored as
-                # rejected with nothing held; the request answers with the ledger's code.
-                raise error_for_code(view.reason.partition(":")[0].strip(),
-                                     f"swap {view.swap_id} refused: {view.reason}")
-            return exchange_views.swap_body(view)
-
-        return await run_idempotent(customer_id, key, "/v1/me/swaps",
-                                    body.model_dump(mode="json"), compute, status=202)
+        return answer_response(await ctx.swap_once(customer_id, key, body.quote_id))
 
     @app.get("/v1/me/swaps", tags=["exchange"], response_model=SwapPage,
              responses=_EXCHANGE_PROBLEMS, summary="The customer's swaps, newest first")

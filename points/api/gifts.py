@@ -20,7 +20,7 @@ from sqlalchemy import Connection, or_, select
 
 from points.api import idempotency
 from points.api.errors import NotFound
-from points.gifts import desk, fission, split
+from points.gifts import desk, fission, funnel, split
 from points.gifts.policy import GiftSettings
 from points.gifts.tables import gifts, packet_claims, red_packets
 
@@ -311,18 +311,23 @@ def gifts_router(customer: Callable[..., Any], policy: GiftSettings,
 
     @router.get("/v1/packets/{code}", response_model=PacketOpened, responses=problems,
                 summary="Open a packet by its code: who sent it, the message, shares left")
-    async def open_packet(request: Request, code: Code, _customer_id: Customer
+    async def open_packet(request: Request, code: Code, customer_id: Customer
                           ) -> PacketOpened:
+        now = request.app.state.ctx.clock()
+
         def read(conn: Connection) -> PacketOpened:
             row = desk.packet_row(conn, code=code)
             if row is None:
                 raise NotFound("no such resource")
+            # The fission funnel's "opened" (points/gifts/funnel.py): once per person.
+            funnel.record_open(conn, packet_id=row["packet_id"],
+                               opener=desk.identity_of(conn, customer_id), now=now)
             return PacketOpened(code=row["code"], sender_id=row["sender_id"],
                                 message=row["message"], shares=int(row["shares"]),
                                 shares_left=int(row["shares"]) - int(row["claimed_count"]),
                                 status=row["status"], expires_at=row["expires_at"])
 
-        result: PacketOpened = await request.app.state.ctx.read(read)
+        result: PacketOpened = await request.app.state.ctx.write(read)
         return result
 
     @router.post("/v1/packets/{code}/claim", response_model=PacketClaim, responses=problems,

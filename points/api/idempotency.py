@@ -8,11 +8,13 @@ client may retry them under the same key.
 
 Two requests racing on one new key both run; the first insert wins (primary key) and the
 loser answers with the winner's stored response. That is safe for requests without side
-effects outside this table (the earning preview, quotes) and for the exchange POSTs, whose
-effects are keyed on what they act on (one swap per quote id, cancel and link requests
-idempotent in the service), so running one twice changes nothing twice; the key is stored
-after the exchange's own transaction commits (``ExchangeService`` takes no connection). See
-docs/api.md, "Idempotency of the exchange POSTs".
+effects outside this table (the earning preview) and for the cancel and link POSTs, whose
+effects are keyed on what they act on (cancel and link requests idempotent in the service),
+so running one twice changes nothing twice; their key is stored after the exchange's own
+transaction commits. The quote and swap POSTs store their key in the transaction of their
+effect (:mod:`points.api.exchange_once`, :mod:`points.api.swap_batches`, with
+:func:`lookup_many` and :func:`store_many` for a batch). See docs/api.md, "Idempotency of
+the exchange POSTs".
 
 Retention: a key older than ``POINTS_API__IDEMPOTENCY__RETENTION_HOURS`` may be deleted
 (:func:`purge_chunk`, run by :func:`purge_periodically` in the API process and by
@@ -27,7 +29,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -44,11 +46,13 @@ __all__ = [
     "StoredResponse",
     "count_expired",
     "lookup",
+    "lookup_many",
     "purge_chunk",
     "purge_periodically",
     "request_hash",
     "retention_cutoff",
     "store",
+    "store_many",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,6 +85,43 @@ def lookup(conn: Connection, customer_id: str, key: str) -> StoredResponse | Non
     if row is None:
         return None
     return StoredResponse(str(row[0]), int(row[1]), str(row[2]), str(row[3]))
+
+
+def lookup_many(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], StoredResponse]:
+    """The stored responses of these (customer id, key) pairs, in one statement."""
+    if not keys:
+        return {}
+    table = idempotency_keys
+    rows = conn.execute(
+        select(table.c.customer_id, table.c.idempotency_key, table.c.request_hash,
+               table.c.status_code, table.c.response_body, table.c.content_type)
+        .where(tuple_(table.c.customer_id, table.c.idempotency_key).in_(list(keys)))
+    )
+    return {(str(c), str(k)): StoredResponse(str(h), int(s), str(b), str(t))
+            for c, k, h, s, b, t in rows}
+
+
+def store_many(
+    conn: Connection,
+    stored: Sequence[tuple[str, str, str, StoredResponse]],
+    *,
+    now: datetime,
+) -> int:
+    """Insert (customer id, key, route, response) rows, POSTs all, in one statement; how many
+    were new (fewer than given: another request stored some of these keys first)."""
+    if not stored:
+        return 0
+    rows = [
+        {"customer_id": customer_id, "idempotency_key": key, "method": "POST", "route": route,
+         "request_hash": r.request_hash, "status_code": r.status_code,
+         "response_body": r.body, "content_type": r.content_type, "created_at": now}
+        for customer_id, key, route, r in stored
+    ]
+    # executemany of the cached one-row statement: compiling a multi-row INSERT per batch
+    # size cost more than the insert (profiled); the driver sums the rows inserted
+    return insert_ignore(conn, idempotency_keys, rows)
 
 
 def store(

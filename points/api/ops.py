@@ -36,9 +36,12 @@ from points import ops_metrics
 from points.api.errors import NotConfigured, Unauthenticated
 from points.api.ops_sessions import OpsSessions
 from points.api.settings import DashboardSettings
+from points.gifts.funnel import fission_funnel
+from points.marketing.profiles import stage_counts
 from points.marketing.reports import campaign_reports_json
 from points.rules import RuleSet
 from points.rules.backtest import PointCost
+from points.rules.plan import plan_of
 from points.settings import Settings
 
 __all__ = ["COOKIE", "ops_router"]
@@ -161,12 +164,17 @@ def ops_router(
                              _section(engine, "referrals", ops_metrics.referral_funnel)),
         "dlq": _Cached(ops.ops_fast_ttl_s, _section(
             engine, "dlq", lambda c: ops_metrics.dlq_by_reason(c, now=datetime.now(UTC)))),
+        "packets": _Cached(ops.ops_fast_ttl_s, _section(engine, "packets", fission_funnel)),
     }
     if ruleset is not None:  # campaign uplift (docs/marketing.md): one pass over the records
         rules = ruleset
         sections["campaigns"] = _Cached(ops.ops_slow_ttl_s, _section(
             engine, "campaigns", lambda c: campaign_reports_json(c, rules, PointCost().of)),
             background=True)
+        # customers per lifecycle stage (docs/rules.md): two passes over the rule states
+        thresholds = plan_of(rules).lifecycle
+        sections["lifecycle"] = _Cached(ops.ops_slow_ttl_s, _section(
+            engine, "lifecycle", lambda c: stage_counts(c, thresholds)), background=True)
 
     def database_sections() -> dict[str, Any]:
         body = {name: cached.get() for name, cached in sections.items()}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -37,6 +37,7 @@ from points.rules import Profile, PurchaseFacts, RuleSet, RuleState, preview
 from points.rules.ruleset import ChallengeRule, MilestoneRule, StreakRule
 
 __all__ = [
+    "ActivityRow",
     "activity",
     "activity_body",
     "activity_json",
@@ -100,21 +101,50 @@ _SUMMARIES = {
     "clawback": "points taken back after a refund",
     "expire": "points expired",
 }
+# A hold is a swap's unless the gifts desk made it (its reason's campaign says which): a
+# customer who sent a red packet must not read that points went to a partner program.
+_HOLD_SUMMARIES = {
+    "gift": "points reserved for a gift",
+    "red_packet": "points reserved for a red packet",
+}
 
 
-def _rule_lines_from_ruleset(ruleset: RuleSet, rule_ids: tuple[str, ...], amount: int
+_rule_texts: tuple[RuleSet | None, dict[str, tuple[str, str]]] = (None, {})
+
+
+def _rule_texts_of(ruleset: RuleSet) -> dict[str, tuple[str, str]]:
+    """(kind, explanation) of each rule by id, kept for the last rule set asked about.
+
+    ``RuleSet.rule`` reads a pydantic private attribute (about 2 µs through the model's
+    ``__getattr__``), once per app-earning line of every activity page; this is a dict."""
+    global _rule_texts
+    cached, texts = _rule_texts
+    if cached is not ruleset:
+        texts = {rule.id: (rule.kind, rule.description or rule.id) for rule in ruleset.rules}
+        _rule_texts = (ruleset, texts)
+    return texts
+
+
+def _rule_lines_from_ruleset(ruleset: RuleSet, rule_ids: Sequence[str], amount: int
                              ) -> list[dict[str, Any]]:
+    texts = _rule_texts_of(ruleset)
+    points = amount if len(rule_ids) == 1 else None
     lines = []
     for rule_id in rule_ids:
-        rule = ruleset.rule(rule_id)
-        lines.append({
-            "rule_id": rule_id,
-            "kind": rule.kind if rule is not None else "unknown",
-            "points": amount if len(rule_ids) == 1 else None,
-            "explanation": (rule.description if rule is not None and rule.description
-                            else rule_id),
-        })
+        kind, explanation = texts.get(rule_id) or ("unknown", rule_id)
+        lines.append({"rule_id": rule_id, "kind": kind, "points": points,
+                      "explanation": explanation})
     return lines
+
+
+ActivityRow = tuple[int, str, datetime, Mapping[str, Any] | None, int | None, int, int, int,
+                    Mapping[str, Any] | None, str | None]
+"""One statement line as :func:`activity_body` takes it, the columns of
+:data:`points.api.pgread.ACTIVITY_SQL` (PostgreSQL hands its rows over as they come):
+entry id, kind, created at, the entry's reason as stored (JSON, or None), the entry a
+clawback takes back from, the wallet, held and receivable deltas (credits minus debits), the
+purchase's earning record (JSON with ``lines``, ``amount_minor``, ``currency``; an ``earn``'s
+own, else None) and the source event of the entry a clawback takes back from."""
 
 
 def activity(
@@ -130,29 +160,36 @@ def activity(
     )
     events = {e.reason.source_event for e in page if e.reason.source_event}
     records = reads.earning_records_for(conn, customer_id, events)
-    return activity_body(ruleset, page, more, records, targets)
+    rows: list[ActivityRow] = [
+        (e.entry_id, e.kind, e.created_at, e.reason.to_json(), e.target_entry_id,
+         e.wallet_delta, e.held_delta, -e.debt_delta,
+         records.get(e.reason.source_event or "") if e.kind == "earn" else None,
+         targets.get(e.target_entry_id or 0) if e.kind == "clawback" else None)
+        for e in page
+    ]
+    return activity_body(ruleset, rows, more)
 
 
-def activity_body(
-    ruleset: RuleSet,
-    page: list[reads.ActivityEntry],
-    more: bool,
-    records: Mapping[str, Mapping[str, Any]],
-    targets: Mapping[int, str | None],
-) -> dict[str, Any]:
-    """The ``ActivityPage`` as plain JSON-ready values (``at`` a datetime): built without
-    model validation (the response model re-validated every line of every page); the
-    integration tests validate every page they read against the schema.
-
-    ``records``: earning records by source event id (at least ``lines``, ``amount_minor``,
-    ``currency``); ``targets``: the source event of each clawed-back entry."""
+def activity_body(ruleset: RuleSet, rows: Iterable[ActivityRow], more: bool) -> dict[str, Any]:
+    """The ``ActivityPage`` as plain JSON-ready values (``at`` a datetime), straight from the
+    rows: no model validation (the response model re-validated every line of every page; the
+    integration tests validate every page they read against the schema) and no object per
+    line (the reason is read from its JSON as :meth:`points.ledger.Reason.from_json` reads it:
+    text as ``str``, absent or null as None)."""
     items = []
-    for e in page:
-        reason = e.reason
-        kind = e.kind
+    entry_id = 0
+    for (entry_id, kind, created_at, reason, _target, wallet, held, receivable, record,
+         target_event) in rows:
+        if not reason:
+            reason = _NO_REASON
+        get = reason.get
+        rule_ids = [str(r) for r in get("rule_ids") or ()]
+        source_event, campaign = _text(get("source_event")), _text(get("campaign"))
+        version, note = _text(get("ruleset_version")), _text(get("note"))
         summary = _SUMMARIES.get(kind, kind)
+        if kind == "hold" and campaign in _HOLD_SUMMARIES:
+            summary = _HOLD_SUMMARIES[campaign]
         rules: list[dict[str, Any]] = []
-        record = records.get(reason.source_event or "") if kind == "earn" else None
         if record is not None:
             rules = [
                 {"rule_id": str(line["rule_id"]), "kind": str(line["kind"]),
@@ -161,25 +198,29 @@ def activity_body(
             ]
             summary = (f"{summary} on a purchase of {int(record['amount_minor'])} "
                        f"{record['currency']} minor units")
-        elif kind in ("earn", "referral") and reason.rule_ids:
-            rules = _rule_lines_from_ruleset(ruleset, reason.rule_ids, e.wallet_delta)
-        if kind == "clawback":
-            original = targets.get(e.target_entry_id or 0)
-            if original:
-                summary = f"{summary} ({reason.source_event} refunds {original})"
-        if reason.campaign:
-            summary = f"{summary}; campaign {reason.campaign}"
+        elif rule_ids and kind in ("earn", "referral"):
+            rules = _rule_lines_from_ruleset(ruleset, rule_ids, wallet)
+        if target_event and kind == "clawback":
+            summary = f"{summary} ({source_event} refunds {target_event})"
+        if campaign:
+            summary = f"{summary}; campaign {campaign}"
         items.append({
-            "entry_id": e.entry_id, "kind": kind, "at": e.created_at,
-            "points": e.wallet_delta, "held_delta": e.held_delta, "debt_delta": e.debt_delta,
+            "entry_id": entry_id, "kind": kind, "at": created_at.astimezone(UTC),
+            "points": wallet, "held_delta": held, "debt_delta": -receivable,
             "explanation": {
-                "summary": summary, "rules": rules, "rule_ids": list(reason.rule_ids),
-                "campaign": reason.campaign, "ruleset_version": reason.ruleset_version,
-                "source_event": reason.source_event, "note": reason.note,
+                "summary": summary, "rules": rules, "rule_ids": rule_ids,
+                "campaign": campaign, "ruleset_version": version,
+                "source_event": source_event, "note": note,
             },
         })
-    next_cursor = encode_cursor(page[-1].entry_id) if more and page else None
-    return {"items": items, "next_cursor": next_cursor}
+    return {"items": items, "next_cursor": encode_cursor(entry_id) if more and items else None}
+
+
+_NO_REASON: Mapping[str, Any] = {}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def activity_json(body: dict[str, Any]) -> bytes:

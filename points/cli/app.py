@@ -24,6 +24,8 @@ from points.cli.commands import (
     audit,
     balance,
     campaigns_report,
+    customer_export,
+    customer_show,
     dlq_list,
     dlq_replay,
     entry_show,
@@ -35,6 +37,7 @@ from points.cli.commands import (
     links_list,
     links_show,
     migrate,
+    nudges_list,
     packets_approve_void,
     packets_list,
     packets_show,
@@ -181,6 +184,11 @@ dlq_app.command("list")(dlq_list.command)
 dlq_app.command("replay")(dlq_replay.command)
 app.add_typer(dlq_app, name="dlq")
 
+nudges_app = typer.Typer(help="Nudges decided (sent or suppressed): list.",
+                         no_args_is_help=True)
+nudges_app.command("list")(nudges_list.command)
+app.add_typer(nudges_app, name="nudges")
+
 refusals_app = typer.Typer(help="Recorded refusals: list.", no_args_is_help=True)
 refusals_app.command("list")(refusals_list.command)
 app.add_typer(refusals_app, name="refusals")
@@ -211,6 +219,12 @@ referrals_app = typer.Typer(
 referrals_app.command("list")(referrals_list.command)
 referrals_app.command("show")(referrals_show.command)
 app.add_typer(referrals_app, name="referrals")
+
+customer_app = typer.Typer(help="Customers' behaviour profiles: show one, export all.",
+                           no_args_is_help=True)
+customer_app.command("show")(customer_show.command)
+customer_app.command("export")(customer_export.command)
+app.add_typer(customer_app, name="customer")
 
 campaigns_app = typer.Typer(help="Campaigns: uplift against their holdout.",
                             no_args_is_help=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 __all__ = [
-    "CostPerPointMinor", "Customer", "Key", "Limit", "Operator", "OptionalOperator", "PerPoints",
-    "ReasonText",
+    "AsOfDay", "CostPerPointMinor", "Customer", "Key", "Limit", "Operator", "OptionalOperator",
+    "PerPoints", "ReasonText", "RulesFile",
 ]
 
 Customer = Annotated[str, typer.Argument(help="Customer id.", show_default=False)]
@@ -29,3 +30,11 @@ Limit = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many
 CostPerPointMinor = Annotated[int, typer.Option(
     "--cost-per-point-minor", min=0, help="Cost: N minor units per --per-points points.")]
 PerPoints = Annotated[int, typer.Option("--per-points", min=1)]
+
+RulesFile = Annotated[Path | None, typer.Option(
+    "--rules", help="Rule file (default: POINTS_RULES__PATH).", exists=True, dir_okay=False,
+    show_default=False)]
+# The behaviour profile is read "as of" a day (event time, the rule file's zone).
+AsOfDay = Annotated[str | None, typer.Option(
+    "--as-of", help="Read the profile as of this day (YYYY-MM-DD; default: the newest event "
+    "day seen).", show_default=False)]

@@ -49,6 +49,9 @@ from points.events import (
 from points.inbox import AcceptedEvent
 from points.ledger import apply_batch
 from points.ledger.model import Applied, Clawback, Earn, Reason, Rejected
+from points.nudges.policy import NudgeCause
+from points.nudges.store import record_nudges
+from points.nudges.triggers import NudgeRules
 from points.outbox import bundle_row
 from points.refusals import Refusal, record_refusals
 from points.rules import (
@@ -103,6 +106,8 @@ class BatchOutcome:
     parked: int = 0
     ledger_rejections: int = 0
     refusals: int = 0
+    nudges_sent: int = 0
+    nudges_suppressed: int = 0
     rejected_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -128,6 +133,8 @@ class _Plan:
     refusals: list[Refusal] = field(default_factory=list)
     # operation index -> the refund whose clawback (part) it is, to record a ledger refusal
     clawback_of: dict[int, Refund | Reversal] = field(default_factory=dict)
+    # nudges the batch's purchases triggered (points/nudges), decided at write time
+    nudges: list[NudgeCause] = field(default_factory=list)
 
 
 def _profile_to_json(profile: Profile) -> dict[str, Any]:
@@ -136,6 +143,7 @@ def _profile_to_json(profile: Profile) -> dict[str, Any]:
         "joined_at": profile.joined_at.isoformat(),
         "status": profile.status,
         "birth_year": profile.birth_year,
+        "marketing_consent": profile.marketing_consent,
     }
 
 
@@ -146,6 +154,7 @@ def _profile_from_json(customer_id: str, data: dict[str, Any]) -> Profile:
         joined_at=datetime.fromisoformat(str(data["joined_at"])),
         status=str(data.get("status") or "active"),
         birth_year=data.get("birth_year"),
+        marketing_consent=data.get("marketing_consent") is True,
     )
 
 
@@ -168,6 +177,7 @@ class EarningService:
         self._lot_lifetime = timedelta(days=lot_lifetime_days)
         self._clock = clock
         self._working_set = WorkingSet(working_set_capacity)
+        self._nudges = NudgeRules(ruleset)
         self._decoders: dict[str, Decoder] = {
             topics.bank_transactions: bank_transaction_adapter,
             topics.customer_activity: customer_activity_adapter,
@@ -231,6 +241,12 @@ class EarningService:
             store.park(conn, plan.parked)
             store.delete_parked(conn, plan.unparked)
             batch.dead_letter(plan.late_rejects)
+            if plan.nudges:
+                nudged = record_nudges(
+                    conn, self._ruleset.nudges, self._ruleset.zone, self._ruleset.version,
+                    plan.nudges, topic=self._topics.customer_nudges, now=now,
+                )
+                outcome.nudges_sent, outcome.nudges_suppressed = nudged.sent, nudged.suppressed
         self._working_set.put(plan.remembered)
         outcome.stored = len(fresh)
         outcome.duplicates = len(accepted) - len(fresh)
@@ -270,6 +286,8 @@ class EarningService:
             waiting.setdefault(row["waiting_for"], []).append(
                 bank_transaction_adapter.validate_python(row["payload"])  # type: ignore[arg-type]
             )
+
+        nudge_on_purchase = self._nudges.on_purchase
 
         def state_of(customer_id: str) -> RuleState:
             return states.get(customer_id) or RuleState()
@@ -353,14 +371,18 @@ class EarningService:
                     )
                 )
                 continue
+            before = state_of(customer_id)
+            profile = profile_of(customer_id)
             try:
-                evaluation = evaluate(
-                    self._ruleset, event, profile_of(customer_id), state_of(customer_id), now=now
-                )
+                evaluation = evaluate(self._ruleset, event, profile, before, now=now)
             except RulesError as exc:
                 plan.late_rejects.append(_late_reject(item.accepted, exc))
                 continue
             states[customer_id] = evaluation.state
+            if nudge_on_purchase and isinstance(event, Purchase):
+                plan.nudges += self._nudges.purchase_nudges(
+                    customer_id, event.occurred_at, profile, before, evaluation.state
+                )
             if evaluation.too_late_for:
                 plan.refusals.append(_late_refusal(event, evaluation.too_late_for, now))
             if isinstance(event, Purchase):

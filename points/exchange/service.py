@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from points import partners as pc
 from points import referrals as rl
@@ -123,12 +123,25 @@ class ExchangeService:
         """Price several swaps and store the quotes (one statement); raises the first refusal."""
         return self.swaps.quote_many(requests)
 
-    def request_swap(self, customer_id: str, quote_id: str) -> SwapView:
-        """Accept a quote: hold, swap row and request in one transaction; raise a refusal."""
-        return self.swaps.request_swap(customer_id, quote_id)
+    def price(self, customer_id: str, partner_id: str, points: int) -> pc.Quote:
+        """The quote :meth:`quote` would store, not stored (the API stores it together with
+        its Idempotency-Key, :mod:`points.api.exchange_once`); raises a refusal."""
+        return self.swaps.price_many([(customer_id, partner_id, points)])[0]
 
-    def open_swaps(self, orders: Sequence[SwapOrder]) -> list[SwapView | SwapRefused]:
-        """Accept quotes in one transaction (:meth:`SwapDesk.open_swaps`)."""
+    def request_swap(
+        self, customer_id: str, quote_id: str, *, conn: Connection | None = None
+    ) -> SwapView:
+        """Accept a quote: hold, swap row and request in one transaction (``conn``'s when
+        given: the caller commits it, with whatever else it wrote); raise a refusal."""
+        return self.swaps.request_swap(customer_id, quote_id, conn=conn)
+
+    def open_swaps(
+        self, orders: Sequence[SwapOrder], *, conn: Connection | None = None
+    ) -> list[SwapView | SwapRefused]:
+        """Accept quotes in one transaction (:meth:`SwapDesk.open_swaps`; ``conn``'s when
+        given, :meth:`SwapDesk.open_swaps_on`)."""
+        if conn is not None:
+            return self.swaps.open_swaps_on(conn, orders)
         return self.swaps.open_swaps(orders)
 
     def swap_status(self, customer_id: str, swap_id: str) -> SwapView | None:

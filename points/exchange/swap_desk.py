@@ -111,6 +111,10 @@ class SwapRefused:
     code: str
     message: str
 
+    def error(self) -> PointsError:
+        """The refusal as the typed error it stands for (``UnknownQuote``, ``QuoteExpired``...)."""
+        return _refusal_error(self.code, self.message)
+
 
 @dataclass(frozen=True, slots=True)
 class SwapView:
@@ -172,11 +176,7 @@ class SwapDesk:
 
     def quote_many(self, requests: Sequence[tuple[str, str, int]]) -> list[pc.Quote]:
         """Price several swaps and store the quotes (one statement); raises the first refusal."""
-        now = self._clock()
-        quotes = [
-            self._directory.get(partner_id).quote(points, now, customer_id=customer_id)
-            for customer_id, partner_id, points in requests
-        ]
+        quotes = self.price_many(requests)
         rows = [
             store.quote_to_row(customer_id, q)
             for (customer_id, _, _), q in zip(requests, quotes, strict=True)
@@ -185,23 +185,42 @@ class SwapDesk:
             store.insert_quotes(conn, rows)
         return quotes
 
+    def price_many(self, requests: Sequence[tuple[str, str, int]]) -> list[pc.Quote]:
+        """The quotes of :meth:`quote_many`, not stored (the caller stores each with
+        :func:`points.exchange.store.quote_to_row`); raises the first refusal."""
+        now = self._clock()
+        return [
+            self._directory.get(partner_id).quote(points, now, customer_id=customer_id)
+            for customer_id, partner_id, points in requests
+        ]
+
     # ------------------------------------------------------------------------------ swaps
 
-    def request_swap(self, customer_id: str, quote_id: str) -> SwapView:
-        """Accept a quote: hold, swap row and request in one transaction; raise a refusal."""
-        result = self.open_swaps([SwapOrder(customer_id, quote_id)])[0]
+    def request_swap(
+        self, customer_id: str, quote_id: str, *, conn: Connection | None = None
+    ) -> SwapView:
+        """Accept a quote: hold, swap row and request in one transaction (``conn``'s, when
+        given: the caller commits; else one of its own); raise a refusal."""
+        order = [SwapOrder(customer_id, quote_id)]
+        [result] = self.open_swaps(order) if conn is None else self.open_swaps_on(conn, order)
         if isinstance(result, SwapRefused):
-            error = _refusal_error(result.code, result.message)
-            raise error
+            raise result.error()
         return result
 
     def open_swaps(self, orders: Sequence[SwapOrder]) -> list[SwapView | SwapRefused]:
         """Accept quotes in one transaction: per swap the hold(s), the swap row and the
         ``swap_requested`` outbox row; a swap the wallet cannot cover is stored as rejected
         (``insufficient_points``) with nothing held."""
-        now = self._clock()
         with self._engine.begin() as conn:
-            return self._open(conn, orders, now)
+            return self.open_swaps_on(conn, orders)
+
+    def open_swaps_on(
+        self, conn: Connection, orders: Sequence[SwapOrder]
+    ) -> list[SwapView | SwapRefused]:
+        """:meth:`open_swaps` in the caller's transaction (the caller commits); one result
+        per order, in order. Two orders of one quote: the second is refused
+        (``unknown_quote``), so a caller batching requests sends each quote once."""
+        return self._open(conn, orders, self._clock())
 
     def _open(
         self, conn: Connection, orders: Sequence[SwapOrder], now: datetime

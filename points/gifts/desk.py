@@ -22,7 +22,6 @@ operations (``points-ledger refusals list``).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -32,6 +31,8 @@ from sqlalchemy import Connection, func, select, update
 from points.errors import LedgerInvariantViolated, RequestRejected
 from points.exchange.tables import known_customers, referral_codes
 from points.gifts import split
+from points.gifts.funnel import record_open
+from points.gifts.notices import notice, queue_notices
 from points.gifts.policy import GiftSettings
 from points.gifts.tables import gifts, packet_claims, packet_reservations, red_packets
 from points.ledger import (
@@ -47,7 +48,6 @@ from points.ledger import (
     VoidHold,
     apply_batch,
 )
-from points.outbox import enqueue
 from points.refusals import Refusal, record_refusals
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "claim_packet",
     "create_packet",
     "gift_id_for",
+    "identity_of",
     "packet_id_for",
     "record_refusal",
     "request_void",
@@ -149,6 +150,11 @@ def _identity(conn: Connection, customer_id: str) -> tuple[str, datetime | None]
     if row is None:
         return customer_id, None
     return (row[0] or customer_id), row[1]
+
+
+def identity_of(conn: Connection, customer_id: str) -> str:
+    """The customer's identity hash, or their id when the bank sent none."""
+    return _identity(conn, customer_id)[0]
 
 
 def resolve_recipient(conn: Connection, *, referral_code: str | None,
@@ -264,29 +270,6 @@ def _apply(conn: Connection, ops: list[Operation], now: datetime) -> None:
         assert isinstance(result, Applied | AlreadyApplied)
 
 
-# ------------------------------------------------------------------------ notifications
-
-
-def _notify(conn: Connection, topic: str | None, notes: list[dict[str, Any]]) -> None:
-    """Queue ``points.ledger`` messages (docs/gifts.md "Notifications") in this transaction;
-    whichever worker's outbox relay holds the lease publishes them. A retried request queues
-    nothing twice (the dedupe key is the entry's key and the customer)."""
-    if topic is None or not notes:
-        return
-    enqueue(conn, [{
-        "topic": topic, "message_key": note["customer_id"].encode(),
-        "message_value": json.dumps(note, separators=(",", ":"), ensure_ascii=False).encode(),
-        "headers": {"content-type": "application/json"},
-        "dedupe_key": f"ledger:{note['entry_key']}:{note['customer_id']}"[:200],
-    } for note in notes])
-
-
-def _note(entry_key: str, kind: str, customer_id: str, points: int, source: str,
-          **about: Any) -> dict[str, Any]:
-    return {"entry_key": entry_key, "kind": kind, "customer_id": customer_id, "points": points,
-            "source_event": source, **about}
-
-
 # -------------------------------------------------------------------------------- gifts
 
 
@@ -338,7 +321,7 @@ def send_gift(conn: Connection, *, sender_id: str, gift_id: str, points: int, me
         gift_id=gift_id, sender_id=sender_id, recipient_id=recipient, points=points,
         message=message, status="pending", hold_key=hold_key, accept_by=accept_by,
         created_at=now))
-    _notify(conn, ledger_topic, [_note(hold_key, "hold", sender_id, -points, gift_id, gift={
+    queue_notices(conn, ledger_topic, [notice(hold_key, "hold", sender_id, -points, gift_id, gift={
         "gift_id": gift_id, "role": "sender", "counterparty_id": recipient,
         "status": "pending", "message": message})])
     if policy.delivery == "immediate":
@@ -360,10 +343,10 @@ def _deliver(conn: Connection, gift_id: str, now: datetime,
     conn.execute(update(gifts).where(gifts.c.gift_id == gift_id).values(
         status="accepted", lineage=lineage, resolved_at=now))
     about = {"gift_id": gift_id, "status": "accepted", "message": gift.message}
-    _notify(conn, ledger_topic, [
-        _note(f"gift:{gift_id}:post", "post", gift.sender_id, 0, gift_id,
+    queue_notices(conn, ledger_topic, [
+        notice(f"gift:{gift_id}:post", "post", gift.sender_id, 0, gift_id,
               gift={**about, "role": "sender", "counterparty_id": gift.recipient_id}),
-        _note(f"gift:{gift_id}:post", "earn", gift.recipient_id, gift.points, gift_id,
+        notice(f"gift:{gift_id}:post", "earn", gift.recipient_id, gift.points, gift_id,
               gift={**about, "role": "recipient", "counterparty_id": gift.sender_id,
                     "lots": lineage})])
     view = _gift(conn, gift_id)
@@ -421,7 +404,7 @@ def create_packet(conn: Connection, *, sender_id: str, packet_id: str, total: in
         shares=shares, split=split_mode, message=message, seed=split.new_seed(),
         status="open", claimed_count=0, claimed_points=0, hold_key=hold_key,
         expires_at=expires_at, created_at=now))
-    _notify(conn, ledger_topic, [_note(hold_key, "hold", sender_id, -total, packet_id,
+    queue_notices(conn, ledger_topic, [notice(hold_key, "hold", sender_id, -total, packet_id,
                                        red_packet={"packet_id": packet_id, "role": "sender",
                                                    "shares": shares, "split": split_mode})])
     row = packet_row(conn, packet_id=packet_id)
@@ -521,12 +504,13 @@ def claim_packet(conn: Connection, *, claimant_id: str, code: str,
         hold_key=next_hold, status="claimed" if not rest else "open",
         resolved_at=now if not rest else None))
     about = {"packet_id": packet_id, "share_no": share_no, "sender_id": packet["sender_id"]}
-    _notify(conn, ledger_topic, [
-        _note(f"{prefix}:post", "post", packet["sender_id"], 0, packet_id,
+    queue_notices(conn, ledger_topic, [
+        notice(f"{prefix}:post", "post", packet["sender_id"], 0, packet_id,
               red_packet={**about, "role": "sender", "claimant_id": claimant_id,
                           "share_points": points}),
-        _note(f"{prefix}:post", "earn", claimant_id, points, packet_id,
+        notice(f"{prefix}:post", "earn", claimant_id, points, packet_id,
               red_packet={**about, "role": "claimant", "lots": lineage})])
+    record_open(conn, packet_id=packet_id, opener=identity, now=now)
     claim = conn.execute(select(packet_claims).where(
         packet_claims.c.packet_id == packet_id, packet_claims.c.share_no == share_no)
     ).mappings().one()

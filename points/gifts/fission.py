@@ -21,6 +21,7 @@ from sqlalchemy import Connection, func, select
 from points.db import insert_ignore
 from points.exchange.tables import known_customers
 from points.gifts import desk, split
+from points.gifts.funnel import record_open
 from points.gifts.policy import GiftSettings
 from points.gifts.tables import packet_claims, packet_referrals, packet_reservations
 
@@ -54,6 +55,7 @@ def reserve_share(conn: Connection, *, code: str, contact_hash: str, now: dateti
         packet_reservations.c.contact_hash == contact_hash)).mappings().first()
     if mine is not None:
         return dict(mine)
+    record_open(conn, packet_id=packet_id, opener=contact_hash, now=now)
     customer = conn.execute(select(known_customers.c.customer_id).where(
         known_customers.c.identity_hash == contact_hash)).first()
     if customer is not None:

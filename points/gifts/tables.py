@@ -19,7 +19,8 @@ from sqlalchemy import (
 
 from points.db import metadata
 
-__all__ = ["gifts", "packet_claims", "packet_referrals", "packet_reservations", "red_packets"]
+__all__ = ["gifts", "packet_claims", "packet_opens", "packet_referrals", "packet_reservations",
+           "red_packets"]
 
 gifts = Table(
     "gifts",
@@ -124,4 +125,14 @@ packet_referrals = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     CheckConstraint("generation >= 1", name="generation_positive"),
     Index("ix_packet_referrals_referrer", "referrer_id"),
+)
+
+# Who opened a packet, once per person (migration 0015): a customer id when opened in the app,
+# "contact:<hash>" when a non-customer reserved a share. The funnel's "opened" step.
+packet_opens = Table(
+    "packet_opens",
+    metadata,
+    Column("packet_id", String(64), primary_key=True),
+    Column("opener", String(80), primary_key=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
 )

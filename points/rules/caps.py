@@ -1,6 +1,12 @@
 """Caps: each rule's own ``cap`` (per transaction, day, month), then the rule set's overall
 ``caps``, applied to an event's candidate lines in file order (later lines are cut first), and
 the period counters they read advanced by what was awarded.
+
+The overall caps limit purchases only (docs/rules.md "Caps"). Why: app activity comes on its
+own topic, and Kafka orders nothing between two topics. Had a check-in shared the day's room
+with purchases, whichever was consumed first would take it, and a later refund of the purchase
+that filled the day would take back an amount that depended on that order (the model-day
+journey's 1-2 customers a few points off). App activity is limited by its own rules' caps.
 """
 
 from __future__ import annotations
@@ -55,10 +61,17 @@ def room(
 
 
 def apply_caps(
-    plan: RulePlan, candidates: Sequence[Candidate], state: RuleState, today: Day
+    plan: RulePlan,
+    candidates: Sequence[Candidate],
+    state: RuleState,
+    today: Day,
+    overall: bool = True,
 ) -> tuple[tuple[Line, ...], int, Mapping[str, int], date, bool]:
     """The lines after the caps, their total, the state's next counters and latest day, and
     whether a cap was read for a day or month whose counters are no longer kept (too late).
+
+    ``overall``: whether the rule set's overall caps apply (a purchase) or not (app activity,
+    which then neither reads nor fills their room: see the module's docstring).
 
     The counters are advanced as ``advance_counters`` does with the points each capped rule
     and the total earned (zeros add nothing), added straight into a copy of the counters.
@@ -76,16 +89,17 @@ def apply_caps(
     lines: list[Line] = []
     total_room: int | None = None
     total_label = ""
-    if plan.caps is not None:
+    overall_caps = plan.caps if overall else None
+    if overall_caps is not None:
         total_room, total_label = room(
-            plan.caps,
+            overall_caps,
             counters,
             today.day_total if kept_day else None,
             today.month_total if kept_month else None,
         )
     total = 0
     gone = not (kept_day and kept_month) and (
-        plan.caps is not None or any(candidate[1].cap is not None for candidate in candidates)
+        overall_caps is not None or any(candidate[1].cap is not None for candidate in candidates)
     )
     for _, head, points, explanation, policy in candidates:
         cap = head.cap
@@ -116,7 +130,7 @@ def apply_caps(
                 added = True
         lines.append(build_line(head.id, head.kind, points, explanation, policy))
         total += points
-    if total:
+    if total and overall:
         for key in (today.day_total, today.month_total):
             if key in updated:
                 updated[key] += total

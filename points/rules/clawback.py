@@ -10,7 +10,8 @@ The rule, line by line of the original award (:class:`~points.rules.records.Earn
 - ``full_refund`` lines (first purchase at a partner, reactivation, fixed campaign bonuses,
   streak and challenge bonuses a purchase completed) are kept through partial refunds and taken
   back whole by the refund that makes the total refunded equal the original amount. A refunded
-  first partner purchase also forgets the partner, so a later purchase there can earn it again.
+  first partner purchase also forgets the partner, so a purchase there made after the refund can
+  earn it again (one made before it, processed after, cannot: points.rules.recall).
   Streak and challenge progress is not rewound (the bonus is not earned twice in one period).
 - ``milestone`` lines are judged on the customer's state, not on this record: the refund lowers
   cumulative spend by the refunded amount and, when it completes a full refund, the purchase
@@ -19,13 +20,17 @@ The rule, line by line of the original award (:class:`~points.rules.records.Earn
   have been reached on another purchase than the refunded one: its points are taken back from
   *that* purchase's earning (the state remembers which event paid it), as a separate part, so
   the customer ends with what they would hold had the refunded amount never been spent, and
-  holds a milestone's points at most once at any time. A milestone reached before the state
-  named its payer (rule state format 1) and not paid by the refunded purchase cannot be traced
-  to an earning: it stays reached (never paid twice) and the clawback says so (``untraced``),
-  for the earning service to record as a refusal.
+  holds a milestone's points at most once at any time. The state remembers what a refund took
+  back with the refund's event time (``RuleState.forgotten``): a purchase made before the
+  refund but processed after it restores the milestone (points.rules.recall). A milestone
+  reached before the state named its payer (rule state format 1) and not paid by the refunded
+  purchase cannot be traced to an earning: it stays reached (never paid twice) and the
+  clawback says so (``untraced``), for the earning service to record as a refusal.
 - ``kept`` lines (app activity) are never clawed back.
 
-A reversal always counts as a refund of everything not yet refunded. Points clawed back do not
+The refunded amount also lowers the customer's behaviour-profile spend, on the refund's own
+day (points/rules/behaviour.py). A reversal always counts as a refund of everything not yet
+refunded. Points clawed back do not
 give cap room back. What the wallet cannot cover is the ledger's business (receivable debt).
 """
 
@@ -34,11 +39,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from points.events import Refund, Reversal
+from points.rules.behaviour import EMPTY_BEHAVIOUR, Behaviour
 from points.rules.errors import RefundMismatch
 from points.rules.plan import plan_of
+from points.rules.recall import MILESTONE, PARTNER, forget
 from points.rules.records import EarningRecord, Line
 from points.rules.ruleset import MilestoneRule, RuleSet
-from points.rules.state import RuleState, _frozen, copy_of
+from points.rules.state import RuleState, _frozen, behaviour_of, copy_of
 
 __all__ = ["ClawbackDecision", "ClawbackDecisionPart", "clawback", "proportional_clawback"]
 
@@ -148,14 +155,18 @@ def clawback(
     first_partner_void = any(
         line.kind == "first_partner_purchase" and line.clawback == "full_refund" for line in lines
     )
+    # What the refund makes the rules forget, with its event time (points.rules.recall).
+    forgets: dict[str, tuple[int, int]] = {}
     if first_partner_void and record.partner_id is not None:
         partners_seen = partners_seen - {record.partner_id}
+        forgets[PARTNER + record.partner_id] = (int(refund.occurred_at.timestamp()), 0)
     purchase_count = max(0, state.purchase_count - 1) if completes else state.purchase_count
     cumulative_spend_minor = max(0, state.cumulative_spend_minor - this_minor)
 
     # Milestones are looked up in the compiled plan (RuleSet.rule reads a pydantic private
     # attribute, slow on this path), and the next state is built once, not replaced twice.
-    by_id = plan_of(ruleset).by_id
+    plan = plan_of(ruleset)
+    by_id = plan.by_id
     milestones = state.milestones
     payers = state.milestone_events
     kept_milestones: dict[str, int] | None = None  # a copy, made when one is taken back
@@ -192,6 +203,7 @@ def clawback(
         del kept_milestones[rule_id]
         assert kept_payers is not None
         kept_payers.pop(rule_id, None)
+        forgets[MILESTONE + rule_id] = (int(refund.occurred_at.timestamp()), awarded)
         if awarded > 0:
             lines.append(line)
             if payer is not None and payer != record.event_id:
@@ -212,6 +224,8 @@ def clawback(
         state.streaks,
         state.challenges,
         state.counters,
+        forget(state.forgotten, forgets, plan.lateness_seconds) if forgets else state.forgotten,
+        _behaviour_after(ruleset, state, refund, this_minor),
     )
 
     new_record = EarningRecord(
@@ -243,6 +257,18 @@ def clawback(
         parts=tuple(parts),
         untraced=tuple(untraced),
     )
+
+
+def _behaviour_after(
+    ruleset: RuleSet, state: RuleState, refund: Refund | Reversal, refunded_minor: int
+) -> Behaviour:
+    """The behaviour profile after the refund: spend lower on the refund's own day (in the
+    rule set's zone), frequency and recency unchanged (points/rules/behaviour.py)."""
+    behaviour = behaviour_of(state)
+    if refunded_minor <= 0 or behaviour is EMPTY_BEHAVIOUR:
+        return behaviour
+    day = refund.occurred_at.astimezone(plan_of(ruleset).zone).date().toordinal()
+    return behaviour.with_refund(day, refunded_minor)
 
 
 def _part(earning_event_id: str, lines: list[Line]) -> ClawbackDecisionPart:

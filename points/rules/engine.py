@@ -9,7 +9,9 @@ For a purchase the engine, in this order:
 3. applies each rule's own ``cap`` (per transaction, day, month), then the rule set's overall
    ``caps`` in line order, so later lines are cut first;
 4. advances the state: purchase count, cumulative spend, dates, partners seen, milestones,
-   streaks, challenge progress, badges and the period counters the caps read.
+   streaks, challenge progress, badges, the period counters the caps read, and the behaviour
+   profile (points/rules/behaviour.py; a purchase that earns nothing because of the
+   customer's status or the currency does not count in it).
 
 Activity events (check-in, share, challenge opt-in) go through the same steps with the social,
 streak and challenge rules. Every line names its rule, its points and why, and how a refund
@@ -24,6 +26,7 @@ from datetime import datetime
 from typing import Protocol
 
 from points.events import ChallengeOptIn, CheckIn, PartnerPurchase, Purchase, Share
+from points.rules.behaviour import RECENT_DAYS, WINDOW_DAYS, stage_of
 from points.rules.caps import CAPS_GONE, Candidate, apply_caps
 from points.rules.days import Day, later, moment
 from points.rules.errors import NotAnEarningEvent
@@ -33,7 +36,8 @@ from points.rules.gamification import (
     evaluate_activity,
     new_badges,
 )
-from points.rules.plan import AudiencePlan, Route, RulePlan, plan_of
+from points.rules.plan import AudiencePlan, BehaviourAudience, Bounds, Route, RulePlan, plan_of
+from points.rules.recall import recall
 from points.rules.records import (
     UNKNOWN_JOINED_AT,
     EarningEvent,
@@ -44,7 +48,7 @@ from points.rules.records import (
     build_evaluation,
 )
 from points.rules.ruleset import RuleSet
-from points.rules.state import RuleState, copy_of, refrozen
+from points.rules.state import RuleState, behaviour_of, copy_of, refrozen
 
 __all__ = ["evaluate", "preview"]
 
@@ -147,6 +151,23 @@ def _evaluate_purchase(
     channel = purchase.channel
     route = plan.route(group, channel, partner)
     candidates: list[Candidate] = []
+    next_count = state.purchase_count + 1
+    next_spend = state.cumulative_spend_minor + amount
+    restored: list[Line] | None = None
+    partner_known = False
+    regained: list[str] | None = None
+    if state.forgotten:  # rare: a refund made the rules forget something (points.rules.recall)
+        badges_before = state.badges
+        state, partner_known, restored = recall(
+            plan,
+            state,
+            int(at_utc.timestamp()),
+            partner,
+            next_count,
+            next_spend,
+            purchase.event_id,
+        )
+        regained = sorted(state.badges - badges_before)
 
     base = route.base
     if base is not None:
@@ -188,14 +209,13 @@ def _evaluate_purchase(
         partner,
         candidates,
         purchase.customer_id,
+        partner_known,
     )
     if held is not None:
         notes.extend(
             f"held out of campaign {rule_id} (its control group): would have earned {points}"
             for rule_id, points in held
         )
-    next_count = state.purchase_count + 1
-    next_spend = state.cumulative_spend_minor + amount
     reached = _milestones_reached(plan, state, next_count, next_spend, candidates)
     streaks, too_late = count_purchase_streaks(plan, state, today, amount, candidates)
     challenges = count_purchase_challenges(route, state, today, group, amount, notes, candidates)
@@ -205,16 +225,23 @@ def _evaluate_purchase(
     lines, total, counters, latest_day, caps_gone = apply_caps(plan, candidates, state, today)
     if caps_gone:
         too_late = [*(too_late or ()), CAPS_GONE]
+    if restored:
+        lines = (*lines, *restored)
+        total += sum(line.points for line in restored)
 
     milestones = state.milestones
     milestone_events = state.milestone_events
     if reached:
         milestones, milestone_events = _milestones_paid(state, reached, lines, purchase.event_id)
     partners_seen = state.partners_seen
-    if partner is not None and partner not in partners_seen:
+    if partner is not None and partner not in partners_seen and not partner_known:
+        # (partner_known: made before a refund that forgot the partner, which stays forgotten)
         partners_seen = partners_seen | {partner}
     badges = new_badges(candidates, state)
     last_purchase_on = state.last_purchase_on
+    behaviour = behaviour_of(state).with_purchase(
+        today.ordinal, amount, group, partner, plan.lifecycle.dormant_days
+    )
     next_state = RuleState._trusted(
         next_count,
         next_spend,
@@ -228,7 +255,11 @@ def _evaluate_purchase(
         state.streaks if streaks is None else refrozen(streaks, state.streaks),
         state.challenges if challenges is None else refrozen(challenges, state.challenges),
         counters,
+        state.forgotten,
+        behaviour,
     )
+    if regained:
+        badges += regained
     return build_evaluation(
         purchase.event_id,
         purchase.customer_id,
@@ -281,6 +312,7 @@ def _bonuses(
     partner: str | None,
     candidates: list[Candidate],
     customer_id: str,
+    partner_known: bool = False,
 ) -> list[tuple[str, int]] | None:
     """Add the candidate lines of the campaigns, first-partner bonuses and reactivations.
 
@@ -322,7 +354,7 @@ def _bonuses(
 
     partners_seen = state.partners_seen
     for first, explanation in route.first_partner:
-        if partner not in partners_seen and amount >= first.min_amount_minor:
+        if partner not in partners_seen and not partner_known and amount >= first.min_amount_minor:
             candidates.append(
                 (first.head.index, first.head, first.points, explanation, "full_refund")
             )
@@ -429,8 +461,49 @@ def _audience_matches(
         and _days_since_joining(plan, profile, today) >= audience.joined_within_days
     ):
         return False
-    if audience.dormant_for_days is None:
+    if audience.dormant_for_days is not None:
+        if idle is None:
+            idle = _days_since_purchase(plan, profile, state, today)
+        if idle < audience.dormant_for_days:
+            return False
+    return audience.behaviour is None or _behaviour_matches(
+        plan, audience.behaviour, state, today.ordinal
+    )
+
+
+def _behaviour_matches(
+    plan: RulePlan, conditions: BehaviourAudience, state: RuleState, day: int
+) -> bool:
+    """Whether the behaviour profile, just before this event and on its day, meets every
+    condition given (each is computed only if asked)."""
+    behaviour = behaviour_of(state)
+    if conditions.lifecycle is not None and (
+        stage_of(behaviour, day, plan.lifecycle) not in conditions.lifecycle
+    ):
+        return False
+    recent = conditions.purchases_30d, conditions.spend_30d_minor
+    if recent != (None, None):
+        purchases, spend = behaviour.window(day, RECENT_DAYS)
+        if not (_within(purchases, recent[0]) and _within(spend, recent[1])):
+            return False
+    longer = conditions.purchases_90d, conditions.spend_90d_minor
+    if longer != (None, None):
+        purchases, spend = behaviour.window(day, WINDOW_DAYS)
+        if not (_within(purchases, longer[0]) and _within(spend, longer[1])):
+            return False
+    if conditions.top_mcc_group is not None:
+        top = behaviour.top_mcc_groups()
+        if not top or top[0][0] not in conditions.top_mcc_group:
+            return False
+    if conditions.partner_affinity is not None:
+        top = behaviour.top_partners()
+        if not top or top[0][0] not in conditions.partner_affinity:
+            return False
+    return True
+
+
+def _within(value: int, bounds: Bounds | None) -> bool:
+    if bounds is None:
         return True
-    if idle is None:
-        idle = _days_since_purchase(plan, profile, state, today)
-    return idle >= audience.dormant_for_days
+    at_least, below = bounds
+    return (at_least is None or value >= at_least) and (below is None or value < below)

@@ -58,7 +58,8 @@ def evaluate_activity(
     now: datetime,
 ) -> Evaluation:
     """The app-activity path of :func:`points.rules.evaluate`: an opt-in joins its challenge
-    for the period; social rules pay the action and streak rules count it; then the caps."""
+    for the period; social rules pay the action and streak rules count it; then the rules' own
+    caps (the overall caps are for purchases)."""
     plan = plan_of(ruleset)
     _, _, day, notes = moment(plan.zone, event.occurred_at, now)
     today = plan.calendar.days[day]
@@ -98,7 +99,10 @@ def evaluate_activity(
             if award is not None:
                 candidates.append((rule.head.index, rule.head, rule.points, award, "kept"))
 
-    lines, total, counters, latest_day, caps_gone = apply_caps(plan, candidates, state, today)
+    # App activity: its rules' own caps only, never the overall ones (points/rules/caps.py).
+    lines, total, counters, latest_day, caps_gone = apply_caps(
+        plan, candidates, state, today, overall=False
+    )
     if caps_gone:
         too_late.append(CAPS_GONE)
     badges = new_badges(candidates, state)
@@ -115,6 +119,8 @@ def evaluate_activity(
         state.streaks if streaks is None else refrozen(streaks, state.streaks),
         state.challenges if challenges is None else refrozen(challenges, state.challenges),
         counters,
+        state.forgotten,
+        state.behaviour,
     )
     return build_evaluation(
         event.event_id,

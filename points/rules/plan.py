@@ -32,12 +32,14 @@ from datetime import UTC, date, datetime
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
+from points.rules.behaviour import LifecycleThresholds
 from points.rules.days import Calendar
 from points.rules.holdout import HoldoutSplit
 from points.rules.memo import MEMO_LIMIT
 from points.rules.ruleset import (
     Audience,
     BaseRateRule,
+    Between,
     CampaignRule,
     Cap,
     ChallengeRule,
@@ -84,6 +86,43 @@ class CapPlan:
         )
 
 
+#: a behaviour-profile bound: [at_least, below), either end open (None)
+Bounds = tuple[int | None, int | None]
+
+
+def _bounds(between: Between | None) -> Bounds | None:
+    return None if between is None else (between.at_least, between.below)
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviourAudience:
+    """The behaviour-profile conditions of an audience (points/rules/behaviour.py)."""
+
+    lifecycle: frozenset[str] | None
+    purchases_30d: Bounds | None
+    purchases_90d: Bounds | None
+    spend_30d_minor: Bounds | None
+    spend_90d_minor: Bounds | None
+    top_mcc_group: frozenset[str] | None
+    partner_affinity: frozenset[str] | None
+
+    @classmethod
+    def of(cls, audience: Audience) -> BehaviourAudience | None:
+        plan = cls(
+            _set(list(audience.lifecycle)) if audience.lifecycle is not None else None,
+            _bounds(audience.purchases_30d),
+            _bounds(audience.purchases_90d),
+            _bounds(audience.spend_30d_minor),
+            _bounds(audience.spend_90d_minor),
+            _set(audience.top_mcc_group),
+            _set(audience.partner_affinity),
+        )
+        return None if plan == _NO_BEHAVIOUR else plan
+
+
+_NO_BEHAVIOUR: Final = BehaviourAudience(None, None, None, None, None, None, None)
+
+
 @dataclass(frozen=True, slots=True)
 class AudiencePlan:
     """A non-empty :class:`~points.rules.ruleset.Audience` (an empty one is None: everyone)."""
@@ -94,6 +133,8 @@ class AudiencePlan:
     age_at_least: int | None
     joined_within_days: int | None
     dormant_for_days: int | None
+    #: None when the audience has no behaviour-profile condition (then none is computed)
+    behaviour: BehaviourAudience | None = None
 
     @classmethod
     def of(cls, audience: Audience) -> AudiencePlan | None:
@@ -104,11 +145,12 @@ class AudiencePlan:
             audience.age_at_least,
             audience.joined_within_days,
             audience.dormant_for_days,
+            BehaviourAudience.of(audience),
         )
         return None if plan == _NOBODY_IN_PARTICULAR else plan
 
 
-_NOBODY_IN_PARTICULAR: Final = AudiencePlan(None, None, None, None, None, None)
+_NOBODY_IN_PARTICULAR: Final = AudiencePlan(None, None, None, None, None, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +316,8 @@ class RulePlan:
         "currency_exponent",
         "eligible_statuses",
         "first_partner",
+        "lateness_seconds",
+        "lifecycle",
         "merchant_partner",
         "milestones",
         "multipliers",
@@ -292,6 +336,14 @@ class RulePlan:
         self._money_part = f"0{self.currency_exponent}d"  # the format of the minor digits
         self.zone: ZoneInfo = ruleset.zone
         self.eligible_statuses = frozenset(ruleset.eligible_statuses)
+        cycle = ruleset.lifecycle
+        self.lifecycle = LifecycleThresholds(
+            cycle.new_days,
+            cycle.dormant_days,
+            cycle.reactivated_days,
+            cycle.at_risk_percent,
+            cycle.baseline_min_purchases,
+        )
         self.caps = CapPlan.of(ruleset.caps)
         self.merchant_partner = {
             merchant: partner_id
@@ -323,6 +375,8 @@ class RulePlan:
         self.challenges: list[ChallengePlan] = []
         #: action ("check_in", ...) -> the social and streak rules it counts for, in file order
         self.activity: dict[str, tuple[SocialPlan | StreakPlan, ...]] = {}
+        #: how long (seconds) a refund's "forgotten" entries are kept (points.rules.recall)
+        self.lateness_seconds: int = ruleset.lateness_hours * 3600
         self._compile(ruleset)
 
     # ------------------------------------------------------------------------- compiling

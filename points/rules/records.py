@@ -58,6 +58,8 @@ class Profile:
     joined_at: datetime
     status: str = "active"
     birth_year: int | None = None
+    #: the profile's marketing_consent; absent or unknown means no nudges (points/nudges)
+    marketing_consent: bool = False
 
     @classmethod
     def unknown(cls, customer_id: str) -> Profile:
@@ -73,6 +75,7 @@ class Profile:
             joined_at=event.joined_at,
             status=status,
             birth_year=event.birth_year,
+            marketing_consent=event.marketing_consent is True,
         )
 
 

@@ -31,15 +31,19 @@ from pydantic import (
     model_validator,
 )
 
+from points.nudges.declarations import NudgeSection
+from points.nudges.declarations import reference_problems as nudge_reference_problems
 from points.rules.errors import RuleFileError, RuleProblem
 
 __all__ = [
     "Audience",
     "BaseRateRule",
+    "Between",
     "CampaignRule",
     "Cap",
     "ChallengeRule",
     "FirstPartnerPurchaseRule",
+    "Lifecycle",
     "MilestoneRule",
     "PartnerMultiplierRule",
     "PartnerSpec",
@@ -97,6 +101,48 @@ class Window(_Strict):
         return self.starts_at <= moment < self.ends_at
 
 
+Stage = Literal["new", "active", "at_risk", "dormant", "reactivated"]
+
+
+class Between(_Strict):
+    """A bound on a behaviour-profile number: ``at_least`` (inclusive) and/or ``below``."""
+
+    at_least: NonNegInt | None = None
+    below: PosInt | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Between:
+        if self.at_least is None and self.below is None:
+            raise ValueError("give at_least, below, or both")
+        if self.at_least is not None and self.below is not None and self.below <= self.at_least:
+            raise ValueError("below must be greater than at_least")
+        return self
+
+
+class Lifecycle(_Strict):
+    """Lifecycle-stage thresholds of the behaviour profile (docs/rules.md, "Behaviour profile").
+
+    Stages, first match wins: ``new`` (no purchase yet, or the first fewer than ``new_days``
+    ago), ``dormant`` (no purchase for ``dormant_days``), ``reactivated`` (a purchase ended a
+    dormant gap fewer than ``reactivated_days`` ago), ``at_risk`` (purchases in the last 30
+    days below ``at_risk_percent`` of the customer's own 30-day baseline over days 31-90, when
+    that baseline holds at least ``baseline_min_purchases``), else ``active``.
+    """
+
+    new_days: Annotated[int, Field(gt=0, le=90, strict=True)] = 30
+    #: at most 90: the profile keeps 90 days of buckets (plus lateness)
+    dormant_days: Annotated[int, Field(gt=0, le=90, strict=True)] = 60
+    reactivated_days: Annotated[int, Field(gt=0, le=90, strict=True)] = 30
+    at_risk_percent: Annotated[int, Field(gt=0, le=100, strict=True)] = 50
+    baseline_min_purchases: Annotated[int, Field(gt=0, le=10_000, strict=True)] = 2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Lifecycle:
+        if self.reactivated_days > self.dormant_days:
+            raise ValueError("reactivated_days must not exceed dormant_days")
+        return self
+
+
 class Audience(_Strict):
     """Who a rule targets; every condition given must hold (an empty audience is everyone).
 
@@ -108,6 +154,15 @@ class Audience(_Strict):
     - ``dormant_for_days``: no purchase for at least N days before this event (counted from
       joining for a customer who never bought anything);
     - ``statuses``: the profile status.
+
+    Behaviour-profile conditions (points/rules/behaviour.py), measured just before the
+    purchase, on its day:
+
+    - ``lifecycle``: the customer's lifecycle stage is one of these;
+    - ``purchases_30d`` / ``purchases_90d`` / ``spend_30d_minor`` / ``spend_90d_minor``:
+      purchases and net spend over the rolling window, within ``{at_least, below}``;
+    - ``top_mcc_group``: the MCC group the customer has bought in most is one of these;
+    - ``partner_affinity``: the partner the customer has bought from most is one of these.
     """
 
     segments: list[Slug] | None = None
@@ -116,6 +171,13 @@ class Audience(_Strict):
     age_at_least: Annotated[int, Field(ge=0, le=150, strict=True)] | None = None
     joined_within_days: Annotated[int, Field(gt=0, le=36500, strict=True)] | None = None
     dormant_for_days: Annotated[int, Field(gt=0, le=36500, strict=True)] | None = None
+    lifecycle: Annotated[list[Stage], Field(min_length=1)] | None = None
+    purchases_30d: Between | None = None
+    purchases_90d: Between | None = None
+    spend_30d_minor: Between | None = None
+    spend_90d_minor: Between | None = None
+    top_mcc_group: Annotated[list[Slug], Field(min_length=1)] | None = None
+    partner_affinity: Annotated[list[Slug], Field(min_length=1)] | None = None
 
 
 class SpendMatch(_Strict):
@@ -307,7 +369,11 @@ class RuleSet(_Strict):
     #: How late (event time) an event may arrive and still count exactly as in order: streaks
     #: keep this much of their history (see docs/rules.md, "Late events").
     lateness_hours: Annotated[int, Field(ge=72, le=720, strict=True)] = 72
+    #: behaviour-profile lifecycle thresholds (defaults when the section is absent)
+    lifecycle: Lifecycle = Lifecycle()
     rules: Annotated[list[Rule], Field(min_length=1)]
+    #: messages to customers at moments that matter (points/nudges, docs/rules.md "Nudges")
+    nudges: NudgeSection = NudgeSection()
 
     _zone: ZoneInfo = PrivateAttr()
     _mcc_ranges: tuple[tuple[int, int, str], ...] = PrivateAttr()
@@ -411,6 +477,16 @@ def _rule_label(raw: Mapping[str, Any], index: int) -> str:
     return f"#{index + 1}"
 
 
+def _nudge_label(raw: Mapping[str, Any], index: int) -> str:
+    section = raw.get("nudges")
+    messages = section.get("messages") if isinstance(section, dict) else None
+    if isinstance(messages, list) and index < len(messages) and isinstance(messages[index], dict):
+        nudge_id = messages[index].get("id")
+        if isinstance(nudge_id, str) and nudge_id:
+            return nudge_id
+    return f"#{index + 1}"
+
+
 def _problems_from(exc: ValidationError, raw: Mapping[str, Any]) -> list[RuleProblem]:
     problems = []
     for error in exc.errors(include_url=False):
@@ -426,6 +502,14 @@ def _problems_from(exc: ValidationError, raw: Mapping[str, Any]) -> list[RulePro
                 # rest[0] is the kind; a model-level check ("give exactly one of ...") has
                 # nothing after it and names no single field.
                 field = ".".join(str(part) for part in rest[1:]) or None
+        elif len(loc) >= 3 and loc[:2] == ("nudges", "messages") and isinstance(loc[2], int):
+            # name the nudge by its id, as rules are: nudges.<id>.<field>
+            label = _nudge_label(raw, loc[2])
+            # loc[3] is the kind; a union tag error names the kind itself
+            tail = ["kind"] if error["type"].startswith("union_tag") else [
+                str(part) for part in loc[4:]
+            ]
+            field = ".".join(["nudges", label, *tail])
         else:
             field = ".".join(str(part) for part in loc) or None
         message = str(error["msg"])
@@ -487,6 +571,11 @@ def _reference_problems(ruleset: RuleSet) -> list[RuleProblem]:
         elif isinstance(rule, CampaignRule):
             check(rule.id, "match.mcc_groups", rule.match.mcc_groups, groups, "MCC group")
             check(rule.id, "match.partners", rule.match.partners, partners, "partner")
+        if isinstance(rule, CampaignRule | ReactivationRule):
+            audience = rule.audience
+            check(rule.id, "audience.top_mcc_group", audience.top_mcc_group, groups, "MCC group")
+            check(rule.id, "audience.partner_affinity", audience.partner_affinity, partners,
+                  "partner")
         elif isinstance(rule, ChallengeRule):
             check(rule.id, "categories", rule.categories, groups, "MCC group")
             available = len(rule.categories) if rule.categories is not None else len(groups)
@@ -498,4 +587,11 @@ def _reference_problems(ruleset: RuleSet) -> list[RuleProblem]:
                         f"needs {rule.target} categories but only {available} can count",
                     )
                 )
+    for field, message in nudge_reference_problems(
+        ruleset.nudges,
+        {rule.id: rule.kind for rule in ruleset.rules},
+        {rule.id: rule.period for rule in ruleset.rules if isinstance(rule, StreakRule)},
+        partners,
+    ):
+        problems.append(RuleProblem(None, field, message))
     return problems

@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Any, Final
 
+from points.rules.behaviour import EMPTY_BEHAVIOUR, Behaviour
 from points.rules.counters import (
     DAY_COUNTERS_KEPT,
     MONTH_COUNTERS_KEPT,
@@ -36,6 +37,7 @@ __all__ = [
     "ChallengeState",
     "RuleState",
     "StreakState",
+    "behaviour_of",
     "copy_of",
     "refrozen",
     "slot_setter",
@@ -157,10 +159,25 @@ class RuleState(metaclass=_RuleStateType):
     streaks: Mapping[str, StreakState] = field(default_factory=dict)
     challenges: Mapping[str, ChallengeState] = field(default_factory=dict)
     counters: Mapping[str, int] = field(default_factory=dict)
+    #: what a full refund made the rules forget, so a later purchase could earn it again
+    #: ("partner:<id>": the first partner purchase, "milestone:<rule id>": a milestone), ->
+    #: (the refund's event time in epoch seconds, the milestone's points taken back). A
+    #: purchase processed later but made before that time was made while it was still held:
+    #: see points.rules.recall. Almost always empty; entries go once out of the lateness window.
+    forgotten: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    #: the behaviour profile (points.rules.behaviour); stored only once it has something
+    behaviour: Behaviour = EMPTY_BEHAVIOUR
 
     def __post_init__(self) -> None:
         # Copy and freeze the mappings so no caller can change a state after the fact.
-        for name in ("milestones", "milestone_events", "streaks", "challenges", "counters"):
+        for name in (
+            "milestones",
+            "milestone_events",
+            "streaks",
+            "challenges",
+            "counters",
+            "forgotten",
+        ):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     @classmethod
@@ -178,6 +195,8 @@ class RuleState(metaclass=_RuleStateType):
         streaks: Mapping[str, StreakState],
         challenges: Mapping[str, ChallengeState],
         counters: Mapping[str, int],
+        forgotten: Mapping[str, tuple[int, int]],
+        behaviour: Behaviour,
     ) -> RuleState:
         """A state from parts the rules engine built itself, without ``__post_init__``.
 
@@ -199,6 +218,8 @@ class RuleState(metaclass=_RuleStateType):
         _set_streaks(state, streaks)
         _set_challenges(state, challenges)
         _set_counters(state, counters)
+        _set_forgotten(state, forgotten)
+        _set_behaviour(state, behaviour)
         return state
 
     # ------------------------------------------------------------------ period counters
@@ -233,6 +254,8 @@ class RuleState(metaclass=_RuleStateType):
             self.streaks,
             self.challenges,
             counters,
+            self.forgotten,
+            self.behaviour,
         )
 
     # ------------------------------------------------------------------ serialisation
@@ -253,7 +276,8 @@ class RuleState(metaclass=_RuleStateType):
         streaks = self.streaks
         challenges = self.challenges
         counters = self.counters
-        return {
+        behaviour = self.behaviour
+        out = {
             "format": STATE_FORMAT,
             "purchase_count": self.purchase_count,
             "cumulative_spend_minor": self.cumulative_spend_minor,
@@ -293,6 +317,13 @@ class RuleState(metaclass=_RuleStateType):
             else {},
             "counters": counters.copy() if type(counters) is MappingProxyType else dict(counters),
         }
+        forgotten = self.forgotten
+        if forgotten:  # absent when empty (nearly always): states before it look the same
+            out["forgotten"] = {key: list(entry) for key, entry in forgotten.items()}
+        # Absent until the first purchase, so states without a profile read as they did.
+        if behaviour is not EMPTY_BEHAVIOUR:
+            out["behaviour"] = behaviour.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RuleState:
@@ -345,6 +376,10 @@ class RuleState(metaclass=_RuleStateType):
                     }
                 )
             counters = _counts_in(data["counters"])
+            raw = data.get("forgotten")
+            forgotten = _EMPTY if raw is None else _forgotten_in(raw)
+            raw = data.get("behaviour")
+            behaviour = EMPTY_BEHAVIOUR if raw is None else Behaviour.from_json(raw)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed rule state: {exc!r}") from exc
         return cls._trusted(
@@ -360,6 +395,8 @@ class RuleState(metaclass=_RuleStateType):
             streaks,
             challenges,
             counters,
+            forgotten,
+            behaviour,
         )
 
 
@@ -381,13 +418,24 @@ _set_badges = slot_setter(RuleState, "badges")
 _set_partners_seen = slot_setter(RuleState, "partners_seen")
 _set_milestones = slot_setter(RuleState, "milestones")
 _set_milestone_events = slot_setter(RuleState, "milestone_events")
+_set_forgotten = slot_setter(RuleState, "forgotten")
 _set_streaks = slot_setter(RuleState, "streaks")
 _set_challenges = slot_setter(RuleState, "challenges")
 _set_counters = slot_setter(RuleState, "counters")
+_set_behaviour = slot_setter(RuleState, "behaviour")
 
 #: What ``RuleState()`` returns (see _RuleStateType): built the ordinary way, once.
 _EMPTY_STATE: RuleState | None = None
 _EMPTY_STATE = RuleState()
+
+
+def behaviour_of(state: RuleState) -> Behaviour:
+    """The customer's behaviour profile; for one whose purchases predate profiles (a count but
+    no profile yet), a profile seeded from the state: not new, last purchase known."""
+    behaviour = state.behaviour
+    if behaviour is EMPTY_BEHAVIOUR and state.purchase_count:
+        return Behaviour.seeded(state.last_purchase_on)
+    return behaviour
 
 
 def _format_1_streak(position: tuple[int, int]) -> StreakState:
@@ -545,3 +593,15 @@ def _str_set(value: object) -> frozenset[str]:
         else:
             return frozenset(value)
     return frozenset(_strs(value))
+
+
+def _forgotten_in(raw: Any) -> Mapping[str, tuple[int, int]]:
+    """RuleState.forgotten from its JSON: key -> [refund time (epoch s), points]."""
+    if type(raw) is not dict:
+        raise ValueError(f"forgotten must be an object, not {type(raw).__name__}")
+    out: dict[str, tuple[int, int]] = {}
+    for key, entry in raw.items():
+        if type(key) is not str or type(entry) is not list or len(entry) != 2:
+            raise ValueError(f"malformed forgotten entry {key!r}: {entry!r}")
+        out[key] = (_int(entry[0]), _int(entry[1]))
+    return _frozen_fresh(out)

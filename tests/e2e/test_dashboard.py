@@ -36,7 +36,9 @@ from .cdp import CHROMIUM, Browser
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "artifacts" / "dashboard.png"
 OPS_TOKEN = "ops-e2e-token-0123456789abcdef"
-CHARTS = ("events", "lag", "rules", "campaigns", "swaps", "referrals", "dlq")
+CHARTS = (
+    "events", "lag", "rules", "campaigns", "swaps", "referrals", "packets", "lifecycle", "dlq",
+)  # fmt: skip
 LAG_TOPIC_PARTITIONS = 2
 
 

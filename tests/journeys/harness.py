@@ -363,6 +363,10 @@ class Topics:
         return f"{self.partner_prefix}points.dlq"
 
     @property
+    def customer_nudges(self) -> str:
+        return f"{self.partner_prefix}customer.nudges"
+
+    @property
     def partner_prefix(self) -> str:
         return f"j{self.suffix}." if self.namespaced else ""
 
@@ -379,6 +383,7 @@ class Topics:
             "POINTS_KAFKA__TOPICS__CUSTOMER_ACTIVITY": self.customer_activity,
             "POINTS_KAFKA__TOPICS__POINTS_LEDGER": self.points_ledger,
             "POINTS_KAFKA__TOPICS__POINTS_DLQ": self.points_dlq,
+            "POINTS_KAFKA__TOPICS__CUSTOMER_NUDGES": self.customer_nudges,
             "POINTS_PARTNER_TOPIC_PREFIX": self.partner_prefix,
         }
 

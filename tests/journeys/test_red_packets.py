@@ -34,14 +34,26 @@ def identity(name: str) -> str:
 
 
 def onboard(journey: Journey, customer_id: str, *, code: str | None = None,
-            days_ago: float = 0.01) -> None:
+            days_ago: float = 0.01, person: str | None = None) -> None:
+    """Core banking onboards ``customer_id`` (the identity of ``person``, by default their
+    own), with ``code`` as their referral code when given."""
     body: dict[str, Any] = messages.onboarding(customer_id, days_ago=days_ago,
-                                               identity_hash=identity(customer_id))
+                                               identity_hash=identity(person or customer_id))
     if code is not None:
         body["referral_code"] = code
+    publish(journey, body)
+
+
+def publish(journey: Journey, *bodies: dict[str, Any]) -> None:
+    """Core banking publishes on bank.customers / bank.transactions, then waits until the
+    partner worker (which decides onboardings and referrals) committed past them."""
+    topics = journey.topics
     with journey.bank_producer() as bank:
-        bank.send(journey.topics.bank_customers, body)
-    journey.wait_caught_up(journey.partner_worker_group, [journey.topics.bank_customers])
+        for body in bodies:
+            purchase = body["event_type"] in ("purchase", "refund", "reversal")
+            bank.send(topics.bank_transactions if purchase else topics.bank_customers, body)
+    journey.wait_caught_up(journey.partner_worker_group,
+                           [topics.bank_customers, topics.bank_transactions])
 
 
 def post(journey: Journey, customer_id: str, path: str, body: Any, key: str) -> Any:
@@ -129,6 +141,88 @@ def test_a_random_packet_brings_two_new_customers_and_a_second_generation(
     notes = journey.read_topic(journey.topics.points_ledger, at_least=9, match=claim_note)
     assert sorted((r.json()["customer_id"], r.json()["points"]) for r in notes) == sorted(
         shares.items())
+    wait_until(lambda: journey.cli_json("verify")["ok"] is True, timeout_s=30,
+               what="verify clean")
+    journey.check_alive()
+
+
+def referral_view(journey: Journey, customer_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = get(journey, customer_id, "/v1/me/referral")
+    return body
+
+
+def test_a_newcomer_a_packet_brought_earns_its_sender_the_referral_reward_frauds_do_not(
+        journey: Journey) -> None:
+    """bob, new to the bank, opens his account with alice's packet code and gets a share; his
+    first qualifying purchase (58 CNY on bank.transactions) rewards alice by the referral rules
+    (500 + 200 first-referral bonus) and bob (500), as a referral code would. The same packet
+    code pays no reward for dora, an existing customer onboarded again with it (she still gets
+    her share: anyone may claim a packet), nor for alice-2, a second account of alice (same
+    identity hash), who gets no share either (her own packet). Customer (API) and operations
+    (CLI) see each outcome with its reason; only bob is counted as brought by the packet."""
+    journey.start_worker()
+    journey.start_partner_worker()
+    journey.start_api(**GIFT_ENV)
+    onboard(journey, "alice", days_ago=400)
+    assert journey.cli("adjust", "alice", "5000", "--reason", "packet journey float",
+                       "--operator", "ops-ann").exit_code == 0
+    packet = post(journey, "alice", "/v1/me/packets",
+                  {"total": 300, "shares": 3, "split": "equal", "message": "come bank with us"},
+                  "referral-packet")
+    code, packet_id = packet["code"], packet["packet_id"]
+
+    # bob is new: a share and a referral of alice, signed up.
+    onboard(journey, "bob", code=code)
+    (bob_claim,) = get(journey, "bob", "/v1/me/packet-claims")["items"]
+    assert bob_claim["points"] == 100
+    assert referral_view(journey, "alice")["referred"] == [{"status": "signed_up", "count": 1}]
+    own = referral_view(journey, "bob")["own_referral"]
+    assert (own["state"], own["reason_code"]) == ("signed_up", None)
+    publish(journey, messages.bank_transaction("purchase", "bob-first", "bob", 5_800, 0.01))
+    alice = referral_view(journey, "alice")
+    (rewarded,) = alice["referrals"]
+    assert (rewarded["state"], rewarded["points"]) == ("rewarded", 700)
+    assert referral_view(journey, "bob")["own_referral"]["points"] == 500
+    assert get(journey, "alice", "/v1/me/balance")["available"] == 5000 - 300 + 700
+
+    # dora banks with us since 2025 and shops; alice-2 is alice's second account.
+    publish(journey,
+            messages.profile("dora", joined_days_ago=300, identity_hash=identity("dora")),
+            messages.bank_transaction("purchase", "dora-before", "dora", 2_000, 0.02))
+    dora_before = get(journey, "dora", "/v1/me/balance")["available"]
+    onboard(journey, "dora", code=code)
+    onboard(journey, "alice-2", code=code, person="alice")
+    publish(journey, *(messages.bank_transaction("purchase", f"{who}-first", who, 5_000, 0.01)
+                       for who in ("dora", "alice-2")))
+
+    (dora_claim,) = get(journey, "dora", "/v1/me/packet-claims")["items"]
+    assert dora_claim["points"] == 100
+    assert get(journey, "alice-2", "/v1/me/packet-claims")["items"] == []
+    refused = {r["reason_code"] for r in get(journey, "alice-2", "/v1/me/refusals")["items"]}
+    assert "own_packet" in refused, refused
+    for who, reason in (("dora", "already_a_customer"), ("alice-2", "self_referral_identity")):
+        own = referral_view(journey, who)["own_referral"]
+        assert (own["state"], own["reason_code"], own["points"]) == ("refused", reason, 0), own
+        assert own["reason"]
+    alice = referral_view(journey, "alice")
+    assert sorted((r["state"], r["reason_code"]) for r in alice["referrals"]) == [
+        ("refused", "already_a_customer"), ("refused", "self_referral_identity"),
+        ("rewarded", None)]
+    assert alice["rewarded_count"] == 1
+    balance = get(journey, "alice", "/v1/me/balance")
+    assert (balance["available"], balance["held"]) == (5000 - 300 + 700, 100)  # nothing more
+    dora_after = get(journey, "dora", "/v1/me/balance")["available"]
+    assert dora_after > dora_before + 100  # her share and her purchase's points, no bonus
+    assert referral_view(journey, "dora")["own_referral"]["points"] == 0
+
+    # Operations: the referrals with their reasons; the packet brought bob only.
+    listed = journey.cli_json("referrals", "list", "--customer", "alice")["referrals"]
+    assert {r["referee_id"]: (r["state"], r["reason_code"]) for r in listed} == {
+        "bob": ("rewarded", None), "dora": ("refused", "already_a_customer"),
+        "alice-2": ("refused", "self_referral_identity")}
+    shown = journey.cli_json("packets", "show", packet_id)
+    assert [(b["referee_id"], b["generation"]) for b in shown["brought"]] == [("bob", 1)]
+    assert (shown["status"], shown["claimed_count"]) == ("open", 2)
     wait_until(lambda: journey.cli_json("verify")["ok"] is True, timeout_s=30,
                what="verify clean")
     journey.check_alive()

@@ -414,7 +414,8 @@ def _activity(rules: RuleFile, c: Customer, out: Outcome, a: dict[str, Any]) -> 
         ):
             key = (rule["id"], _challenge_key(rule, day))
             c.challenges.setdefault(key, ChallengeProgress()).opted_in = True
-    lines = _capped(rules, c, candidates, day)
+    # docs/rules.md "Caps": the overall caps limit purchases; app activity only its own caps.
+    lines = _capped(rules, c, candidates, day, overall=False)
     _post(out, c, candidates, lines)
 
 
@@ -426,11 +427,15 @@ def _capped(
     c: Customer,
     candidates: list[tuple[int, dict[str, Any], int, str]],
     day: date,
+    overall: bool = True,
 ) -> list[Line]:
-    """Each rule's own cap, then the overall caps; later lines are cut first."""
+    """Each rule's own cap, then (``overall``: a purchase) the overall caps, which count
+    purchases' points only; later lines are cut first."""
     candidates.sort(key=lambda cand: cand[0])  # file order
     month = (day.year, day.month)
-    overall_room = None if rules.caps is None else _room(rules.caps, c, OVERALL, day, month)
+    overall_room = None
+    if overall and rules.caps is not None:
+        overall_room = _room(rules.caps, c, OVERALL, day, month)
     lines: list[Line] = []
     for _, rule, points, policy in candidates:
         cap = rule.get("cap")
@@ -442,8 +447,9 @@ def _capped(
         points = max(points, 0)
         c.counters[(rule["id"], "d", day)] += points
         c.counters[(rule["id"], "m", month)] += points
-        c.counters[(OVERALL, "d", day)] += points
-        c.counters[(OVERALL, "m", month)] += points
+        if overall:
+            c.counters[(OVERALL, "d", day)] += points
+            c.counters[(OVERALL, "m", month)] += points
         lines.append(Line(rule["id"], rule["kind"], points, policy))
     return lines
 

@@ -74,13 +74,12 @@ def _compare(pipeline: Pipeline, rules: RuleFile, streams: list[Stream]) -> str 
 def test_5000_random_streams_end_with_the_balance_the_rules_promise(
     pipeline: Pipeline, rules: RuleFile
 ) -> None:
-    """Duplicates, and check-ins, shares and profiles arriving out of order within 72 h,
-    change no customer's balance from what event-time order gives. (Purchases and refunds
-    overtaking each other are not generated yet: see Features.reorder_purchases.)"""
-    # Not generated here: refunds overtaking their own purchase. 2 of 5,000 such streams still
-    # differ (a parked refund, then its purchase and a later first-partner purchase; model
-    # findings M6, open). Parked refunds are covered by the earning integration tests.
-    streams = _streams(5_000, SEED, "mv", Features(refund_before_purchase=False))
+    """Duplicates, check-ins, shares and profiles arriving out of order within 72 h, and
+    refunds overtaking their own purchase (parked, then applied right after it, possibly before
+    another purchase made earlier than the refund: model finding M6) change no customer's
+    balance from what event-time order gives. (Purchases overtaking each other are not
+    generated yet: see Features.reorder_purchases.)"""
+    streams = _streams(5_000, SEED, "mv", Features())
     assert sum(len(s.messages) for s in streams) > 50_000  # short, but not trivial
     problem = _compare(pipeline, rules, streams)
     assert problem is None, problem

@@ -79,20 +79,42 @@ def test_each_topic_schema_is_a_closed_discriminated_union(
 
 
 def test_asyncapi_document_lists_every_message_keyed_by_customer_id() -> None:
-    """AsyncAPI 3.0: four channels, one message per event type, each with a Kafka key."""
+    """AsyncAPI 3.0: four channels received, one message per event type; customer.nudges and
+    points.ledger (gift and red packet notifications) sent; each message with a Kafka key."""
     doc = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
     assert doc["asyncapi"] == "3.0.0"
-    addresses = {channel["address"] for channel in doc["channels"].values()}
-    assert addresses == {
-        "bank.transactions",
-        "bank.customers",
-        "customer.activity",
-        "partner.{partner_id}.events",
+    by_action: dict[str, set[str]] = {}
+    for operation in doc["operations"].values():
+        channel = doc["channels"][operation["channel"]["$ref"].rsplit("/", 1)[1]]
+        by_action.setdefault(operation["action"], set()).add(channel["address"])
+    assert by_action == {
+        "receive": {
+            "bank.transactions",
+            "bank.customers",
+            "customer.activity",
+            "partner.{partner_id}.events",
+        },
+        "send": {"points.ledger", "customer.nudges"},
     }
     names = {message["name"] for message in doc["components"]["messages"].values()}
     all_types = any_event_adapter.json_schema()["discriminator"]["mapping"]
-    assert names == set(all_types)
+    assert names == set(all_types) | {"gift_notice", "red_packet_notice", "nudge"}
+    assert doc["operations"]["sendCustomerNudges"]["action"] == "send"
     for message in doc["components"]["messages"].values():
         assert message["bindings"]["kafka"]["key"]["type"] == "string"
         ref = message["payload"]["$ref"].rsplit("/", 1)[1]
         assert ref in doc["components"]["schemas"]
+
+
+def test_the_gift_notifications_schema_is_closed_and_never_offers_null() -> None:
+    """docs/schemas/points.ledger.gifts.schema.json: a gift or a red packet notification,
+    closed objects, integer points, optional fields absent rather than null."""
+    text = (ROOT / "docs" / "schemas" / "points.ledger.gifts.schema.json").read_text()
+    schema = json.loads(text)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert {ref["$ref"].rsplit("/", 1)[1] for ref in schema["anyOf"]} == {
+        "GiftNotice", "RedPacketNotice"}
+    for definition in schema["$defs"].values():
+        assert definition["additionalProperties"] is False
+    assert schema["$defs"]["GiftNotice"]["properties"]["points"]["type"] == "integer"
+    assert '"null"' not in text

@@ -254,6 +254,8 @@ def test_postgres_conf_listens_on_loopback_with_socket_in_data_dir(tmp_path: Pat
     assert "fsync = on" in conf
     assert "shared_buffers = 256MB" in conf
     assert "max_connections = 200" in conf
+    # per-statement times for the pipeline bench's account of PostgreSQL's CPU
+    assert "shared_preload_libraries = 'pg_stat_statements'" in conf
 
 
 def test_postgres_conf_keeps_durability_and_sizes_the_wal_like_production(
@@ -341,4 +343,27 @@ def test_partner_acls_are_its_own_topics_and_group_only() -> None:
         ("topic", "partner.acme.requests", "literal", "read"),
         ("topic", "partner.acme.requests", "literal", "describe"),
         ("group", "partner.acme", "literal", "read"),
+    }
+
+
+def test_both_worker_principals_may_create_and_write_every_topic_the_workers_create() -> None:
+    """Each worker creates every source and output topic at start and exits 78 when one is
+    refused; a topic added to the settings (as customer.nudges was) must get its ACLs on the
+    secured stack too, and the push service may read the nudges and nothing else."""
+    from devstack import kafka_security
+    from points.settings import TopicNames
+
+    topics = TopicNames()
+    for user in ("worker", "partner-worker"):
+        granted = {
+            (g.name, g.operation) for g in kafka_security.BANK_ACLS[user] if g.resource == "topic"
+        }
+        for topic in topics.source_topics() + topics.output_topics():
+            for operation in ("create", "write", "describe"):
+                assert (topic, operation) in granted, (user, topic, operation)
+    push = {(g.resource, g.name, g.operation) for g in kafka_security.BANK_ACLS["push"]}
+    assert push == {
+        ("topic", topics.customer_nudges, "read"),
+        ("topic", topics.customer_nudges, "describe"),
+        ("group", kafka_security.PUSH_GROUP, "read"),
     }

@@ -7,9 +7,30 @@ from datetime import timedelta
 from typing import Any
 
 from points.api.schemas import ActivityPage
-from points.ledger import Earn, Hold, Reason, Rejected, Spend, VoidHold, apply_batch
+from points.ledger import (
+    Earn,
+    Hold,
+    PostHold,
+    Reason,
+    Rejected,
+    Spend,
+    VoidHold,
+    apply_batch,
+)
 
 from .conftest import NOW, Api, assert_problem, bearer
+
+
+def _every_page(api: Api, *, limit: int) -> list[dict[str, Any]]:
+    """Alice's lines, following next_cursor from the first page to the last."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = api.get("/v1/me/activity", limit=limit, **({"cursor": cursor} if cursor else {}))
+        items += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return items
 
 
 def test_a_purchase_line_explains_every_rule_that_fired(api: Api) -> None:
@@ -124,15 +145,40 @@ def test_lines_between_the_customers_own_accounts_show_both_sides(api: Api) -> N
     lines = [(i["kind"], i["points"], i["held_delta"], i["debt_delta"]) for i in body["items"]]
     assert lines == [("void", 30, -30, 0), ("spend", -20, 0, 0), ("hold", -30, 30, 0),
                      ("earn", 100, 0, 0)]
-    one_by_one = []
-    cursor = None
-    while True:
-        page = api.get("/v1/me/activity", limit=1, **({"cursor": cursor} if cursor else {}))
-        one_by_one += page.json()["items"]
-        cursor = page.json()["next_cursor"]
-        if cursor is None:
-            break
-    assert one_by_one == body["items"]
+    assert _every_page(api, limit=1) == body["items"]
+
+
+def test_a_hold_says_what_the_points_are_reserved_for(api: Api) -> None:
+    """A swap's hold reads as reserved for a swap; one the gifts desk made (its reason's
+    campaign ``red_packet`` or ``gift``) as reserved for a red packet or a gift, never as a
+    swap to a partner program."""
+    api.apply([Earn("a-1", "alice", 1_000, NOW + timedelta(days=100)),
+               Hold("h-swap", "alice", 100, NOW + timedelta(days=1), to_partner="ridehail"),
+               Hold("h-packet", "alice", 200, NOW + timedelta(days=1), to_partner="ridehail",
+                    reason=Reason(campaign="red_packet", source_event="p_1")),
+               Hold("h-gift", "alice", 50, NOW + timedelta(days=1), to_partner="ridehail",
+                    reason=Reason(campaign="gift", source_event="g_1"))])
+    holds = [i["explanation"]["summary"] for i in api.get("/v1/me/activity").json()["items"]
+             if i["kind"] == "hold"]
+    assert holds == ["points reserved for a gift; campaign gift",
+                     "points reserved for a red packet; campaign red_packet",
+                     "points reserved for a swap"]
+
+
+def test_entries_with_two_legs_on_one_account_never_push_a_line_off_its_page(
+    api: Api,
+) -> None:
+    """A partly posted hold is one entry with two legs out of the held account (posted and
+    returned). Two of them on top of a fully posted hold: paging by three still lists every
+    line once, in the order of one long page (none is skipped between two pages)."""
+    api.apply([Earn("a-1", "alice", 1_000, NOW + timedelta(days=100))]
+              + [Hold(f"h-{i}", "alice", 300, NOW + timedelta(days=1), to_partner="ridehail")
+                 for i in range(3)]
+              + [PostHold("p-2", "h-2"), PostHold("p-1", "h-1", 100),
+                 PostHold("p-0", "h-0", 100)])
+    everything = api.get("/v1/me/activity", limit=100).json()["items"]
+    assert [i["kind"] for i in everything] == ["post"] * 3 + ["hold"] * 3 + ["earn"]
+    assert _every_page(api, limit=3) == everything
 
 
 def test_the_body_is_byte_for_byte_what_the_schema_writes(api: Api) -> None:

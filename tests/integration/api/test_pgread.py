@@ -1,12 +1,14 @@
 """The API's PostgreSQL reader keeps its connections healthy (``psycopg_pool`` underneath):
 a connection the server dropped is replaced before a request gets it, old connections are
-replaced, and every connection carries the statement timeout."""
+replaced, and every connection carries the statement timeout, reads instants in UTC and
+json as values."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -99,3 +101,16 @@ async def test_every_connection_carries_the_statement_timeout(
     """A runaway balance query is cut by the server after the statement timeout (5 s)."""
     reader = open_reader()
     assert await reader.fetch("SHOW statement_timeout", {}) == [("5s",)]
+
+
+async def test_every_connection_reads_instants_in_utc_and_json_as_values(
+    open_reader: Callable[..., PgReader]
+) -> None:
+    """A timestamp comes back as the same instant with a zero UTC offset whatever offset it
+    was written with, and a json value as Python values (the activity page reads both)."""
+    reader = open_reader()
+    ((at, value),) = await reader.fetch(
+        """SELECT timestamptz '2026-11-27 13:00:00.5+01', '{"a": [1, null, "x"]}'::json""", {})
+    assert at == datetime(2026, 11, 27, 12, 0, 0, 500_000, tzinfo=UTC)
+    assert at.utcoffset() == timedelta(0)
+    assert value == {"a": [1, None, "x"]}

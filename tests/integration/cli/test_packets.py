@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from points.exchange.tables import known_customers
 from points.gifts import desk
@@ -67,3 +67,43 @@ def test_sweep_expires_due_packets(migrated_url: str) -> None:
     assert cli_json(migrated_url, "packets", "sweep")["packets_expired"] == 1
     assert cli_json(migrated_url, "packets", "sweep")["packets_expired"] == 0
     assert cli_json(migrated_url, "packets", "show", "p_cli")["status"] == "expired"
+
+
+def test_verify_reports_a_tampered_packet_and_exits_1(migrated_url: str) -> None:
+    """A packet row whose claimed points were raised behind the ledger's back (5 points more
+    than its claims gave out) fails verify: exit 1, the packet named, what it holds against
+    what is unclaimed, and the claims against the row, in words; the JSON lists the checks."""
+    with engine_for(migrated_url) as engine:
+        packet(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE red_packets SET claimed_points = claimed_points + 5"
+                              " WHERE packet_id = 'p_cli'"))
+    shown = cli_json(migrated_url, "packets", "show", "p_cli")
+    total, claimed = int(shown["total"]), int(shown["claimed_points"])
+    result = cli(migrated_url, "verify")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: violations_found:")
+    assert "packet p_cli" in result.stdout
+    held = total - (claimed - 5)
+    assert f"open packet holds {held} but {held - 5} are unclaimed" in result.stdout
+    assert f"1 claims of {claimed - 5} points recorded, the packet says 1 of {claimed}" in (
+        result.stdout)
+    data = cli_json(migrated_url, "verify", exit_code=1)
+    assert {v["check"] for v in data["violations"]} == {"packet_held_is_unclaimed",
+                                                        "packet_claims_sum"}
+
+
+def test_verify_reports_a_tampered_share_in_the_claims_chain(migrated_url: str) -> None:
+    """A claim whose recorded 'left before it' was changed (the packet row and the hold
+    untouched) is reported by packet_claims_chain with the share number, exit 1."""
+    with engine_for(migrated_url) as engine:
+        packet(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE packet_claims SET remaining_before = remaining_before - 1"
+                              " WHERE packet_id = 'p_cli' AND share_no = 1"))
+    result = cli(migrated_url, "verify")
+    assert result.exit_code == 1, result.output
+    assert "packet p_cli share 1" in result.stdout
+    assert "recorded as left before it; the earlier shares leave 100 of 100" in result.stdout
+    data = cli_json(migrated_url, "verify", exit_code=1)
+    assert {v["check"] for v in data["violations"]} == {"packet_claims_chain"}

@@ -132,6 +132,36 @@ def test_replaying_a_batch_changes_nothing(service: EarningService, engine: Engi
     assert balance(engine, "alice") == (205, 0)
 
 
+def test_replays_and_duplicates_do_not_count_twice_in_the_behaviour_profile(
+    service: EarningService, engine: Engine
+) -> None:
+    """The behaviour profile is written with the points, so the inbox that makes the points
+    exactly once makes it exactly once too: the batch again (same worker), inside a later
+    batch (a producer duplicate), and through a restarted worker (nothing held in memory)
+    leave the stored profile as the first processing wrote it."""
+    feed = Feed()
+    batch = [feed.purchase("p1", "alice", 10_000), feed.purchase("p2", "alice", 4_000),
+             feed.refund("r1", "alice", "p1", 2_500), feed.check_in("c1", "alice")]
+    service.process(batch)
+
+    def stored() -> dict[str, Any]:
+        with engine.connect() as conn:
+            state, _ = store.load_states_versioned(conn, ["alice"])["alice"]
+        return dict(state["behaviour"])
+
+    first = stored()
+    assert first["days"][1:] == [2, 11_500]  # two purchases, 14,000 less the 2,500 refunded
+    service.process(batch)
+    service.process([batch[1], feed.purchase("p3", "alice", 1_000), batch[2]])
+    restarted = EarningService(engine, load_ruleset(RULES), TOPICS, clock=lambda: NOW)
+    restarted.process(batch)
+    after = stored()
+    assert after["days"][1:] == [3, 12_500]  # only p3 is new
+    assert {k: v for k, v in after.items() if k != "days"} == {
+        k: v for k, v in first.items() if k != "days"
+    } | {"mcc_groups": {"groceries": 3}}
+
+
 def test_check_ins_are_capped_per_day(service: EarningService, engine: Engine) -> None:
     """Three check-ins on one day earn 5 points once; the rule state carries the cap."""
     feed = Feed()

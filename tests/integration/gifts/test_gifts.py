@@ -10,10 +10,12 @@ from sqlalchemy import Engine, select, update
 
 from points.gifts import desk
 from points.gifts.desk import GiftRefused
+from points.gifts.notices import GiftNotice, RedPacketNotice, gift_notice_adapter
 from points.gifts.policy import GiftSettings
 from points.gifts.tables import red_packets
 from points.ledger import AccountRef, customer_lots, verify
 from points.ledger.queries import account_balance
+from points.outbox import outbox_table
 from points.refusals import refusals
 from tests.integration.gifts.support import (
     LATER,
@@ -239,3 +241,40 @@ def test_verify_notices_a_packet_whose_books_do_not_add_up(engine: Engine) -> No
     with engine.connect() as conn:
         checks = {v.check for v in verify(conn).violations}
     assert {"packet_held_is_unclaimed", "packet_claims_sum"} <= checks
+
+
+def test_every_notification_fits_the_published_contract(engine: Engine) -> None:
+    """A gift sent and accepted, a packet created and a share claimed queue six points.ledger
+    messages, each keyed by the customer told and decoding as docs/schemas/
+    points.ledger.gifts.schema.json describes (the models that generate it): the sender's
+    hold, post and the recipient's earn with the lots; no claim code in any of them."""
+    customer(engine, "alice", points=400, code="ALICECODE")
+    customer(engine, "bob", code="BOBCODE")
+    topic = "points.ledger"
+    with engine.begin() as conn:
+        desk.send_gift(conn, sender_id="alice", gift_id="g-note", points=30, message="hi",
+                       now=NOW, policy=POLICY, referral_code="bobcode", ledger_topic=topic)
+        desk.accept_gift(conn, recipient_id="bob", gift_id="g-note", now=NOW,
+                         ledger_topic=topic)
+        code = desk.create_packet(conn, sender_id="alice", packet_id="p-note", total=20,
+                                  shares=2, split_mode="equal", message="", now=NOW,
+                                  policy=POLICY, ledger_topic=topic)["code"]
+        desk.claim_packet(conn, claimant_id="bob", code=code, now=NOW, ledger_topic=topic)
+    with engine.connect() as conn:
+        rows = conn.execute(select(outbox_table.c.message_key, outbox_table.c.message_value)
+                            .where(outbox_table.c.topic == topic)
+                            .order_by(outbox_table.c.id)).all()
+    notes = [(key.decode(), gift_notice_adapter.validate_json(value)) for key, value in rows]
+    assert all(key == note.customer_id for key, note in notes)
+    assert all(code.encode() not in value for _, value in rows)
+    seen = [(type(n).__name__, n.customer_id, n.kind, n.points) for _, n in notes]
+    assert seen == [
+        ("GiftNotice", "alice", "hold", -30), ("GiftNotice", "alice", "post", 0),
+        ("GiftNotice", "bob", "earn", 30), ("RedPacketNotice", "alice", "hold", -20),
+        ("RedPacketNotice", "alice", "post", 0), ("RedPacketNotice", "bob", "earn", 10)]
+    earned = notes[2][1]
+    assert isinstance(earned, GiftNotice) and earned.gift.lots
+    claimed = notes[5][1]
+    assert isinstance(claimed, RedPacketNotice)
+    assert (claimed.red_packet.share_no, claimed.red_packet.sender_id) == (1, "alice")
+    assert all(b"null" not in value for _, value in rows)

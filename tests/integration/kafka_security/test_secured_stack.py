@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,7 +189,14 @@ def test_three_broker_cluster_replicates_topics(
         assert len(admin.describe_cluster(request_timeout=10).result(timeout=20).nodes) == 3
         topic = f"replicated-{uuid.uuid4().hex[:8]}"
         admin.create_topics([NewTopic(topic, num_partitions=3)])[topic].result(timeout=30)
+        # The controller has created it; the broker answering the metadata request may learn
+        # of its partitions a moment later (an empty partition map once failed CI here).
+        deadline = time.monotonic() + 30
         described = admin.list_topics(topic, timeout=20).topics[topic]
+        while len(described.partitions) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            described = admin.list_topics(topic, timeout=20).topics[topic]
+        assert len(described.partitions) == 3
         assert {len(p.replicas) for p in described.partitions.values()} == {3}
         resource = ConfigResource(ResourceType.TOPIC, topic)
         configs = admin.describe_configs([resource])[resource].result(timeout=20)

@@ -1,6 +1,7 @@
 """Demo-like data for the operations dashboard's tests: a simulated day through the real
 earning pipeline (``EarningService`` over ``simulation.traffic``), a few bad messages for the
-dead letter queue, and swaps and referrals written straight into their tables."""
+dead letter queue, swaps and referrals written straight into their tables, and red packets
+created, opened and claimed through the gifts desk over two generations."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 
 from points.decoding import RawMessage
 from points.earning import EarningService
-from points.exchange.tables import referrals, swaps
+from points.exchange.tables import known_customers, referrals, swaps
+from points.gifts import desk, fission
+from points.gifts.funnel import record_open
+from points.gifts.policy import GiftSettings
+from points.ledger import Earn, apply_batch
 from points.rules import load_ruleset
 from points.settings import TopicNames
 from simulation.traffic import generate_day
@@ -54,6 +60,7 @@ class Seeded:
     dead_letters: int
     swaps: int
     referrals: int
+    packets: int
 
 
 class _Partitions:
@@ -91,8 +98,9 @@ def seed_day(
         rejected += outcome.rejected
     n_swaps = seed_swaps(engine, now)
     n_referrals = seed_referrals(engine, now)
+    n_packets = seed_packets(engine, now)
     return Seeded(events=stored, dead_letters=rejected, swaps=n_swaps,
-                  referrals=n_referrals)
+                  referrals=n_referrals, packets=n_packets)
 
 
 def seed_swaps(engine: Engine, now: datetime) -> int:
@@ -130,3 +138,52 @@ def seed_referrals(engine: Engine, now: datetime) -> int:
     with engine.begin() as conn:
         conn.execute(insert(referrals), rows)
     return len(rows)
+
+
+PACKET_SENDERS = 3  # generation 0; each packet: 10 shares, 6 claimed, 2 lookers, 1 newcomer
+
+
+def seed_packets(engine: Engine, now: datetime) -> int:
+    """Three customers send 10-share packets: six friends claim each, two more only open it,
+    and a newcomer onboards with the code (generation 1); each newcomer's own one-point packet
+    brings one more (generation 2). The funnel by generation has every step non-zero."""
+    policy = GiftSettings(min_account_age_days=0)
+
+    def known(conn: Connection, customer_id: str) -> None:
+        conn.execute(known_customers.insert().values(
+            customer_id=customer_id, known_since=now - timedelta(days=60), evidence="ops-seed",
+            identity_hash=f"ops-id-{customer_id}", updated_at=now))
+
+    def newcomer(conn: Connection, packet: dict[str, Any], customer_id: str) -> None:
+        known(conn, customer_id)
+        fission.onboard(conn, packet=packet, customer_id=customer_id, now=now,
+                        event_id=f"onb-{customer_id}")
+        fission.record_generation(conn, packet=packet, customer_id=customer_id,
+                                  referral_id=f"ref-{customer_id}", now=now)
+
+    packets = 0
+    with engine.begin() as conn:
+        for n in range(PACKET_SENDERS):
+            sender = f"ops-pk-sender-{n}"
+            known(conn, sender)
+            apply_batch(conn, [Earn(f"ops-pk-fund-{n}", sender, 2000, now + timedelta(days=90))],
+                        now=now)
+            packet = desk.create_packet(conn, sender_id=sender, packet_id=f"ops-pk-{n}",
+                                        total=1000, shares=10, split_mode="random",
+                                        message="", now=now, policy=policy)
+            for i in range(8):
+                friend = f"ops-pk-friend-{n}-{i}"
+                known(conn, friend)
+                record_open(conn, packet_id=packet["packet_id"],
+                            opener=f"ops-id-{friend}", now=now)
+                if i < 6:
+                    desk.claim_packet(conn, claimant_id=friend, code=packet["code"], now=now)
+            brought = f"ops-pk-new-{n}"
+            newcomer(conn, packet, brought)
+            # One point, one share: the newcomer's random share may be a single point.
+            second = desk.create_packet(conn, sender_id=brought, packet_id=f"ops-pk-{n}-g1",
+                                        total=1, shares=1, split_mode="equal", message="",
+                                        now=now, policy=policy)
+            newcomer(conn, second, f"ops-pk-new-{n}-g2")
+            packets += 2
+    return packets

@@ -5,6 +5,7 @@ section and degrades section by section (Kafka down, a table missing) instead of
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from .seeding import RULES, seed_day
 
 TOKEN = "ops-token-for-tests-0123456789abcdef"
 SECTIONS = {"generated_at", "lag", "events", "points", "swaps", "referrals", "dlq", "verify",
-            "campaigns", "took_ms"}
+            "campaigns", "lifecycle", "packets", "took_ms"}
 
 
 def _app(url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, token: str | None = TOKEN,
@@ -91,7 +92,8 @@ def test_only_the_operator_token_opens_ops(ops: tuple[TestClient, Engine]) -> No
     assert page.headers["content-type"].startswith("text/html")
     assert page.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-    for canvas in ("events", "lag", "rules", "campaigns", "swaps", "referrals", "dlq"):
+    for canvas in ("events", "lag", "rules", "campaigns", "swaps", "referrals", "dlq",
+                   "lifecycle"):
         assert f'id="chart-{canvas}"' in page.text
     assert '<script src="/ops/static/chart.umd.min.js">' in page.text
     assert "cdn" not in page.text.lower()
@@ -119,8 +121,9 @@ def test_login_sets_a_cookie_that_opens_ops(ops: tuple[TestClient, Engine]) -> N
 
 
 def test_summary_has_every_section_of_the_seeded_day(ops: tuple[TestClient, Engine]) -> None:
-    """Events by topic, points by rule and campaign, swap and referral funnels, dead letters
-    by reason, a clean verify; Kafka is unreachable here, so lag says unavailable."""
+    """Events by topic, points by rule and campaign, swap and referral funnels, the red packets'
+    fission funnel by generation, dead letters by reason, a clean verify; Kafka is
+    unreachable here, so lag says unavailable."""
     client, _ = ops
     headers = {"Authorization": f"Bearer {TOKEN}"}
     body = client.get("/ops/api/summary", headers=headers).json()
@@ -131,6 +134,10 @@ def test_summary_has_every_section_of_the_seeded_day(ops: tuple[TestClient, Engi
     assert body["points"]["by_campaign"]
     assert body["swaps"]["partners"]["eshop"]["completed"] == 40
     assert body["referrals"]["counts"]["rewarded"] == 14
+    packets = body["packets"]  # seeding.seed_packets: three senders, two generations
+    assert packets["status"] == "ok", packets
+    assert [(g["generation"], g["sent"], g["opened"], g["claimed"], g["new_customers"])
+            for g in packets["generations"]] == [(0, 3, 27, 21, 3), (1, 3, 3, 3, 3)]
     assert {r["reason_code"] for r in body["dlq"]["reasons"]} >= {"invalid_json",
                                                                    "key_mismatch"}
     assert body["lag"]["status"] in ("unavailable", "pending")
@@ -161,6 +168,26 @@ def test_campaign_uplift_panel_shows_what_the_cli_reports(
         assert shown == reported
     assert by_id["young-lifestyle-2026"]["treated"]["customers"] > 0
     assert "Campaign uplift" in client.get("/ops", headers=headers).text
+
+
+def test_lifecycle_panel_counts_customers_per_stage(
+    ops: tuple[TestClient, Engine], migrated_url: str, tmp_path: Path
+) -> None:
+    """The dashboard's lifecycle section counts every customer with an event once, per stage,
+    as of the newest event day; the same stage `points-ledger customer show` prints."""
+    from tests.integration.cli.support import cli_json
+
+    client, _ = ops
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    section = client.get("/ops/api/summary", headers=headers).json()["lifecycle"]
+    assert section["status"] == "ok", section
+    assert set(section["stages"]) == {"new", "active", "at_risk", "dormant", "reactivated"}
+    assert section["customers"] == sum(section["stages"].values()) > 0
+    out = tmp_path / "profiles.csv"
+    exported = cli_json(migrated_url, "customer", "export", "--out", str(out),
+                        "--rules", str(RULES))
+    assert exported["rows"] == section["customers"] and exported["as_of"] == section["as_of"]
+    assert "Customers, by lifecycle stage" in client.get("/ops", headers=headers).text
 
 
 def test_a_broken_section_does_not_fail_the_summary(ops: tuple[TestClient, Engine]) -> None:

@@ -100,3 +100,21 @@ def test_social_actions_stop_earning_at_their_daily_cap() -> None:
     results = run(rules, [share(d) for d in days])
     assert [r.points for r in results] == [10, 10, 10, 0, 10]
     assert results[3].rule_ids == ("share",)
+
+
+@pytest.mark.parametrize("activity_first", [True, False], ids=["share-first", "share-last"])
+def test_overall_caps_neither_cut_nor_count_app_activity(activity_first: bool) -> None:
+    """docs/rules.md "Caps": the overall caps limit purchases only. With a day cap of 500, a
+    share still earns its 10 after the purchases used the whole day, and purchases consumed
+    after a share still have all 500: the same points in either order (two topics, no order
+    between them)."""
+    rules = make_ruleset(
+        RULES + "- {id: share, kind: social, action: share, points: 10, cap: {per_day: 30}}\n",
+        top="caps: {per_day: 500}\n",
+    )
+    card = [purchase(30_000, when="2026-11-02"), purchase(30_000, when="2026-11-02")]
+    app = share("2026-11-02")
+    results = run(rules, [app, *card] if activity_first else [*card, app])
+    shared, bought = (results[0], results[1:]) if activity_first else (results[-1], results[:-1])
+    assert shared.points == 10
+    assert [r.points for r in bought] == [450, 50]
