@@ -16,6 +16,10 @@ Failure: a child that dies takes its lane's batch with it (never acked). The lan
 then broken and the worker exits with code 75 (streams/runtime.py): the supervisor restarts it
 and the replay is harmless.
 
+Stopping: a child ignores SIGTERM and SIGINT (:func:`leave_stop_signals_to_the_parent`). A stop
+sent to the whole process group (systemd's control-group stop, Ctrl-C) would otherwise kill the
+lanes mid-batch and turn a clean stop into the crash path above.
+
 A child dies with its parent, whatever kills the parent (kill -9, the OOM killer, the worker's
 own ``os._exit(75)``): left alone it would block for good on its task queue (it holds that
 queue's write end itself, so it never sees end-of-file), 90-110 MB per child leaked on every
@@ -49,7 +53,7 @@ from points.decoding import RawMessage
 from points.earning import BatchOutcome, EarningService
 from streams.runtime import CollectBetweenBatches
 
-__all__ = ["LaneProcesses", "die_with_parent"]
+__all__ = ["LaneProcesses", "die_with_parent", "leave_stop_signals_to_the_parent"]
 
 # <linux/prctl.h>
 _PR_SET_PDEATHSIG = 1
@@ -77,6 +81,21 @@ def die_with_parent(parent_pid: int) -> None:
         ).start()
 
 
+def leave_stop_signals_to_the_parent() -> None:
+    """Ignore SIGTERM and SIGINT in a lane child: the worker decides when its lanes stop.
+
+    A stop signal often goes to the whole process group, not just the worker: systemd's default
+    ``KillMode=control-group``, a terminal's Ctrl-C, ``kill -TERM -<pgid>``. Left to the default
+    action, a lane child would die at once, mid-batch, and the worker would read its broken
+    executor as a crash ("a lane process died", exit 75) instead of finishing a clean stop.
+    Ignoring them, the child finishes its batch; the worker's stop then shuts the executors
+    down, and if the worker dies instead, the guards of :func:`die_with_parent` end the child.
+    SIGKILL still ends it at once, as it ends everything.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _set_parent_death_signal() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
@@ -94,6 +113,7 @@ def _start_lane(parent_pid: int) -> None:
     """Child start-up: die with the worker, then the same settings as the worker (the
     environment is inherited)."""
     global _service, _collector
+    leave_stop_signals_to_the_parent()
     die_with_parent(parent_pid)
     from points.db import make_engine
     from points.settings import load_settings

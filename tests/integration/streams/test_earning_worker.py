@@ -187,6 +187,14 @@ def publish_profiles_and_wait(env: StreamEnv, day: scenario.Scenario, worker: Wo
     )
 
 
+def publish_day(env: StreamEnv, day: scenario.Scenario, worker: Worker) -> int:
+    """The day's profiles (waited for), then its transactions; the number of inbox rows the
+    whole day ends with (profiles and distinct valid transactions)."""
+    publish_profiles_and_wait(env, day, worker)
+    produce_sync(env.bootstrap, env.topic("bank_transactions"), day.transactions)
+    return len(day.profiles) + day.distinct_valid_transactions
+
+
 def test_kill_9_at_random_points_ends_with_the_same_ledger_as_an_undisturbed_run(
     stream_env: StreamEnv, tmp_path: Path
 ) -> None:
@@ -196,9 +204,7 @@ def test_kill_9_at_random_points_ends_with_the_same_ledger_as_an_undisturbed_run
     expected = reference_run(tmp_path, stream_env, day)
     log = tmp_path / "worker.log"
     worker = Worker(stream_env, log).start()
-    publish_profiles_and_wait(stream_env, day, worker)
-    produce_sync(stream_env.bootstrap, stream_env.topic("bank_transactions"), day.transactions)
-    total = len(day.profiles) + day.distinct_valid_transactions
+    total = publish_day(stream_env, day, worker)
     rng = random.Random(99)
     # Kill points spread over the run (around a quarter, half and three quarters of it), not
     # offsets from wherever the last restart got to: a fast worker could otherwise finish
@@ -244,9 +250,7 @@ def test_two_workers_share_the_partitions_and_losing_one_loses_nothing(
     expected = reference_run(tmp_path, stream_env, day)
     first = Worker(stream_env, tmp_path / "worker-a.log").start()
     second = Worker(stream_env, tmp_path / "worker-b.log").start()
-    publish_profiles_and_wait(stream_env, day, first)
-    produce_sync(stream_env.bootstrap, stream_env.topic("bank_transactions"), day.transactions)
-    total = len(day.profiles) + day.distinct_valid_transactions
+    total = publish_day(stream_env, day, first)
     halfway = len(day.profiles) + day.distinct_valid_transactions // 3
     wait_until(
         lambda: counts(stream_env.database_url)[0] >= halfway,

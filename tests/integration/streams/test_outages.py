@@ -33,6 +33,7 @@ from tests.integration.streams.support import (
 from tests.integration.streams.test_earning_worker import (
     assert_same_ledger,
     counts,
+    publish_day,
     publish_profiles_and_wait,
     reference_run,
 )
@@ -118,9 +119,7 @@ def test_a_postgres_restart_within_the_tolerance_is_waited_out_and_the_ledger_is
     expected = reference_run(tmp_path, stream_env, day)
     worker = Worker(stream_env, tmp_path / "worker.log").start()
     with reaped(worker):
-        publish_profiles_and_wait(stream_env, day, worker)
-        produce_sync(stream_env.bootstrap, stream_env.topic("bank_transactions"), day.transactions)
-        total = len(day.profiles) + day.distinct_valid_transactions
+        total = publish_day(stream_env, day, worker)
         wait_until(
             lambda: counts(stream_env.database_url)[0] >= len(day.profiles) + 2_000,
             120,
@@ -153,9 +152,7 @@ def test_a_broker_restart_mid_run_is_waited_out_and_the_ledger_is_exact(
     expected = reference_run(tmp_path, stream_env, day)
     worker = Worker(stream_env, tmp_path / "worker.log").start()
     with reaped(worker):
-        publish_profiles_and_wait(stream_env, day, worker)
-        produce_sync(stream_env.bootstrap, stream_env.topic("bank_transactions"), day.transactions)
-        total = len(day.profiles) + day.distinct_valid_transactions
+        total = publish_day(stream_env, day, worker)
         wait_until(
             lambda: counts(stream_env.database_url)[0] >= len(day.profiles) + 2_000,
             120,
