@@ -159,7 +159,7 @@ def render_nudges(console: Console, summary: DaySummary) -> None:
     names = sorted({nudge for nudge, _ in summary.nudges})
     console.print(
         _table(
-            "Nudges decided (sent on customer.nudges, or suppressed)",
+            "Nudges (customer.nudges)",
             ("nudge", "sent", "suppressed"),
             [(n, summary.nudges[(n, "sent")], summary.nudges[(n, "suppressed")]) for n in names]
             or [("none triggered", 0, 0)],
@@ -168,7 +168,7 @@ def render_nudges(console: Console, summary: DaySummary) -> None:
     if summary.nudges_suppressed:
         console.print(
             _table(
-                "Nudges suppressed, by reason (points-ledger nudges list --suppressed)",
+                "Nudges suppressed, by reason",
                 ("reason", "nudges"),
                 summary.nudges_suppressed.most_common(),
             )
