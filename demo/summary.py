@@ -17,8 +17,9 @@ from points.earning.tables import customer_rule_state, earning_records
 from points.inbox import inbound_events
 from points.ledger import verify
 from points.ledger.tables import entries
+from points.nudges.tables import nudges
 
-__all__ = ["DaySummary", "collect", "render", "render_campaigns"]
+__all__ = ["DaySummary", "collect", "render", "render_campaigns", "render_nudges"]
 
 
 @dataclass
@@ -32,6 +33,9 @@ class DaySummary:
     badges: Counter[str] = field(default_factory=Counter)
     streaks_running: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
+    #: (nudge id, outcome) -> nudges decided; reason code -> nudges suppressed
+    nudges: Counter[tuple[str, str]] = field(default_factory=Counter)
+    nudges_suppressed: Counter[str] = field(default_factory=Counter)
     verify_ok: bool = False
     verify_entries: int = 0
     violations: list[str] = field(default_factory=list)
@@ -78,6 +82,14 @@ def collect(engine: Engine, prefix: str, since: datetime) -> DaySummary:
             .group_by(dead_letters.c.reason_code)
         ):
             summary.dead_letters[code] = int(count)
+        for nudge, outcome, code, count in conn.execute(
+            select(nudges.c.nudge, nudges.c.outcome, nudges.c.reason_code, func.count())
+            .where(nudges.c.customer_id.like(like))
+            .group_by(nudges.c.nudge, nudges.c.outcome, nudges.c.reason_code)
+        ):
+            summary.nudges[(nudge, outcome)] += int(count)
+            if outcome == "suppressed":
+                summary.nudges_suppressed[code] += int(count)
         report = verify(conn)
     summary.verify_ok = report.ok
     summary.verify_entries = report.entries
@@ -127,6 +139,7 @@ def render(console: Console, summary: DaySummary) -> None:
             + [(f"badge: {b}", n) for b, n in summary.badges.most_common(8)],
         )
     )
+    render_nudges(console, summary)
     console.print(
         _table(
             "Dead letters (this run), by reason",
@@ -138,6 +151,28 @@ def render(console: Console, summary: DaySummary) -> None:
     console.print(f"verify: {verdict}[/] over {summary.verify_entries:,} ledger entries")
     for violation in summary.violations:
         console.print(f"  [red]{violation}")
+
+
+def render_nudges(console: Console, summary: DaySummary) -> None:
+    """Nudges the day's purchases triggered (rules/default.yaml ``nudges:``): sent on
+    customer.nudges, or suppressed with the reason operations see in ``nudges list``."""
+    names = sorted({nudge for nudge, _ in summary.nudges})
+    console.print(
+        _table(
+            "Nudges (customer.nudges)",
+            ("nudge", "sent", "suppressed"),
+            [(n, summary.nudges[(n, "sent")], summary.nudges[(n, "suppressed")]) for n in names]
+            or [("none triggered", 0, 0)],
+        )
+    )
+    if summary.nudges_suppressed:
+        console.print(
+            _table(
+                "Nudges suppressed, by reason",
+                ("reason", "nudges"),
+                summary.nudges_suppressed.most_common(),
+            )
+        )
 
 
 def render_campaigns(console: Console, checks: Sequence[CampaignCheck]) -> None:

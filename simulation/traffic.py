@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -86,16 +87,30 @@ def _profiles(
         segment = rng.choice(names)
         age = rng.randint(19, 29) if segment == "young" else rng.randint(24, 70)
         joined_days = rng.choice([2, 20, 200, 900, 3000]) if segment != "dormant" else 1500
-        yield {
+        customer_id = f"{prefix}-c{i:07d}"
+        profile = {
             "event_type": "customer_profile",
             "event_id": f"{prefix}-prof-{i}",
-            "customer_id": f"{prefix}-c{i:07d}",
+            "customer_id": customer_id,
             "occurred_at": (day - timedelta(hours=1)).isoformat(),
             "segment": segment,
             "joined_at": (day - timedelta(days=joined_days)).isoformat(),
             "birth_year": day.year - age,
             "status": "dormant" if segment == "dormant" else "active",
         }
+        consent = marketing_consent(customer_id)
+        if consent is not None:
+            profile["marketing_consent"] = consent
+        yield profile
+
+
+def marketing_consent(customer_id: str) -> bool | None:
+    """The simulated opt-in to marketing: 70% yes, 20% no, 10% never asked (field absent).
+
+    From a hash of the id, not the day's random stream, so adding it left every other draw of
+    a seeded day (amounts, campaign responses) as it was."""
+    bucket = zlib.crc32(customer_id.encode()) % 10
+    return None if bucket == 9 else bucket < 7
 
 
 def generate_day(

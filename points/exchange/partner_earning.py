@@ -11,7 +11,10 @@ answer. In the partner batch's ONE transaction:
 - the new rule state (first-partner-purchase bonus taken, caps, counters) is written over the
   version it was read at, under the row lock, so the earning worker, which checks versions
   too, re-reads it instead of overwriting it (points/earning/working_set.py);
-- the earning record is stored, so ``points-ledger explain`` and a clawback find the lines.
+- the earning record is stored, so ``points-ledger explain`` and a clawback find the lines;
+- the nudges the purchase triggers (a first purchase at this partner, a milestone nearly
+  reached: the rule file's ``nudges:``) are decided and the sent ones queued on
+  ``customer.nudges``, as the earning worker does for card purchases (points/nudges).
 
 A purchase from a customer who is not linked to that partner (never asked, still requested,
 rejected) earns nothing and is a recorded refusal (``member_not_linked``), never silence.
@@ -31,6 +34,9 @@ from points.events import PartnerPurchase
 from points.exchange.store import bounded_id
 from points.exchange.tables import partner_links
 from points.ledger.model import Earn, Reason
+from points.nudges.policy import NudgeCause
+from points.nudges.store import record_nudges
+from points.nudges.triggers import NudgeRules
 from points.refusals import Refusal
 from points.rules import Profile, RulesError, RuleSet, RuleState, evaluate
 
@@ -69,6 +75,7 @@ class PartnerEarning:
     refusals: list[Refusal] = field(default_factory=list)
     states: dict[str, tuple[dict[str, object], int]] = field(default_factory=dict)
     records: dict[str, tuple[str, dict[str, object]]] = field(default_factory=dict)
+    nudges: list[NudgeCause] = field(default_factory=list)
 
 
 def plan_partner_earning(
@@ -78,6 +85,7 @@ def plan_partner_earning(
     *,
     now: datetime,
     lot_lifetime: timedelta,
+    nudge_rules: NudgeRules | None = None,
 ) -> PartnerEarning:
     """Evaluate the batch's fresh partner purchases in order (see the module docstring);
     rule states are read locked and must be saved with :func:`save_partner_earning`."""
@@ -99,12 +107,17 @@ def plan_partner_earning(
     for p in earning:
         customer = p.customer_id
         profile = profiles.get(customer) or Profile.unknown(customer)
+        before = states.get(customer) or RuleState()
         try:
-            result = evaluate(ruleset, p, profile, states.get(customer) or RuleState(), now=now)
+            result = evaluate(ruleset, p, profile, before, now=now)
         except RulesError as exc:
             out.refusals.append(_refused(p, now, getattr(exc, "code", "rule_refused"), str(exc)))
             continue
         states[customer] = result.state
+        if nudge_rules is not None and nudge_rules.on_purchase:
+            out.nudges += nudge_rules.purchase_nudges(
+                customer, p.occurred_at, profile, before, result.state
+            )
         key = partner_earn_key(p.partner_id, p.event_id)
         out.records[partner_record_id(p.partner_id, p.event_id)] = (
             customer, result.record().to_json()
@@ -130,13 +143,26 @@ def plan_partner_earning(
     return out
 
 
-def save_partner_earning(conn: Connection, earning: PartnerEarning) -> None:
-    """Write the rule states (only over the version read) and the earning records; raise
-    :class:`StaleRuleState` when another writer moved a state on (the caller rolls back)."""
+def save_partner_earning(
+    conn: Connection,
+    earning: PartnerEarning,
+    ruleset: RuleSet,
+    *,
+    nudges_topic: str,
+    now: datetime,
+) -> None:
+    """Write the rule states (only over the version read), the earning records and the
+    nudges' decisions; raise :class:`StaleRuleState` when another writer moved a state on
+    (the caller rolls back, nudges included, and runs the batch again)."""
     written = store.save_states_versioned(conn, earning.states)
     if written != len(earning.states):
         raise StaleRuleState(f"{len(earning.states) - written} rule states moved on")
     store.save_records(conn, earning.records)
+    if earning.nudges:
+        record_nudges(
+            conn, ruleset.nudges, ruleset.zone, ruleset.version, earning.nudges,
+            topic=nudges_topic, now=now,
+        )
 
 
 def _linked_pairs(conn: Connection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:

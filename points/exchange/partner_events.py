@@ -42,6 +42,7 @@ from points.exchange.referral_desk import ReferralDesk
 from points.exchange.store import bounded_id
 from points.exchange.swap_desk import SwapDesk
 from points.inbox import AcceptedEvent
+from points.nudges.triggers import NudgeRules
 from points.ports import (
     Accepted,
     InboundMessage,
@@ -106,6 +107,7 @@ class PartnerEvents:
         # Partner purchases earn by the earning worker's rules (settings.rules.path); read
         # on the first partner purchase when not given (the API never needs them).
         self._ruleset = ruleset
+        self._nudge_rules: NudgeRules | None = None  # compiled with the rule set, once
 
     @property
     def events_topics(self) -> list[str]:
@@ -200,12 +202,17 @@ class PartnerEvents:
             return
         if self._ruleset is None:
             self._ruleset = load_ruleset(DEFAULT_RULES_PATH)
+        if self._nudge_rules is None:
+            self._nudge_rules = NudgeRules(self._ruleset)
         earning = plan_partner_earning(
-            conn, purchases, self._ruleset, now=now, lot_lifetime=self._lot_lifetime
+            conn, purchases, self._ruleset, now=now, lot_lifetime=self._lot_lifetime,
+            nudge_rules=self._nudge_rules,
         )
         for earn in earning.earns:
             effects.add(earn, earn.customer_id)
-        save_partner_earning(conn, earning)
+        save_partner_earning(
+            conn, earning, self._ruleset, nudges_topic=self._topics.customer_nudges, now=now
+        )
         record_refusals(conn, earning.refusals)
 
 

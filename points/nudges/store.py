@@ -27,7 +27,6 @@ from points.outbox import enqueue
 __all__ = ["NudgesRecorded", "decided_ids", "record_nudges", "sent_per_day"]
 
 _CHUNK = 1000
-_INSERT_CHUNK = 200  # 14 parameters a row: within SQLite's 32,766
 
 
 @dataclass(slots=True)
@@ -127,18 +126,17 @@ def _serialize_customers(conn: Connection, customers: Collection[str]) -> None:
 
 
 def _insert_returning_ids(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert rows, skipping ids already there; the ids this statement inserted."""
+    """Insert rows, skipping ids already there; the ids this statement inserted.
+
+    One statement object executed with the list of rows: SQLAlchemy batches it into multi-row
+    INSERTs itself ("insertmanyvalues", RETURNING included) from a compiled form it caches. A
+    ``.values(rows)`` statement was compiled afresh for every batch (profiled: 2% of the
+    earning worker's CPU with nudges on)."""
+    if not rows:
+        return set()
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    inserted: set[str] = set()
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        statement = (
-            insert(nudges)
-            .values(rows[start : start + _INSERT_CHUNK])
-            .on_conflict_do_nothing()
-            .returning(nudges.c.nudge_id)
-        )
-        inserted.update(conn.execute(statement).scalars())
-    return inserted
+    statement = insert(nudges).on_conflict_do_nothing().returning(nudges.c.nudge_id)
+    return {str(nudge_id) for nudge_id in conn.execute(statement, rows).scalars()}
 
 
 def _row(decision: NudgeDecision, now: datetime) -> dict[str, Any]:

@@ -127,3 +127,50 @@ def test_a_rule_state_written_meanwhile_by_the_earning_worker_reruns_the_batch(
             customer_rule_state.c.customer_id == "rider")).scalar_one()
     assert version == 2
     x.verify_clean()
+
+
+def shop(x: Exchange, customer: str, event_id: str) -> dict[str, object]:
+    return event("partner_purchase", customer, "eshop", event_id,
+                 x.clock.now - timedelta(minutes=5), partner_reference=f"order-{event_id}",
+                 amount_minor=8800, currency="CNY")
+
+
+def test_a_first_partner_purchase_triggers_the_cross_sell_nudge_once_and_only_with_consent(
+    exchange: Exchange,
+) -> None:
+    """rules/default.yaml's ``eshop-try-ridehail``: a linked member's first e-shop purchase,
+    reported on the partner's topic, is a sent nudge (cause ``first_partner:eshop``) queued on
+    customer.nudges in the purchase's transaction; a replay and a second purchase add none; a
+    member whose profile does not opt in gets a suppressed ``no_consent`` decision instead."""
+    from points.earning import store
+    from points.nudges.tables import nudges
+    from points.outbox import outbox_table
+
+    x = exchange
+    profile = {"segment": "mass", "joined_at": "2025-01-01T00:00:00+00:00", "status": "active"}
+    with x.engine.begin() as conn:
+        store.save_profiles(conn, {
+            "keen": ({**profile, "marketing_consent": True}, None),
+            "private": ({**profile, "marketing_consent": False}, None),
+        })
+    x.link("keen", "eshop")
+    x.link("private", "eshop")
+    first = x.signed("eshop", shop(x, "keen", "o-1"))
+    x.service.process([first, x.signed("eshop", shop(x, "private", "o-2"))])
+    x.service.process([first])  # redelivered
+    x.service.process([x.signed("eshop", shop(x, "keen", "o-3"))])
+    with x.engine.connect() as conn:
+        decided = conn.execute(
+            select(nudges.c.customer_id, nudges.c.nudge, nudges.c.cause, nudges.c.outcome,
+                   nudges.c.reason_code).order_by(nudges.c.customer_id)
+        ).tuples().all()
+        queued = conn.execute(
+            select(outbox_table.c.message_key)
+            .where(outbox_table.c.topic == x.topic_names.customer_nudges)
+        ).scalars().all()
+    assert decided == [
+        ("keen", "eshop-try-ridehail", "first_partner:eshop", "sent", None),
+        ("private", "eshop-try-ridehail", "first_partner:eshop", "suppressed", "no_consent"),
+    ]
+    assert [bytes(key) for key in queued] == [b"keen"]
+    x.verify_clean()
